@@ -1,0 +1,57 @@
+"""`python -m bot`: settings → database (migrated) → bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import discord
+
+from bot.app import CouncilBot
+from bot.catalog import Catalog, CatalogError
+from bot.settings import Settings, SettingsError
+from storage.database import Database, DatabaseURLError, async_url, safe_url
+
+log = logging.getLogger("bot")
+
+
+async def run(settings: Settings, catalog: Catalog) -> None:
+    db = Database(settings.database_url)
+    try:
+        await db.migrate()
+        log.info("Database ready at %s", safe_url(db.url))
+        async with CouncilBot(settings, catalog, db) as client:
+            await client.start(settings.discord_token)
+    finally:
+        await db.close()
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+        catalog = Catalog.load(settings.members_file)
+        async_url(settings.database_url)  # a bad DATABASE_URL is reported before logging in
+    except (SettingsError, CatalogError, DatabaseURLError) as error:
+        print(f"AI Council cannot start: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run(settings, catalog))
+    except discord.LoginFailure:
+        print("AI Council cannot start: Discord rejected DISCORD_TOKEN. Copy the bot token again.", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "AI Council cannot start: enable the Message Content intent for the bot in the Discord developer "
+            "portal (Bot → Privileged Gateway Intents); members need it to hear humans in council threads.",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The Discord bot: a thin commands.Bot that opens its resources and loads the cogs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.catalog import Catalog
+from bot.providers.pool import ProviderPool
+from bot.settings import Settings
+from storage import repository as repo
+from storage.database import Database
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.council",)
+COMMAND_HASH_KEY = "command_tree_hash"
+
+
+class CouncilBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        db: Database,
+        *,
+        sync_commands: bool = True,
+        provider_env: Mapping[str, str] | None = None,
+    ) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # humans' words in council threads join the discussion
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.catalog = catalog
+        self.db = db
+        self.sync_commands = sync_commands
+        self.provider_env = provider_env
+        self.http_session: aiohttp.ClientSession | None = None
+        self.providers: ProviderPool
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        self.http_session = aiohttp.ClientSession()
+        self.providers = ProviderPool(self.http_session, self.provider_env)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.sync_commands:
+            await self.sync_commands_if_changed()
+
+    async def sync_commands_if_changed(self) -> None:
+        """Sync slash commands only when their definitions changed since the last sync."""
+        payload = json.dumps([command.to_dict(self.tree) for command in self.tree.get_commands()], sort_keys=True)
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        if await repo.get_state_value(self.db, COMMAND_HASH_KEY) == digest:
+            return
+        synced = await self.tree.sync()
+        await repo.set_state_value(self.db, COMMAND_HASH_KEY, digest)
+        log.info("Synced %d slash command(s) with Discord (new commands may take a minute to appear)", len(synced))
+
+    async def close(self) -> None:
+        for extension in list(self.extensions):
+            await self.unload_extension(extension)
+        if self.http_session is not None:
+            await self.http_session.close()
+        await super().close()
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Expected failures become a short private answer; unexpected ones are logged once."""
+        if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+            text = str(error) or "That command cannot be used here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("Command /%s failed", command, exc_info=error)
+            text = "Something went wrong on my side; nothing was changed. The bot's log has the details."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)

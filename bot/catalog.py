@@ -1,0 +1,172 @@
+"""The members catalog: which AI members exist, what model and prompt stand behind each."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+PROVIDERS = ("anthropic", "openai")
+# Discord refuses webhook usernames that contain these words or exceed 80 characters.
+_FORBIDDEN_NAME_WORDS = ("discord", "clyde")
+_NAME_PATTERN = re.compile(r"^[\w][\w .'-]{0,31}$")
+
+
+class CatalogError(Exception):
+    """The catalog file cannot be used; the message names the file, member and field."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpec:
+    """One AI member as the catalog defines it."""
+
+    name: str
+    provider: str
+    model: str
+    base_url: str
+    api_key_env: str | None
+    persona: str
+    role: str | None = None
+    avatar_url: str | None = None
+    temperature: float | None = None
+    max_output_tokens: int = 1024
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    coordinator: bool = False
+
+    def api_key(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The member's key from the environment, or None when it needs none or it is missing."""
+        if not self.api_key_env:
+            return None
+        value = (os.environ if env is None else env).get(self.api_key_env, "").strip()
+        return value or None
+
+    def is_available(self, env: Mapping[str, str] | None = None) -> bool:
+        """A member that needs a key is available only when the key is set."""
+        return not self.api_key_env or self.api_key(env) is not None
+
+    @property
+    def base_url_host(self) -> str:
+        return urlparse(self.base_url).netloc
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.price_input_per_mtok + output_tokens * self.price_output_per_mtok) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The members by name; lookups ignore case because people type names by hand."""
+
+    members: tuple[MemberSpec, ...]
+
+    def __iter__(self) -> Iterator[MemberSpec]:
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def get(self, name: str) -> MemberSpec | None:
+        wanted = name.strip().casefold()
+        return next((m for m in self.members if m.name.casefold() == wanted), None)
+
+    @property
+    def coordinator(self) -> MemberSpec | None:
+        return next((m for m in self.members if m.coordinator), None)
+
+    @classmethod
+    def load(cls, path: Path) -> Catalog:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CatalogError(f"Members catalog {path} does not exist (set MEMBERS_FILE to its path).") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CatalogError(f"Members catalog {path} is not valid TOML: {exc}") from None
+        return cls.from_mapping(data, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], *, source: str = "catalog") -> Catalog:
+        entries = data.get("member")
+        if not isinstance(entries, list) or not entries:
+            raise CatalogError(f"{source}: define at least one [[member]] table.")
+        members = tuple(_parse_member(entry, source, index) for index, entry in enumerate(entries, 1))
+        seen: set[str] = set()
+        for member in members:
+            key = member.name.casefold()
+            if key in seen:
+                raise CatalogError(f"{source}: member name {member.name!r} is defined twice.")
+            seen.add(key)
+        if sum(m.coordinator for m in members) > 1:
+            raise CatalogError(f"{source}: only one member may be the coordinator.")
+        return cls(members)
+
+
+_FIELDS = {
+    "name", "provider", "model", "base_url", "api_key_env", "persona", "role", "avatar_url", "temperature",
+    "max_output_tokens", "price_input_per_mtok", "price_output_per_mtok", "coordinator",
+}
+
+
+def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
+    where = f"{source}: member #{index}"
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where} must be a table.")
+    unknown = sorted(set(entry) - _FIELDS)
+    if unknown:
+        raise CatalogError(f"{where} has unknown field(s): {', '.join(unknown)}.")
+    for required in ("name", "provider", "model", "base_url", "persona"):
+        if not isinstance(entry.get(required), str) or not entry[required].strip():
+            raise CatalogError(f"{where} needs a non-empty string `{required}`.")
+    name = entry["name"].strip()
+    where = f"{source}: member {name!r}"
+    if not _NAME_PATTERN.match(name) or any(word in name.casefold() for word in _FORBIDDEN_NAME_WORDS):
+        raise CatalogError(
+            f"{where}: names are 1-32 letters, digits, spaces, dots, dashes or apostrophes and may not "
+            "contain 'discord' or 'clyde' (Discord refuses such webhook names)."
+        )
+    provider = entry["provider"].strip().lower()
+    if provider not in PROVIDERS:
+        raise CatalogError(f"{where}: provider must be one of {', '.join(PROVIDERS)}, not {provider!r}.")
+    base_url = entry["base_url"].strip().rstrip("/")
+    if urlparse(base_url).scheme not in ("http", "https"):
+        raise CatalogError(f"{where}: base_url must be an http(s) URL.")
+    temperature = entry.get("temperature")
+    if temperature is not None:
+        if provider == "anthropic":
+            # Anthropic API version 2026-10-21 answers 400 to any sampling parameter.
+            raise CatalogError(f"{where}: Anthropic's current API rejects `temperature`; remove it.")
+        if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+            raise CatalogError(f"{where}: temperature must be a number from 0 to 2.")
+    max_tokens = entry.get("max_output_tokens", 1024)
+    if not isinstance(max_tokens, int) or not 1 <= max_tokens <= 64_000:
+        raise CatalogError(f"{where}: max_output_tokens must be an integer from 1 to 64000.")
+    prices = {}
+    for key in ("price_input_per_mtok", "price_output_per_mtok"):
+        value = entry.get(key, 0.0)
+        if not isinstance(value, int | float) or value < 0:
+            raise CatalogError(f"{where}: {key} must be a number ≥ 0 (US dollars per million tokens).")
+        prices[key] = float(value)
+    api_key_env = entry.get("api_key_env")
+    if api_key_env is not None and (not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", api_key_env)):
+        raise CatalogError(f"{where}: api_key_env must be an environment variable name like DEEPSEEK_API_KEY.")
+    role = entry.get("role")
+    avatar_url = entry.get("avatar_url")
+    if avatar_url is not None and urlparse(str(avatar_url)).scheme != "https":
+        raise CatalogError(f"{where}: avatar_url must be an https URL.")
+    return MemberSpec(
+        name=name,
+        provider=provider,
+        model=entry["model"].strip(),
+        base_url=base_url,
+        api_key_env=api_key_env or None,
+        persona=entry["persona"].strip(),
+        role=str(role).strip() if role else None,
+        avatar_url=str(avatar_url) if avatar_url else None,
+        temperature=float(temperature) if temperature is not None else None,
+        max_output_tokens=max_tokens,
+        coordinator=bool(entry.get("coordinator", False)),
+        **prices,
+    )

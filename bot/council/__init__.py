@@ -1,0 +1,1 @@
+"""The council engine: plain asyncio, no Discord."""

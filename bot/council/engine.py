@@ -1,0 +1,396 @@
+"""The council engine: seats members, runs rounds, and keeps every line in storage before it is shown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot.catalog import Catalog, MemberSpec
+from bot.council.prompts import TranscriptLine, build_request
+from bot.council.publisher import CouncilPublisher
+from bot.council.seats import Seat
+from bot.providers.base import ProviderClient, ProviderError
+from storage import repository as repo
+from storage.database import Database
+from storage.models import Council, CouncilMessage
+
+log = logging.getLogger(__name__)
+
+MODES = ("round-robin", "parallel")
+MAX_ROUNDS = 10
+MAX_MEMBERS = 8
+ClientFactory = Callable[[MemberSpec], ProviderClient]
+
+
+class ConveneError(ValueError):
+    """A convene request that cannot be honoured; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilPlan:
+    """A validated convene request."""
+
+    topic: str
+    seats: tuple[Seat, ...]
+    rounds: int
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilStatus:
+    council: Council
+    seats: tuple[Seat, ...]
+    ai_messages: int
+    human_messages: int
+    estimated_cost: float
+
+
+class CouncilEngine:
+    """Runs councils as asyncio tasks; all state lives in the database, so a restart can pick them up."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        clients: ClientFactory,
+        publisher: CouncilPublisher,
+        *,
+        provider_timeout: float = 120.0,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.clients = clients
+        self.publisher = publisher
+        self.provider_timeout = provider_timeout
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._wakeups: dict[int, asyncio.Event] = {}
+
+    # -- convening ---------------------------------------------------------------------------------
+
+    def plan(self, *, topic: str, member_names: str, roles: str | None, rounds: int, mode: str) -> CouncilPlan:
+        """Validate a convene request; raise ConveneError with a message for the user."""
+        topic = " ".join(topic.split())
+        if not 3 <= len(topic) <= 1000:
+            raise ConveneError("The topic must be between 3 and 1,000 characters.")
+        if mode not in MODES:
+            raise ConveneError(f"Mode must be one of: {', '.join(MODES)}.")
+        if not 1 <= rounds <= MAX_ROUNDS:
+            raise ConveneError(f"Rounds must be between 1 and {MAX_ROUNDS}.")
+        names = [name.strip() for name in member_names.replace(";", ",").split(",") if name.strip()]
+        if not names:
+            raise ConveneError("Name at least one member, e.g. `Claude, DeepSeek, Llama`.")
+        specs: list[MemberSpec] = []
+        for name in names:
+            spec = self.catalog.get(name)
+            if spec is None:
+                known = ", ".join(m.name for m in self.catalog)
+                raise ConveneError(f"There is no member called {name!r}. Available: {known}.")
+            if spec in specs:
+                raise ConveneError(f"{spec.name} is named twice.")
+            specs.append(spec)
+        if len(specs) > MAX_MEMBERS:
+            raise ConveneError(f"A council seats at most {MAX_MEMBERS} members.")
+        missing = [spec for spec in specs if not spec.is_available()]
+        if missing:
+            details = "; ".join(f"{spec.name} needs {spec.api_key_env}" for spec in missing)
+            raise ConveneError(
+                f"Not available: {details}. The bot's operator sets these keys in the bot's environment "
+                "(see `/council members`)."
+            )
+        assigned = parse_roles(roles or "", specs)
+        seats = tuple(Seat(spec, assigned.get(spec.name, spec.role)) for spec in specs)
+        return CouncilPlan(topic=topic, seats=seats, rounds=rounds, mode=mode)
+
+    async def create(
+        self, plan: CouncilPlan, *, guild_id: int, channel_id: int, convener_id: int, convener_name: str
+    ) -> Council:
+        return await repo.create_council(
+            self.db,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            topic=plan.topic,
+            mode=plan.mode,
+            rounds=plan.rounds,
+            convener_id=convener_id,
+            convener_name=convener_name,
+            members=[(seat.name, seat.role) for seat in plan.seats],
+        )
+
+    async def open(self, council_id: int, thread_id: int) -> None:
+        """The council has its thread: start it."""
+        await repo.set_council_thread(self.db, council_id, thread_id)
+        if await repo.transition_council(self.db, council_id, from_states=("starting",), to_state="running"):
+            self._spawn(council_id)
+
+    async def abandon(self, council_id: int, reason: str) -> None:
+        """Convening failed before the council had a thread."""
+        await repo.transition_council(self.db, council_id, from_states=("starting",), to_state="failed", reason=reason)
+
+    async def resume_all(self) -> list[int]:
+        """Restart the runners of councils that were running when the process stopped."""
+        councils = await repo.list_councils_in_state(self.db, ("running",))
+        for council in councils:
+            if council.thread_id is not None and council.id not in self._tasks:
+                self._spawn(council.id)
+        return [c.id for c in councils if c.id in self._tasks]
+
+    async def shutdown(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- control -----------------------------------------------------------------------------------
+
+    async def pause(self, council_id: int) -> bool:
+        return await repo.transition_council(self.db, council_id, from_states=("running",), to_state="paused")
+
+    async def resume(self, council_id: int) -> bool:
+        changed = await repo.transition_council(self.db, council_id, from_states=("paused",), to_state="running")
+        if changed:
+            if council_id in self._tasks:
+                self._wake(council_id)
+            else:
+                self._spawn(council_id)
+        return changed
+
+    async def conclude(self, council_id: int, reason: str) -> bool:
+        """End a council now; in-flight member calls are dropped, anything already generated is shown."""
+        changed = await repo.transition_council(
+            self.db, council_id, from_states=("starting", "running", "paused"), to_state="concluded", reason=reason
+        )
+        if not changed:
+            return False
+        task = self._tasks.get(council_id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._finish(council_id)
+        return True
+
+    async def record_human(
+        self, *, thread_id: int, message_id: int, author_id: int, author_name: str, content: str
+    ) -> bool:
+        """Store a human's words in a council thread; members whose turn starts later will see them."""
+        council = await repo.get_council_by_thread(self.db, thread_id)
+        if council is None or council.state not in ("running", "paused") or not content.strip():
+            return False
+        message, created = await repo.add_message(
+            self.db,
+            council_id=council.id,
+            round_number=council.current_round,
+            author_kind="human",
+            author_name=author_name,
+            author_id=author_id,
+            turn_key=f"human:{message_id}",
+            content=content,
+        )
+        if created:
+            await repo.record_posted(self.db, message.id, [message_id])
+        return created
+
+    async def status(self, council_id: int) -> CouncilStatus | None:
+        council = await repo.get_council(self.db, council_id)
+        if council is None:
+            return None
+        seats = await self.seats(council_id)
+        lines = await repo.transcript(self.db, council_id)
+        cost = sum(
+            seat.spec.cost(line.tokens_in, line.tokens_out)
+            for line in lines
+            if line.author_kind == "ai"
+            for seat in seats
+            if seat.name == line.author_name
+        )
+        return CouncilStatus(
+            council=council,
+            seats=seats,
+            ai_messages=sum(line.author_kind == "ai" for line in lines),
+            human_messages=sum(line.author_kind == "human" for line in lines),
+            estimated_cost=cost,
+        )
+
+    async def seats(self, council_id: int) -> tuple[Seat, ...]:
+        seats = []
+        for member in await repo.list_members(self.db, council_id):
+            spec = self.catalog.get(member.name)
+            if spec is not None:  # a member removed from the catalog since cannot speak any more
+                seats.append(Seat(spec, member.role))
+        return tuple(seats)
+
+    async def wait_idle(self, council_id: int) -> None:
+        """Wait until the council's runner has stopped (tests and shutdown use this)."""
+        task = self._tasks.get(council_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    # -- the runner --------------------------------------------------------------------------------
+
+    def _spawn(self, council_id: int) -> None:
+        task = asyncio.create_task(self._run(council_id), name=f"council-{council_id}")
+        self._tasks[council_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(council_id, None))
+
+    def _wake(self, council_id: int) -> None:
+        self._wakeups.setdefault(council_id, asyncio.Event()).set()
+
+    async def _run(self, council_id: int) -> None:
+        try:
+            council = await repo.get_council(self.db, council_id)
+            if council is None:
+                return
+            seats = await self.seats(council_id)
+            await self._post_unposted(council, seats)
+            for round_number in range(max(council.current_round, 1), council.rounds + 1):
+                if not await self._wait_until_running(council_id):
+                    return
+                await repo.set_current_round(self.db, council_id, round_number)
+                if council.mode == "parallel":
+                    await self._parallel_round(council, seats, round_number)
+                else:
+                    for seat in seats:
+                        if not await self._wait_until_running(council_id):
+                            return
+                        await self._post(council, seats, await self._generate(council, seats, seat, round_number))
+            if await self._wait_until_running(council_id) and await repo.transition_council(
+                self.db,
+                council_id,
+                from_states=("running",),
+                to_state="concluded",
+                reason=f"All {council.rounds} round(s) are done.",
+            ):
+                await self._finish(council_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Council %s stopped on an unexpected error", council_id)
+            if await repo.transition_council(
+                self.db,
+                council_id,
+                from_states=("running", "paused"),
+                to_state="failed",
+                reason="The council stopped on an internal error; its transcript is kept.",
+            ):
+                await self._finish(council_id)
+
+    async def _wait_until_running(self, council_id: int) -> bool:
+        """Block while paused; False once the council has ended."""
+        while True:
+            council = await repo.get_council(self.db, council_id)
+            if council is None or council.state not in ("running", "paused"):
+                return False
+            if council.state == "running":
+                return True
+            wakeup = self._wakeups.setdefault(council_id, asyncio.Event())
+            await wakeup.wait()
+            wakeup.clear()
+
+    async def _parallel_round(self, council: Council, seats: Sequence[Seat], round_number: int) -> None:
+        # Everyone answers the transcript as it stood when the round began; posts follow seat order,
+        # each as soon as it and the ones before it are ready.
+        cutoff = await repo.last_message_id(self.db, council.id)
+        tasks = [
+            asyncio.create_task(self._generate(council, seats, seat, round_number, up_to_id=cutoff)) for seat in seats
+        ]
+        try:
+            for task in tasks:
+                await self._post(council, seats, await task)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _generate(
+        self, council: Council, seats: Sequence[Seat], seat: Seat, round_number: int, *, up_to_id: int | None = None
+    ) -> CouncilMessage:
+        """Ask one member for its turn and store the reply (or the failure notice) before anyone sees it."""
+        turn_key = f"ai:r{round_number}:{seat.name}"
+        existing = await repo.get_message_by_turn(self.db, council.id, turn_key)
+        if existing is not None:
+            return existing
+        lines = await repo.transcript(self.db, council.id, up_to_id=up_to_id)
+        request = build_request(
+            seat,
+            seats,
+            topic=council.topic,
+            lines=[TranscriptLine(line.author_kind, line.author_name, line.content) for line in lines],
+            round_number=round_number,
+            rounds=council.rounds,
+        )
+        try:
+            completion = await self.clients(seat.spec).complete(request, timeout=self.provider_timeout)
+        except ProviderError as error:
+            log.warning("Council %s: %s failed its turn: %s", council.id, seat.name, error.kind)
+            message, _ = await repo.add_message(
+                self.db,
+                council_id=council.id,
+                round_number=round_number,
+                author_kind="system",
+                author_name=seat.name,
+                turn_key=f"failed:r{round_number}:{seat.name}",
+                content=f"⚠️ {seat.name} could not answer in round {round_number}: {error}",
+            )
+            return message
+        message, created = await repo.add_message(
+            self.db,
+            council_id=council.id,
+            round_number=round_number,
+            author_kind="ai",
+            author_name=seat.name,
+            turn_key=turn_key,
+            content=completion.text,
+            tokens_in=completion.input_tokens,
+            tokens_out=completion.output_tokens,
+        )
+        if created:
+            await repo.add_usage(self.db, council.id, completion.input_tokens, completion.output_tokens)
+        return message
+
+    async def _post(self, council: Council, seats: Sequence[Seat], message: CouncilMessage) -> None:
+        # Shielded: once a post has started, cancelling the council must not leave it unrecorded.
+        await asyncio.shield(self._post_once(council, seats, message))
+
+    async def _post_once(self, council: Council, seats: Sequence[Seat], message: CouncilMessage) -> None:
+        if message.discord_ids:
+            return
+        seat = next((s for s in seats if s.name == message.author_name), None)
+        if message.author_kind == "ai" and seat is not None:
+            ids = await self.publisher.post_member_message(council, seat, message.content)
+        else:
+            ids = await self.publisher.post_notice(council, message.content)
+        await repo.record_posted(self.db, message.id, ids)
+        message.discord_message_ids = ",".join(map(str, ids))
+
+    async def _post_unposted(self, council: Council, seats: Sequence[Seat]) -> None:
+        for line in await repo.transcript(self.db, council.id):
+            if line.author_kind != "human" and not line.discord_ids:
+                await self._post(council, seats, line)
+
+    async def _finish(self, council_id: int) -> None:
+        council = await repo.get_council(self.db, council_id)
+        if council is None:
+            return
+        await self._post_unposted(council, await self.seats(council_id))
+        self._wakeups.pop(council_id, None)
+        await self.publisher.council_finished(council)
+
+
+def parse_roles(text: str, specs: Sequence[MemberSpec]) -> dict[str, str]:
+    """Parse `"DeepSeek=Philosopher, Llama=the Realist"` into {member name: role}."""
+    roles: dict[str, str] = {}
+    by_name = {spec.name.casefold(): spec.name for spec in specs}
+    for part in text.replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        name, sep, role = part.partition("=")
+        if not sep or not name.strip() or not role.strip():
+            raise ConveneError(f"Write roles as `Member=Role, Member=Role`; {part.strip()!r} is not of that form.")
+        member = by_name.get(name.strip().casefold())
+        if member is None:
+            raise ConveneError(f"{name.strip()!r} is given a role but is not a member of this council.")
+        role = " ".join(role.split())
+        if len(role) > 100:
+            raise ConveneError("A role may be at most 100 characters.")
+        roles[member] = role
+    return roles

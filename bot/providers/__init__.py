@@ -1,0 +1,42 @@
+"""Chat model clients behind one interface; make_client picks the wire format."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from bot.providers.anthropic import AnthropicClient
+from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderClient, ProviderError, StreamDelta
+from bot.providers.openai_compat import OpenAICompatClient
+
+__all__ = [
+    "AnthropicClient",
+    "ChatRequest",
+    "ChatTurn",
+    "Completion",
+    "OpenAICompatClient",
+    "ProviderClient",
+    "ProviderError",
+    "StreamDelta",
+    "make_client",
+]
+
+
+def make_client(
+    provider: str,
+    session: aiohttp.ClientSession,
+    *,
+    base_url: str,
+    api_key: str | None,
+    name: str | None = None,
+) -> ProviderClient:
+    """A client for `provider` ("anthropic" or "openai", the latter for every OpenAI-compatible API).
+
+    `name` is what error messages call the provider ("DeepSeek: rate limited ..."); it defaults to `provider`.
+    """
+    if provider == "anthropic":
+        if not api_key:
+            raise ValueError("the anthropic provider needs an API key")
+        return AnthropicClient(session, base_url=base_url, api_key=api_key, name=name or provider)
+    if provider == "openai":
+        return OpenAICompatClient(session, base_url=base_url, api_key=api_key, name=name or provider)
+    raise ValueError(f"unknown provider {provider!r} (expected 'anthropic' or 'openai')")

@@ -1,0 +1,160 @@
+"""Claude models over the Anthropic Messages API, with plain aiohttp (no vendor SDK)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aiohttp
+
+from bot.providers.base import ChatRequest, Completion, ProviderError, StreamDelta
+from bot.providers.errors import (
+    as_dict,
+    cut,
+    empty,
+    http_error,
+    json_object,
+    malformed,
+    status_error,
+    token_count,
+    transport_errors,
+)
+from bot.providers.sse import iter_sse
+
+API_VERSION = "2026-10-21"
+
+# What an in-stream `error` event's type means, in the same terms (and status) as the HTTP error it stands for.
+_STREAM_ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+class AnthropicClient:
+    """A ProviderClient for POST {base_url}/v1/messages."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, base_url: str, api_key: str, name: str = "anthropic") -> None:
+        self.name = name
+        self._session = session
+        self._url = f"{base_url.rstrip('/')}/v1/messages"
+        self._api_key = api_key
+
+    def __repr__(self) -> str:
+        # Deliberately without the key: reprs end up in logs and tracebacks.
+        return f"AnthropicClient(name={self.name!r}, url={self._url!r})"
+
+    def _headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key, "anthropic-version": API_VERSION, "content-type": "application/json"}
+
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        # temperature/top_p/top_k are never sent: API version 2026-10-21 rejects them with a 400.
+        body: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_output_tokens,
+            "messages": [{"role": turn.role, "content": turn.content} for turn in request.turns],
+        }
+        if request.system:
+            body["system"] = request.system
+        if stream:
+            body["stream"] = True
+        return body
+
+    def _post(
+        self, request: ChatRequest, *, stream: bool, timeout: float
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self._session.post(
+            self._url,
+            json=self._body(request, stream=stream),
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+    async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        async with (
+            transport_errors(self.name, timeout, self._api_key),
+            self._post(request, stream=False, timeout=timeout) as resp,
+        ):
+            body = await resp.text()
+            if resp.status >= 300:
+                raise http_error(self.name, resp.status, body, resp.headers, self._api_key)
+        return self._parse_message(json_object(self.name, body), request.model)
+
+    def _parse_message(self, data: dict[str, Any], requested_model: str) -> Completion:
+        content = data.get("content")
+        usage = data.get("usage")
+        if not isinstance(content, list) or not isinstance(usage, dict):
+            raise malformed(self.name, "missing content or usage")
+        # Non-text blocks (thinking, tool_use) are not part of what the council reads.
+        texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise malformed(self.name, "text block without text")
+        text = "".join(t for t in texts if isinstance(t, str))
+        if not text.strip():
+            raise empty(self.name)
+        return Completion(
+            text=text,
+            input_tokens=token_count(usage.get("input_tokens")),
+            output_tokens=token_count(usage.get("output_tokens")),
+            model=str(data.get("model") or requested_model),
+            finish_reason=str(data.get("stop_reason") or "unknown"),
+        )
+
+    async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
+        parts: list[str] = []
+        model = request.model
+        input_tokens = output_tokens = 0
+        stop_reason: str | None = None
+        finished = False
+        async with (
+            transport_errors(self.name, timeout, self._api_key),
+            self._post(request, stream=True, timeout=timeout) as resp,
+        ):
+            if resp.status >= 300:
+                raise http_error(self.name, resp.status, await resp.text(), resp.headers, self._api_key)
+            async for sse in iter_sse(resp.content):
+                event = json_object(self.name, sse.data)
+                kind = event.get("type", sse.event)
+                if kind == "message_start":
+                    message = as_dict(event.get("message"))
+                    model = str(message.get("model") or model)
+                    usage = as_dict(message.get("usage"))
+                    input_tokens = token_count(usage.get("input_tokens"))
+                    output_tokens = token_count(usage.get("output_tokens"))
+                elif kind == "content_block_delta":
+                    delta = as_dict(event.get("delta"))
+                    # thinking_delta / input_json_delta are skipped for the same reason as in complete().
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        parts.append(str(delta["text"]))
+                        yield StreamDelta(parts[-1])
+                elif kind == "message_delta":
+                    stop_reason = as_dict(event.get("delta")).get("stop_reason") or stop_reason
+                    usage = as_dict(event.get("usage"))
+                    # message_delta usage is cumulative; input_tokens only appears there on newer API versions.
+                    output_tokens = token_count(usage.get("output_tokens"), output_tokens)
+                    input_tokens = token_count(usage.get("input_tokens"), input_tokens)
+                elif kind == "message_stop":
+                    finished = True
+                    break
+                elif kind == "error":
+                    raise self._stream_error(event)
+                # ping, content_block_start/stop and unknown future events carry nothing we need.
+        if not finished:
+            raise cut(self.name)
+        text = "".join(parts)
+        if not text.strip():
+            raise empty(self.name)
+        yield Completion(text, input_tokens, output_tokens, model, str(stop_reason or "unknown"))
+
+    def _stream_error(self, event: dict[str, Any]) -> ProviderError:
+        """An error after the 200 headers (typically overloaded_error): report it as the HTTP error it stands for."""
+        error = as_dict(event.get("error"))
+        status = _STREAM_ERROR_STATUS.get(str(error.get("type")), 500)
+        message = error.get("message")
+        return status_error(self.name, status, message if isinstance(message, str) else None, self._api_key)

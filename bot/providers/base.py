@@ -1,0 +1,74 @@
+"""What every provider client speaks: a chat request in, a completion out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """One turn of the conversation as the provider sees it."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A provider-neutral request: the system prompt, alternating turns starting with a user turn."""
+
+    model: str
+    system: str
+    turns: tuple[ChatTurn, ...]
+    max_output_tokens: int
+    temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished reply and what it cost."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    model: str
+    finish_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """A piece of text as it arrives while streaming."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ProviderError(Exception):
+    """A call that did not produce a completion. `kind` lets callers decide what to do about it."""
+
+    kind: Literal["timeout", "connection", "http", "rate_limited", "auth", "not_found", "malformed", "empty", "cut"]
+    message: str
+    status: int | None = None
+    retry_after: float | None = None
+    provider: str = field(default="")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ProviderClient(Protocol):
+    """A chat model behind HTTP. Implementations never log or echo their API key."""
+
+    name: str
+
+    async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        """Send the request and return the whole reply."""
+        ...
+
+    def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
+        """Yield text deltas as they arrive, then the final Completion (with usage) last."""
+        ...

@@ -1,0 +1,140 @@
+"""Any OpenAI-style /chat/completions endpoint: OpenAI, DeepSeek, Groq, Gemini's compat layer, Ollama."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aiohttp
+
+from bot.providers.base import ChatRequest, Completion, StreamDelta
+from bot.providers.errors import (
+    as_dict,
+    cut,
+    empty,
+    error_message_from_body,
+    http_error,
+    json_object,
+    malformed,
+    status_error,
+    token_count,
+    transport_errors,
+)
+from bot.providers.sse import iter_sse
+
+
+class OpenAICompatClient:
+    """A ProviderClient for POST {base_url}/chat/completions; base_url already carries the version path."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, *, base_url: str, api_key: str | None, name: str = "openai"
+    ) -> None:
+        self.name = name
+        self._session = session
+        self._url = f"{base_url.rstrip('/')}/chat/completions"
+        self._api_key = api_key
+
+    def __repr__(self) -> str:
+        # Deliberately without the key: reprs end up in logs and tracebacks.
+        return f"OpenAICompatClient(name={self.name!r}, url={self._url!r})"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        # Local servers (Ollama) take no key; sending "Bearer None" would be worse than nothing.
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        messages = [{"role": "system", "content": request.system}] if request.system else []
+        messages += [{"role": turn.role, "content": turn.content} for turn in request.turns]
+        body: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": request.max_output_tokens}
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if stream:
+            # Without include_usage a stream reports no token counts at all.
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _post(
+        self, request: ChatRequest, *, stream: bool, timeout: float
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self._session.post(
+            self._url,
+            json=self._body(request, stream=stream),
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+    async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        async with (
+            transport_errors(self.name, timeout, self._api_key),
+            self._post(request, stream=False, timeout=timeout) as resp,
+        ):
+            body = await resp.text()
+            if resp.status >= 300:
+                raise http_error(self.name, resp.status, body, resp.headers, self._api_key)
+        data = json_object(self.name, body)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise malformed(self.name, "no choices")
+        message = choices[0].get("message")
+        if not isinstance(message, dict):
+            raise malformed(self.name, "choice without message")
+        text = message.get("content")
+        # content is null when the model only refused or called tools: nothing for the council to read.
+        if text is not None and not isinstance(text, str):
+            raise malformed(self.name, "content is not a string")
+        if not text or not text.strip():
+            raise empty(self.name)
+        usage = as_dict(data.get("usage"))
+        return Completion(
+            text=text,
+            input_tokens=token_count(usage.get("prompt_tokens")),
+            output_tokens=token_count(usage.get("completion_tokens")),
+            model=str(data.get("model") or request.model),
+            finish_reason=str(choices[0].get("finish_reason") or "unknown"),
+        )
+
+    async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
+        parts: list[str] = []
+        model = request.model
+        input_tokens = output_tokens = 0
+        finish_reason: str | None = None
+        done = False
+        async with (
+            transport_errors(self.name, timeout, self._api_key),
+            self._post(request, stream=True, timeout=timeout) as resp,
+        ):
+            if resp.status >= 300:
+                raise http_error(self.name, resp.status, await resp.text(), resp.headers, self._api_key)
+            async for sse in iter_sse(resp.content):
+                if sse.data.strip() == "[DONE]":
+                    done = True
+                    break
+                chunk = json_object(self.name, sse.data)
+                if chunk.get("error"):
+                    # Some compatible servers report failures mid-stream as a data line after a 200.
+                    raise status_error(self.name, 500, error_message_from_body(sse.data), self._api_key)
+                model = str(chunk.get("model") or model)
+                choices = chunk.get("choices")
+                if isinstance(choices, list) and choices:
+                    choice = as_dict(choices[0])
+                    content = as_dict(choice.get("delta")).get("content")
+                    if isinstance(content, str) and content:
+                        parts.append(content)
+                        yield StreamDelta(content)
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                # Groq has reported streaming usage under x_groq instead of at the top level.
+                usage = as_dict(chunk.get("usage")) or as_dict(as_dict(chunk.get("x_groq")).get("usage"))
+                if usage:
+                    input_tokens = token_count(usage.get("prompt_tokens"), input_tokens)
+                    output_tokens = token_count(usage.get("completion_tokens"), output_tokens)
+        if not done:
+            raise cut(self.name)
+        text = "".join(parts)
+        if not text.strip():
+            raise empty(self.name)
+        yield Completion(text, input_tokens, output_tokens, model, str(finish_reason or "unknown"))

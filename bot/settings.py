@@ -1,0 +1,55 @@
+"""Typed settings read from the environment and `.env`; secrets never have defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "sqlite:///council.db"
+DEFAULT_MEMBERS_FILE = PROJECT_ROOT / "members.toml"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message tells the user what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    discord_token: str
+    database_url: str
+    members_file: Path
+    provider_timeout: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+        """Read settings; `.env` in the working directory fills in what the environment lacks."""
+        if dotenv and env is None:
+            load_dotenv(override=False)
+        source = os.environ if env is None else env
+        token = source.get("DISCORD_TOKEN", "").strip()
+        if not token:
+            raise SettingsError(
+                "DISCORD_TOKEN is not set. The bot needs its Discord bot token to log in: create an "
+                "application at https://discord.com/developers/applications, add a bot, copy its token "
+                "and put DISCORD_TOKEN=<token> in a file named .env next to README.md (copy .env.example "
+                "to .env; it lists every setting) or export it in your shell, then run `python -m bot` again."
+            )
+        timeout_text = source.get("PROVIDER_TIMEOUT", "120")
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            raise SettingsError(f"PROVIDER_TIMEOUT must be a number of seconds, not {timeout_text!r}.") from None
+        if timeout <= 0:
+            raise SettingsError("PROVIDER_TIMEOUT must be greater than 0 seconds.")
+        return cls(
+            discord_token=token,
+            database_url=source.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            members_file=Path(source.get("MEMBERS_FILE", "").strip() or DEFAULT_MEMBERS_FILE),
+            provider_timeout=timeout,
+            log_level=source.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        )

@@ -1,0 +1,1 @@
+"""Discord cogs: they translate interactions into engine calls and engine events into messages."""

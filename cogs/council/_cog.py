@@ -1,0 +1,226 @@
+"""The /council command group and the listener that hears humans in council threads."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine
+from cogs.council import _embeds
+from cogs.council._publisher import DiscordPublisher
+from storage import repository as repo
+from storage.models import Council
+
+if TYPE_CHECKING:
+    from bot.app import CouncilBot
+
+log = logging.getLogger(__name__)
+
+# What the bot itself needs in the channel to run a council there.
+REQUIRED_PERMISSIONS = {
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+    "create_public_threads": "Create Public Threads",
+    "send_messages_in_threads": "Send Messages in Threads",
+    "manage_webhooks": "Manage Webhooks",
+    "read_message_history": "Read Message History",
+}
+
+
+class CouncilCog(commands.Cog):
+    """Convene councils of AI members and steer them from their threads."""
+
+    council = app_commands.Group(name="council", description="Convene and steer councils of AI members.", guild_only=True)
+
+    def __init__(self, bot: CouncilBot) -> None:
+        self.bot = bot
+        self.publisher = DiscordPublisher(bot)
+        self.engine = CouncilEngine(
+            bot.db, bot.catalog, bot.providers, self.publisher, provider_timeout=bot.settings.provider_timeout
+        )
+        self._resumed = False
+
+    async def cog_unload(self) -> None:
+        await self.engine.shutdown()
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        # on_ready fires again after reconnects; councils are resumed once per process.
+        if not self._resumed:
+            self._resumed = True
+            resumed = await self.engine.resume_all()
+            if resumed:
+                log.info("Resumed councils %s", ", ".join(map(str, resumed)))
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    @council.command(name="convene")
+    @app_commands.describe(
+        topic="What the council should deliberate on",
+        members="Members by name, separated by commas, e.g. Claude, DeepSeek, Llama",
+        roles="Optional roles, e.g. DeepSeek=Philosopher, Llama=Realist",
+        rounds=f"How many rounds (1-{MAX_ROUNDS}, default 2)",
+        mode="round-robin: one after another; parallel: all at once each round",
+    )
+    @app_commands.choices(mode=[app_commands.Choice(name=mode, value=mode) for mode in MODES])
+    async def convene(
+        self,
+        interaction: discord.Interaction,
+        topic: app_commands.Range[str, 3, 1000],
+        members: app_commands.Range[str, 1, 300],
+        roles: app_commands.Range[str, 0, 500] | None = None,
+        rounds: app_commands.Range[int, 1, MAX_ROUNDS] = 2,
+        mode: str = "round-robin",
+    ) -> None:
+        """Convene a council of AI members in a new thread."""
+        channel = interaction.channel
+        if not isinstance(channel, discord.TextChannel) or interaction.guild is None:
+            await _refuse(interaction, "Convene a council from a server text channel; it opens its own thread there.")
+            return
+        try:
+            plan = self.engine.plan(topic=topic, member_names=members, roles=roles, rounds=rounds, mode=mode)
+        except ConveneError as error:
+            await _refuse(interaction, str(error))
+            return
+        missing = [label for perm, label in REQUIRED_PERMISSIONS.items() if not getattr(interaction.app_permissions, perm)]
+        if missing:
+            await _refuse(interaction, f"I need these permissions in {channel.mention} first: {', '.join(missing)}.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        council = await self.engine.create(
+            plan,
+            guild_id=interaction.guild.id,
+            channel_id=channel.id,
+            convener_id=interaction.user.id,
+            convener_name=interaction.user.display_name,
+        )
+        try:
+            starter = await channel.send(
+                embed=_embeds.convened(plan, council.id, interaction.user.mention),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            thread = await starter.create_thread(name=thread_name(plan.topic), auto_archive_duration=1440)
+        except discord.HTTPException as error:
+            await self.engine.abandon(council.id, f"Discord refused to open the thread: {error.text or error.status}")
+            await interaction.followup.send(
+                f"I could not open the council's thread: {error.text or error.status}.", ephemeral=True
+            )
+            return
+        await self.engine.open(council.id, thread.id)
+        await interaction.followup.send(f"Council #{council.id} is convened in {thread.mention}.", ephemeral=True)
+
+    @council.command(name="status")
+    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
+    async def status(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+        """Show a council's state, round, members and tokens used."""
+        council = await self._find(interaction, council_id)
+        if council is None:
+            return
+        report = await self.engine.status(council.id)
+        assert report is not None
+        await interaction.response.send_message(embed=_embeds.status(report), ephemeral=True)
+
+    @council.command(name="pause")
+    async def pause(self, interaction: discord.Interaction) -> None:
+        """Pause this thread's council after the turn in progress."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        if not await self.engine.pause(council.id):
+            await _refuse(interaction, f"Council #{council.id} is {council.state}; only a running council can pause.")
+            return
+        await interaction.response.send_message(
+            f"⏸️ {interaction.user.mention} paused the council. `/council resume` continues it.",
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @council.command(name="resume")
+    async def resume(self, interaction: discord.Interaction) -> None:
+        """Resume this thread's paused council."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        if not await self.engine.resume(council.id):
+            await _refuse(interaction, f"Council #{council.id} is {council.state}; only a paused council can resume.")
+            return
+        await interaction.response.send_message(
+            f"▶️ {interaction.user.mention} resumed the council.", allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @council.command(name="conclude")
+    async def conclude(self, interaction: discord.Interaction) -> None:
+        """End this thread's council now; the thread and transcript stay."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if await self.engine.conclude(council.id, f"Concluded by {interaction.user.display_name}."):
+            await interaction.followup.send(f"Council #{council.id} is concluded.", ephemeral=True)
+        else:
+            await interaction.followup.send(f"Council #{council.id} has already ended.", ephemeral=True)
+
+    @council.command(name="members")
+    async def members(self, interaction: discord.Interaction) -> None:
+        """List every AI member: provider, model, and whether its API key is configured."""
+        await interaction.response.send_message(embed=_embeds.catalog(self.bot.catalog), ephemeral=True)
+
+    # -- humans in threads -------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        # Webhook posts (our members included) and bots are not humans interjecting.
+        if message.webhook_id is not None or message.author.bot or not isinstance(message.channel, discord.Thread):
+            return
+        await self.engine.record_human(
+            thread_id=message.channel.id,
+            message_id=message.id,
+            author_id=message.author.id,
+            author_name=message.author.display_name,
+            content=message.clean_content,
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    async def _find(self, interaction: discord.Interaction, council_id: int | None) -> Council | None:
+        if council_id is not None:
+            council = await repo.get_council(self.bot.db, council_id)
+            if council is None or interaction.guild is None or council.guild_id != interaction.guild.id:
+                await _refuse(interaction, f"There is no council #{council_id} in this server.")
+                return None
+            return council
+        if interaction.channel is not None:
+            council = await repo.get_council_by_thread(self.bot.db, interaction.channel.id)
+            if council is not None:
+                return council
+        await _refuse(interaction, "Use this inside a council's thread, or give the council's number.")
+        return None
+
+    async def _find_controllable(self, interaction: discord.Interaction) -> Council | None:
+        council = await self._find(interaction, None)
+        if council is None:
+            return None
+        if interaction.user.id != council.convener_id and not interaction.permissions.manage_threads:
+            await _refuse(interaction, "Only the member who convened this council or someone with Manage Threads can do that.")
+            return None
+        return council
+
+
+async def _refuse(interaction: discord.Interaction, text: str) -> None:
+    """Tell only the person who asked; nothing has changed."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def thread_name(topic: str, limit: int = 100) -> str:
+    """Discord thread names are at most 100 characters; cut at a word."""
+    topic = " ".join(topic.split())
+    if len(topic) <= limit:
+        return topic
+    cut = topic[: limit - 1].rsplit(" ", 1)[0]
+    return (cut if len(cut) > limit // 2 else topic[: limit - 1]) + "…"

@@ -1,0 +1,79 @@
+"""Embeds for council threads, kept within Discord's embed limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import discord
+
+from bot.catalog import Catalog
+from bot.council.engine import CouncilPlan, CouncilStatus
+from bot.council.seats import Seat
+from storage.models import Council
+
+COLOUR = discord.Colour.from_rgb(88, 101, 242)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _seat_lines(seats: Sequence[Seat]) -> str:
+    return clip("\n".join(f"**{seat.name}** — {seat.role or 'no role'} · `{seat.spec.model}`" for seat in seats), 1024)
+
+
+def convened(plan: CouncilPlan, council_id: int, convener_mention: str) -> discord.Embed:
+    embed = discord.Embed(title=clip(f"Council #{council_id}: {plan.topic}", 256), colour=COLOUR)
+    embed.description = clip(plan.topic, 4096)
+    embed.add_field(name="Members", value=_seat_lines(plan.seats), inline=False)
+    embed.add_field(name="Mode", value=plan.mode)
+    embed.add_field(name="Rounds", value=str(plan.rounds))
+    embed.add_field(name="Convened by", value=convener_mention)
+    embed.set_footer(text="Write in the thread to join the discussion. /council info shows what stands behind each member.")
+    return embed
+
+
+def status(report: CouncilStatus) -> discord.Embed:
+    council = report.council
+    embed = discord.Embed(title=clip(f"Council #{council.id}: {council.topic}", 256), colour=COLOUR)
+    embed.add_field(name="State", value=council.state)
+    embed.add_field(name="Round", value=f"{council.current_round} of {council.rounds}")
+    embed.add_field(name="Mode", value=council.mode)
+    embed.add_field(name="Members", value=_seat_lines(report.seats) or "none", inline=False)
+    embed.add_field(
+        name="Messages", value=f"{report.ai_messages} from members, {report.human_messages} from humans"
+    )
+    embed.add_field(
+        name="Tokens",
+        value=f"{council.tokens_in:,} in · {council.tokens_out:,} out · ≈ ${report.estimated_cost:.4f}",
+    )
+    if council.thread_id:
+        embed.add_field(name="Thread", value=f"<#{council.thread_id}>")
+    if council.end_reason:
+        embed.add_field(name="Ended", value=clip(council.end_reason, 1024), inline=False)
+    return embed
+
+
+def finished(council: Council) -> discord.Embed:
+    title = "Council concluded" if council.state == "concluded" else "Council stopped"
+    embed = discord.Embed(title=title, colour=COLOUR if council.state == "concluded" else discord.Colour.red())
+    embed.description = clip(council.end_reason or "", 4096)
+    embed.add_field(name="Rounds", value=f"{council.current_round} of {council.rounds}")
+    embed.add_field(name="Tokens", value=f"{council.tokens_in:,} in · {council.tokens_out:,} out")
+    embed.set_footer(text="The thread and its transcript stay as they are.")
+    return embed
+
+
+def catalog(members: Catalog) -> discord.Embed:
+    embed = discord.Embed(title="AI members", colour=COLOUR)
+    for spec in list(members)[:25]:
+        key = "no key needed" if not spec.api_key_env else (
+            f"key set ({spec.api_key_env})" if spec.is_available() else f"missing key: set {spec.api_key_env}"
+        )
+        mark = "🟢" if spec.is_available() else "⚪"
+        embed.add_field(
+            name=clip(f"{mark} {spec.name} — {spec.role or 'no default role'}", 256),
+            value=clip(f"{spec.provider} · `{spec.model}` · {spec.base_url_host}\n{key}", 1024),
+            inline=False,
+        )
+    return embed

@@ -1,0 +1,97 @@
+"""SQLModel tables. Discord ids exceed 32 bits, hence BigInteger columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class GuildSettings(SQLModel, table=True):
+    """Per-server settings."""
+
+    __tablename__ = "guild_settings"
+
+    guild_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    moderator_channel_id: int | None = Field(default=None, sa_type=BigInteger)
+    moderator_role_id: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class AppState(SQLModel, table=True):
+    """Small key/value facts about the running bot (e.g. the hash of the last synced command tree)."""
+
+    __tablename__ = "app_state"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_type=Text)
+
+
+class Council(SQLModel, table=True):
+    """A council: its topic, where it runs, and how far it has got."""
+
+    __tablename__ = "council"
+
+    id: int | None = Field(default=None, primary_key=True)
+    guild_id: int = Field(sa_type=BigInteger, index=True)
+    channel_id: int = Field(sa_type=BigInteger)
+    thread_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    topic: str = Field(sa_type=Text)
+    mode: str = Field(max_length=16)
+    rounds: int
+    current_round: int = 0
+    state: str = Field(max_length=16, index=True)
+    end_reason: str | None = Field(default=None, sa_type=Text)
+    convener_id: int = Field(sa_type=BigInteger)
+    convener_name: str = Field(max_length=100)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class CouncilMember(SQLModel, table=True):
+    """An AI member seated in a council, with the role it plays there."""
+
+    __tablename__ = "council_member"
+    __table_args__ = (UniqueConstraint("council_id", "name", name="uq_council_member_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    council_id: int = Field(sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False))
+    name: str = Field(max_length=64)
+    role: str | None = Field(default=None, max_length=100)
+    position: int
+
+
+class CouncilMessage(SQLModel, table=True):
+    """One line of a council's transcript: an AI turn, a human interjection or a system notice.
+
+    `turn_key` makes writes idempotent: an AI turn is `ai:r<round>:<member>`, a human message
+    `human:<discord message id>`, so a retried write finds the row instead of adding a second one.
+    """
+
+    __tablename__ = "council_message"
+    __table_args__ = (UniqueConstraint("council_id", "turn_key", name="uq_council_message_turn"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    council_id: int = Field(sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False))
+    round: int
+    author_kind: str = Field(max_length=8)
+    author_name: str = Field(max_length=100)
+    author_id: int | None = Field(default=None, sa_type=BigInteger)
+    turn_key: str = Field(max_length=120)
+    content: str = Field(sa_type=Text)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    discord_message_ids: str = Field(default="", sa_type=Text)
+    posted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+    @property
+    def discord_ids(self) -> list[int]:
+        return [int(part) for part in self.discord_message_ids.split(",") if part]

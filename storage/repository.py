@@ -1,0 +1,207 @@
+"""Repository functions: the only place that reads and writes council data.
+
+State changes are conditional updates (`UPDATE … WHERE state IN …`), so two callers racing on
+the same council cannot both win, whatever process they run in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.database import Database
+from storage.models import AppState, Council, CouncilMember, CouncilMessage, utcnow
+
+ACTIVE_STATES = ("running", "paused")
+
+
+async def create_council(
+    db: Database,
+    *,
+    guild_id: int,
+    channel_id: int,
+    topic: str,
+    mode: str,
+    rounds: int,
+    convener_id: int,
+    convener_name: str,
+    members: Sequence[tuple[str, str | None]],
+) -> Council:
+    """Create a council in state `starting` with its members seated in the given order."""
+    async with db.session() as session:
+        council = Council(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            topic=topic,
+            mode=mode,
+            rounds=rounds,
+            state="starting",
+            convener_id=convener_id,
+            convener_name=convener_name,
+        )
+        session.add(council)
+        await session.flush()
+        for position, (name, role) in enumerate(members):
+            session.add(CouncilMember(council_id=council.id, name=name, role=role, position=position))
+    return council
+
+
+async def get_council(db: Database, council_id: int) -> Council | None:
+    async with db.session() as session:
+        return await session.get(Council, council_id)
+
+
+async def get_council_by_thread(db: Database, thread_id: int) -> Council | None:
+    async with db.session() as session:
+        result = await session.execute(select(Council).where(Council.thread_id == thread_id))
+        return result.scalar_one_or_none()
+
+
+async def set_council_thread(db: Database, council_id: int, thread_id: int) -> None:
+    async with db.session() as session:
+        await session.execute(update(Council).where(Council.id == council_id).values(thread_id=thread_id))
+
+
+async def list_councils_in_state(db: Database, states: Iterable[str]) -> list[Council]:
+    async with db.session() as session:
+        result = await session.execute(select(Council).where(Council.state.in_(tuple(states))).order_by(Council.id))
+        return list(result.scalars())
+
+
+async def transition_council(
+    db: Database, council_id: int, *, from_states: Iterable[str], to_state: str, reason: str | None = None
+) -> bool:
+    """Move a council to `to_state` if it is in one of `from_states`; True when this call made the change."""
+    values: dict[str, object] = {"state": to_state}
+    if to_state in ("concluded", "failed"):
+        values.update(ended_at=utcnow(), end_reason=reason)
+    async with db.session() as session:
+        result = await session.execute(
+            update(Council)
+            .where(Council.id == council_id, Council.state.in_(tuple(from_states)))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+async def set_current_round(db: Database, council_id: int, round_number: int) -> None:
+    async with db.session() as session:
+        await session.execute(update(Council).where(Council.id == council_id).values(current_round=round_number))
+
+
+async def add_usage(db: Database, council_id: int, tokens_in: int, tokens_out: int) -> None:
+    """Add to the council's token totals in the database (not read-modify-write in Python)."""
+    async with db.session() as session:
+        await session.execute(
+            update(Council)
+            .where(Council.id == council_id)
+            .values(tokens_in=Council.tokens_in + tokens_in, tokens_out=Council.tokens_out + tokens_out)
+        )
+
+
+async def list_members(db: Database, council_id: int) -> list[CouncilMember]:
+    async with db.session() as session:
+        result = await session.execute(
+            select(CouncilMember).where(CouncilMember.council_id == council_id).order_by(CouncilMember.position)
+        )
+        return list(result.scalars())
+
+
+async def set_member_role(db: Database, council_id: int, name: str, role: str | None) -> bool:
+    async with db.session() as session:
+        result = await session.execute(
+            update(CouncilMember)
+            .where(CouncilMember.council_id == council_id, CouncilMember.name == name)
+            .values(role=role)
+        )
+        return result.rowcount == 1
+
+
+async def add_message(
+    db: Database,
+    *,
+    council_id: int,
+    round_number: int,
+    author_kind: str,
+    author_name: str,
+    turn_key: str,
+    content: str,
+    author_id: int | None = None,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+) -> tuple[CouncilMessage, bool]:
+    """Store a transcript line once per `turn_key`; returns (the row, whether this call created it)."""
+    message = CouncilMessage(
+        council_id=council_id,
+        round=round_number,
+        author_kind=author_kind,
+        author_name=author_name,
+        author_id=author_id,
+        turn_key=turn_key,
+        content=content,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+    )
+    try:
+        async with db.session() as session:
+            session.add(message)
+        return message, True
+    except IntegrityError:
+        existing = await get_message_by_turn(db, council_id, turn_key)
+        if existing is None:
+            raise
+        return existing, False
+
+
+async def get_message_by_turn(db: Database, council_id: int, turn_key: str) -> CouncilMessage | None:
+    async with db.session() as session:
+        result = await session.execute(
+            select(CouncilMessage).where(CouncilMessage.council_id == council_id, CouncilMessage.turn_key == turn_key)
+        )
+        return result.scalar_one_or_none()
+
+
+async def record_posted(db: Database, message_id: int, discord_message_ids: Sequence[int]) -> None:
+    """Remember which Discord messages carry a transcript line, so it is never posted twice."""
+    async with db.session() as session:
+        await session.execute(
+            update(CouncilMessage)
+            .where(CouncilMessage.id == message_id)
+            .values(discord_message_ids=",".join(str(i) for i in discord_message_ids), posted_at=utcnow())
+        )
+
+
+async def transcript(db: Database, council_id: int, *, up_to_id: int | None = None) -> list[CouncilMessage]:
+    """The council's lines in the order they were written, optionally only those up to a message id."""
+    query = select(CouncilMessage).where(CouncilMessage.council_id == council_id)
+    if up_to_id is not None:
+        query = query.where(CouncilMessage.id <= up_to_id)
+    async with db.session() as session:
+        result = await session.execute(query.order_by(CouncilMessage.id))
+        return list(result.scalars())
+
+
+async def last_message_id(db: Database, council_id: int) -> int:
+    async with db.session() as session:
+        result = await session.execute(
+            select(func.max(CouncilMessage.id)).where(CouncilMessage.council_id == council_id)
+        )
+        return result.scalar_one() or 0
+
+
+async def get_state_value(db: Database, key: str) -> str | None:
+    async with db.session() as session:
+        row = await session.get(AppState, key)
+        return row.value if row else None
+
+
+async def set_state_value(db: Database, key: str, value: str) -> None:
+    async with db.session() as session:
+        row = await session.get(AppState, key)
+        if row is None:
+            session.add(AppState(key=key, value=value))
+        else:
+            row.value = value

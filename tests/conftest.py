@@ -1,0 +1,129 @@
+"""Shared fixtures: a migrated database (SQLite, and PostgreSQL when TEST_POSTGRES_URL is set),
+the loopback fake provider server, and a members catalog pointing at it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.catalog import Catalog
+from storage.database import Database
+from tests.fakes.provider_server import FakeProviderServer
+
+TEST_KEYS = {"TEST_ANTHROPIC_KEY": "sk-ant-test-secret", "TEST_OPENAI_KEY": "sk-test-secret"}
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=_backends())
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A freshly migrated database; on PostgreSQL each test gets a schema of its own."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'council.db'}")
+        await database.migrate()
+        yield database
+        await database.close()
+        return
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = Database(url)
+    async with admin.engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    database = Database(url, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await database.migrate()
+        yield database
+    finally:
+        await database.close()
+        async with admin.engine.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.close()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'council.db'}")
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def provider_server() -> AsyncIterator[FakeProviderServer]:
+    async with FakeProviderServer() as server:
+        yield server
+
+
+@pytest.fixture
+def provider_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in TEST_KEYS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TEST_MISSING_KEY", raising=False)
+    return TEST_KEYS
+
+
+def make_catalog(base_url: str) -> Catalog:
+    """Claude over the Anthropic format, DeepSeek and Llama over the OpenAI format, all on the fake server;
+    Gemini needs a key nobody set."""
+    return Catalog.from_mapping(
+        {
+            "member": [
+                {
+                    "name": "Claude",
+                    "role": "the Coordinator",
+                    "coordinator": True,
+                    "provider": "anthropic",
+                    "model": "claude-test",
+                    "base_url": base_url,
+                    "api_key_env": "TEST_ANTHROPIC_KEY",
+                    "avatar_url": "https://example.org/claude.png",
+                    "persona": "You are Claude.",
+                    "price_input_per_mtok": 3.0,
+                    "price_output_per_mtok": 15.0,
+                },
+                {
+                    "name": "DeepSeek",
+                    "role": "the Philosopher",
+                    "provider": "openai",
+                    "model": "deepseek-test",
+                    "base_url": f"{base_url}/v1",
+                    "api_key_env": "TEST_OPENAI_KEY",
+                    "avatar_url": "https://example.org/deepseek.png",
+                    "temperature": 0.8,
+                    "persona": "You are DeepSeek.",
+                },
+                {
+                    "name": "Llama",
+                    "role": "the Realist",
+                    "provider": "openai",
+                    "model": "llama-test",
+                    "base_url": f"{base_url}/v1",
+                    "persona": "You are Llama.",
+                },
+                {
+                    "name": "Gemini",
+                    "role": "the Optimist",
+                    "provider": "openai",
+                    "model": "gemini-test",
+                    "base_url": f"{base_url}/v1",
+                    "api_key_env": "TEST_MISSING_KEY",
+                    "persona": "You are Gemini.",
+                },
+            ]
+        },
+        source="test catalog",
+    )
+
+
+@pytest.fixture
+def catalog(provider_server: FakeProviderServer, provider_keys: dict[str, str]) -> Catalog:
+    return make_catalog(provider_server.base_url)

@@ -1,0 +1,394 @@
+"""An in-process stand-in for the Anthropic Messages and OpenAI Chat Completions APIs.
+
+It is deliberately as strict as the real services (unknown fields, role order, headers) so that tests catch
+request shapes production would reject, and it answers with the real error shapes so error mapping is
+exercised end to end over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+from aiohttp import web
+
+Reply = str | Callable[[dict[str, Any]], str]
+
+# Tables, kept dense on purpose.
+# fmt: off
+ANTHROPIC_FIELDS = frozenset({
+    "model", "max_tokens", "messages", "system", "stream", "metadata", "stop_sequences", "tools", "tool_choice",
+    "thinking", "output_config",
+})
+OPENAI_FIELDS = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stream", "stream_options",
+    "stop", "n", "seed", "user", "tools", "tool_choice", "response_format",
+})
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
+}
+DEFAULT_MESSAGES = {
+    401: "invalid x-api-key", 403: "permission denied", 404: "model not found", 429: "Rate limit reached",
+    500: "Internal server error", 529: "Overloaded",
+}
+# fmt: on
+
+
+@dataclass
+class Behaviour:
+    """How the server answers one call for a model."""
+
+    reply: Reply | None = None  # None: the deterministic f"{model} reply #{n}"
+    delay: float = 0.0  # seconds before the response starts (to provoke client timeouts)
+    status: int | None = None  # answer with this HTTP error in the API's own error shape
+    retry_after: float | None = None  # sent as the retry-after header with `status`
+    message: str | None = None  # error text for `status` / `stream_error`
+    cut_after: int | None = None  # streaming: stop after this many text chunks
+    cut_mode: Literal["drop", "eof"] = "drop"  # drop the TCP connection, or end the body cleanly minus terminator
+    chunk_delay: float = 0.0  # seconds between streamed chunks
+    stream_error: str | None = None  # Anthropic streaming: emit an `error` event of this type after cut_after chunks
+    raw: str | None = None  # answer 200 with exactly this body, to exercise the clients' malformed-response paths
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    json: Any  # None when the body was not JSON
+    model: str | None
+    started: float  # time.monotonic()
+    finished: float | None = None
+
+
+class FakeProviderServer:
+    """`async with FakeProviderServer(api_key="k") as server:` then point clients at `server.base_url`.
+
+    Anthropic clients use base_url as-is; OpenAI-compatible clients use f"{server.base_url}/v1".
+    """
+
+    def __init__(self, *, api_key: str | None = None) -> None:
+        self.api_key = api_key  # when set, both APIs reject any other key with 401
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._standing: dict[str, Behaviour] = {}
+        self._queued: defaultdict[str, deque[Behaviour]] = defaultdict(deque)
+        self._calls: defaultdict[str, int] = defaultdict(int)
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def script(self, model: str, reply: Reply | None = None, *, once: bool = False, **options: Any) -> None:
+        """Set how calls for `model` are answered (options: the Behaviour fields).
+
+        once=True queues a one-shot behaviour used by the next call before the standing one, so a test can
+        script e.g. "429, then success".
+        """
+        behaviour = Behaviour(reply=reply, **options)
+        if once:
+            self._queued[model].append(behaviour)
+        else:
+            self._standing[model] = behaviour
+
+    def requests_for(self, path_suffix: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith(path_suffix)]
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1/chat/completions", self._openai)
+        # handler_cancellation: a client that timed out must not leave a sleeping handler that stalls stop().
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- shared plumbing ---------------------------------------------------------------------------------
+
+    async def _record(self, request: web.Request) -> RecordedRequest:
+        try:
+            body: Any = json.loads(await request.read())
+        except ValueError:
+            body = None
+        model = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
+        rec = RecordedRequest(request.path, dict(request.headers), body, model, time.monotonic())
+        self.requests.append(rec)
+        return rec
+
+    def _next(self, model: str) -> Behaviour:
+        """This call's behaviour: a queued one-shot first, else the model's standing script, else the default."""
+        self._calls[model] += 1
+        queue = self._queued[model]
+        return queue.popleft() if queue else self._standing.get(model, Behaviour())
+
+    def _reply_text(self, behaviour: Behaviour, model: str, body: dict[str, Any]) -> str:
+        if behaviour.reply is None:
+            return f"{model} reply #{self._calls[model]}"
+        return behaviour.reply(body) if callable(behaviour.reply) else behaviour.reply
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    async def _stream(
+        self, request: web.Request, behaviour: Behaviour, head: list[bytes], chunks: list[bytes], tail: list[bytes]
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+        await resp.prepare(request)
+        for piece in head:
+            await resp.write(piece)
+        for i, chunk in enumerate(chunks):
+            if behaviour.cut_after is not None and i >= behaviour.cut_after and not behaviour.stream_error:
+                if behaviour.cut_mode == "drop" and request.transport is not None:
+                    request.transport.abort()  # the chunked body never completes: what a dropped proxy looks like
+                    return resp
+                tail = []
+                break
+            if behaviour.chunk_delay:
+                await asyncio.sleep(behaviour.chunk_delay)
+            await resp.write(chunk)
+        for piece in tail:
+            await resp.write(piece)
+        await resp.write_eof()
+        return resp
+
+    # --- Anthropic ---------------------------------------------------------------------------------------
+
+    def _anthropic_error(self, status: int, message: str, retry_after: float | None = None) -> web.Response:
+        error_type = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
+        body = {"type": "error", "error": {"type": error_type, "message": message}}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        self._enter()
+        rec = await self._record(request)
+        try:
+            if not request.headers.get("x-api-key"):
+                return self._anthropic_error(401, "x-api-key header is required")
+            if self.api_key is not None and request.headers["x-api-key"] != self.api_key:
+                return self._anthropic_error(401, "invalid x-api-key")
+            if not request.headers.get("anthropic-version"):
+                return self._anthropic_error(400, "anthropic-version: header is required")
+            problem = anthropic_problem(rec.json)
+            if problem:
+                return self._anthropic_error(400, problem)
+            body: dict[str, Any] = rec.json
+            model = body["model"]
+            behaviour = self._next(model)
+            await asyncio.sleep(behaviour.delay)
+            if behaviour.raw is not None:
+                return raw_response(behaviour.raw, stream=bool(body.get("stream")))
+            if behaviour.status:
+                message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
+                return self._anthropic_error(behaviour.status, message, behaviour.retry_after)
+            reply = self._reply_text(behaviour, model, body)
+            usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": len(reply.split())}
+            envelope = {"id": f"msg_fake_{len(self.requests)}", "type": "message", "role": "assistant", "model": model}
+            if not body.get("stream"):
+                content = [{"type": "text", "text": reply}]
+                return web.json_response(
+                    {**envelope, "content": content, "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+                )
+            start = {**envelope, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage}}
+            head = [
+                sse("message_start", {"message": start}),
+                sse("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+                sse("ping", {}),
+            ]
+            chunks = [
+                sse("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+                for piece in split_reply(reply)
+            ]
+            final = {"stop_reason": "end_turn", "stop_sequence": None}
+            tail = [
+                sse("content_block_stop", {"index": 0}),
+                sse("message_delta", {"delta": final, "usage": {"output_tokens": usage["output_tokens"]}}),
+                sse("message_stop", {}),
+            ]
+            if behaviour.stream_error:
+                # Real Anthropic streams report overload etc. this way, after the 200 headers went out.
+                chunks = chunks[: behaviour.cut_after or 0]
+                error = {"type": behaviour.stream_error, "message": behaviour.message or "Overloaded"}
+                tail = [sse("error", {"error": error})]
+            return await self._stream(request, behaviour, head, chunks, tail)
+        finally:
+            rec.finished = time.monotonic()
+            self.in_flight -= 1
+
+    # --- OpenAI ------------------------------------------------------------------------------------------
+
+    def _openai_error(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> web.Response:
+        error_type = {400: "invalid_request_error", 401: "invalid_request_error", 429: "requests"}.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
+        body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        self._enter()
+        rec = await self._record(request)
+        try:
+            if self.api_key is not None:
+                given = request.headers.get("authorization", "").removeprefix("Bearer ")
+                if given != self.api_key:
+                    # Echoes the whole key on purpose (OpenAI masks most of it): clients must redact it themselves.
+                    return self._openai_error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
+            problem = openai_problem(rec.json)
+            if problem:
+                return self._openai_error(400, problem[0], param=problem[1])
+            body: dict[str, Any] = rec.json
+            model = body["model"]
+            behaviour = self._next(model)
+            await asyncio.sleep(behaviour.delay)
+            if behaviour.raw is not None:
+                return raw_response(behaviour.raw, stream=bool(body.get("stream")))
+            if behaviour.status:
+                message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
+                return self._openai_error(behaviour.status, message, retry_after=behaviour.retry_after)
+            reply = self._reply_text(behaviour, model, body)
+            prompt, completion = estimate_input_tokens(body), len(reply.split())
+            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            base = {"id": f"chatcmpl-fake-{len(self.requests)}", "created": int(time.time()), "model": model}
+            if not body.get("stream"):
+                choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                return web.json_response({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+            def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+                choice = {"index": 0, "delta": delta, "finish_reason": finish}
+                extra = {"usage": None} if include_usage else {}
+                return data_line({**base, "object": "chat.completion.chunk", "choices": [choice], **extra})
+
+            head = [chunk({"role": "assistant", "content": ""})]
+            chunks = [chunk({"content": piece}) for piece in split_reply(reply)]
+            tail = [chunk({}, "stop")]
+            if include_usage:
+                tail.append(data_line({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
+            tail.append(b"data: [DONE]\n\n")
+            return await self._stream(request, behaviour, head, chunks, tail)
+        finally:
+            rec.finished = time.monotonic()
+            self.in_flight -= 1
+
+
+# --- validation and formatting, kept free of server state ------------------------------------------------
+
+
+def anthropic_problem(body: Any) -> str | None:
+    """What the real Messages API would reject this body for (stricter on role alternation, on purpose)."""
+    if not isinstance(body, dict):
+        return "Request body must be a JSON object"
+    for key in body:
+        if key not in ANTHROPIC_FIELDS:
+            return f"{key}: Extra inputs are not permitted"
+    for key in ("model", "max_tokens", "messages"):
+        if key not in body:
+            return f"{key}: Field required"
+    if not isinstance(body["model"], str) or not body["model"]:
+        return "model: Input should be a valid string"
+    if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1:
+        return "max_tokens: Input should be a positive integer"
+    if "system" in body and not isinstance(body["system"], (str, list)):
+        return "system: Input should be a valid string or list of text blocks"
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    previous = None
+    for i, msg in enumerate(messages):
+        role = msg.get("role") if isinstance(msg, dict) else None
+        if role not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        content = msg.get("content")
+        if not content or (isinstance(content, str) and not content.strip()):
+            return f"messages.{i}: all messages must have non-empty content"
+        if not isinstance(content, (str, list)):
+            return f"messages.{i}.content: Input should be a valid string or list"
+        if i == 0 and role != "user":
+            return 'messages: first message must use the "user" role'
+        if role == previous:
+            return 'messages: roles must alternate between "user" and "assistant"'
+        previous = role
+    return None
+
+
+def openai_problem(body: Any) -> tuple[str, str | None] | None:
+    """(message, param) for what /chat/completions would reject, else None."""
+    if not isinstance(body, dict):
+        return "We could not parse the JSON body of your request.", None
+    for key in body:
+        if key not in OPENAI_FIELDS:
+            return f"Unrecognized request argument supplied: {key}", key
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "you must provide a model parameter", "model"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "[] is too short - 'messages'", "messages"
+    for i, msg in enumerate(messages):
+        role = msg.get("role") if isinstance(msg, dict) else None
+        if role not in ("system", "user", "assistant", "developer"):
+            return (
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'developer'.",
+                f"messages[{i}].role",
+            )
+        if not isinstance(msg.get("content"), str):
+            return f"Invalid type for 'messages[{i}].content': expected a string.", f"messages[{i}].content"
+    temperature = body.get("temperature")
+    if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
+        return "temperature must be a number between 0 and 2", "temperature"
+    return None
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """Deterministic stand-in for tokenisation: a quarter of the characters the model reads."""
+    chars = len(body.get("system") or "") if isinstance(body.get("system"), str) else 0
+    chars += sum(len(m["content"]) for m in body["messages"] if isinstance(m.get("content"), str))
+    return max(1, chars // 4)
+
+
+def split_reply(reply: str) -> list[str]:
+    """Word-sized stream chunks that join back to exactly the reply (whitespace included)."""
+    return [piece for piece in re.split(r"(?<=\s)(?=\S)", reply) if piece]
+
+
+def raw_response(text: str, *, stream: bool) -> web.Response:
+    return web.Response(text=text, content_type="text/event-stream" if stream else "application/json")
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps({'type': event, **data})}\n\n".encode()
+
+
+def data_line(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data)}\n\n".encode()

@@ -1,0 +1,232 @@
+"""The council engine against real storage and the loopback fake provider, without Discord."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from bot.catalog import Catalog
+from bot.council.engine import ConveneError, CouncilEngine, CouncilPlan
+from bot.providers.pool import ProviderPool
+from storage import repository as repo
+from storage.database import Database
+from tests.engine_doubles import RecordingPublisher
+from tests.fakes.provider_server import FakeProviderServer
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+async def engine(
+    db: Database, catalog: Catalog, session: aiohttp.ClientSession, publisher: RecordingPublisher
+) -> AsyncIterator[CouncilEngine]:
+    council_engine = CouncilEngine(db, catalog, ProviderPool(session), publisher, provider_timeout=5)
+    yield council_engine
+    await council_engine.shutdown()
+
+
+async def convene(engine: CouncilEngine, members: str = "Claude, DeepSeek, Llama", **options: object) -> int:
+    plan: CouncilPlan = engine.plan(
+        topic=str(options.get("topic", "Should cities ban cars?")),
+        member_names=members,
+        roles=options.get("roles"),  # type: ignore[arg-type]
+        rounds=int(options.get("rounds", 2)),  # type: ignore[arg-type]
+        mode=str(options.get("mode", "round-robin")),
+    )
+    council = await engine.create(plan, guild_id=1, channel_id=2, convener_id=3, convener_name="Ada")
+    await engine.open(council.id, thread_id=900 + council.id)
+    return council.id
+
+
+def prompt_text(body: dict) -> str:
+    """Everything a member was sent, system prompt included, as one string."""
+    parts = [body.get("system", "")] if isinstance(body.get("system"), str) else []
+    parts += [m["content"] for m in body["messages"]]
+    return "\n".join(parts)
+
+
+async def test_round_robin_members_speak_in_order_and_see_everything_before(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer
+) -> None:
+    council_id = await convene(engine)
+    await publisher.wait_finished(council_id)
+
+    assert publisher.transcript(council_id) == [
+        ("Claude", "claude-test reply #1"),
+        ("DeepSeek", "deepseek-test reply #1"),
+        ("Llama", "llama-test reply #1"),
+        ("Claude", "claude-test reply #2"),
+        ("DeepSeek", "deepseek-test reply #2"),
+        ("Llama", "llama-test reply #2"),
+    ]
+    bodies = [r.json for r in provider_server.requests]
+    assert [b["model"] for b in bodies] == ["claude-test", "deepseek-test", "llama-test"] * 2
+    llama_round1 = prompt_text(bodies[2])
+    assert "Claude (the Coordinator): claude-test reply #1" in llama_round1
+    assert "DeepSeek (the Philosopher): deepseek-test reply #1" in llama_round1
+    # Claude's second turn sends its own first reply back as an assistant turn.
+    assert {"role": "assistant", "content": "claude-test reply #1"} in bodies[3]["messages"]
+    council = await repo.get_council(engine.db, council_id)
+    assert council is not None and council.state == "concluded" and council.current_round == 2
+    assert council.tokens_out == 6 * 3  # each fake reply is three words
+
+
+async def test_parallel_round_members_see_only_previous_rounds_and_post_in_seat_order(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer
+) -> None:
+    # The first seat is the slowest: posts must still follow seat order.
+    provider_server.script("claude-test", delay=0.3)
+    provider_server.script("deepseek-test", delay=0.1)
+    council_id = await convene(engine, mode="parallel")
+    await publisher.wait_finished(council_id)
+
+    assert [author for author, _ in publisher.transcript(council_id)] == ["Claude", "DeepSeek", "Llama"] * 2
+    assert provider_server.max_in_flight == 3
+    round1 = provider_server.requests[:3]
+    round2 = provider_server.requests[3:]
+    for request in round1:
+        assert "reply #" not in prompt_text(request.json)
+    for request in round2:
+        text = prompt_text(request.json)
+        for model in ("claude-test", "deepseek-test", "llama-test"):
+            assert f"{model} reply #1" in text
+        assert "reply #2" not in text
+
+
+async def test_human_interjection_reaches_every_later_turn(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("claude-test", delay=0.3)
+    council_id = await convene(engine, rounds=1)
+    thread_id = 900 + council_id
+    await asyncio.sleep(0.1)  # Claude is thinking
+    assert await engine.record_human(
+        thread_id=thread_id, message_id=555, author_id=7, author_name="Grace", content="What about buses?"
+    )
+    # The same Discord message delivered twice is stored once.
+    assert not await engine.record_human(
+        thread_id=thread_id, message_id=555, author_id=7, author_name="Grace", content="What about buses?"
+    )
+    await publisher.wait_finished(council_id)
+
+    claude, deepseek, llama = (r.json for r in provider_server.requests)
+    assert "Grace (human)" not in prompt_text(claude)  # its turn started before Grace spoke
+    assert "Grace (human): What about buses?" in prompt_text(deepseek)
+    assert "Grace (human): What about buses?" in prompt_text(llama)
+    lines = await repo.transcript(engine.db, council_id)
+    assert [(line.author_kind, line.author_name) for line in lines] == [
+        ("human", "Grace"), ("ai", "Claude"), ("ai", "DeepSeek"), ("ai", "Llama")
+    ]
+
+
+async def test_pause_holds_the_next_turn_and_resume_continues(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("claude-test", delay=0.2)
+    council_id = await convene(engine, rounds=1)
+    await asyncio.sleep(0.05)
+    assert await engine.pause(council_id)
+    assert not await engine.pause(council_id)  # already paused
+    await asyncio.sleep(0.5)
+    # The turn in progress finished and was shown; nobody else was asked.
+    assert [r.model for r in provider_server.requests] == ["claude-test"]
+    assert publisher.transcript(council_id) == [("Claude", "claude-test reply #1")]
+    assert await engine.resume(council_id)
+    await publisher.wait_finished(council_id)
+    assert [author for author, _ in publisher.transcript(council_id)] == ["Claude", "DeepSeek", "Llama"]
+
+
+async def test_conclude_stops_at_once_and_reports_once(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("claude-test", delay=2)
+    council_id = await convene(engine)
+    await asyncio.sleep(0.1)
+    assert await engine.conclude(council_id, "Concluded by Ada.")
+    assert not await engine.conclude(council_id, "again")
+    assert publisher.transcript(council_id) == []
+    assert len(publisher.finished) == 1 and publisher.finished[0].end_reason == "Concluded by Ada."
+    council = await repo.get_council(engine.db, council_id)
+    assert council is not None and council.state == "concluded" and council.ended_at is not None
+
+
+async def test_a_failing_member_is_noted_and_the_council_goes_on(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("deepseek-test", status=500, message="upstream exploded")
+    council_id = await convene(engine, rounds=1)
+    await publisher.wait_finished(council_id)
+    posts = publisher.transcript(council_id)
+    assert posts[0] == ("Claude", "claude-test reply #1")
+    assert posts[1][0] == "system" and "DeepSeek could not answer in round 1" in posts[1][1]
+    assert "sk-" not in posts[1][1]
+    assert posts[2] == ("Llama", "llama-test reply #1")
+
+
+async def test_roles_reach_the_system_prompt(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer
+) -> None:
+    council_id = await convene(engine, "Claude, DeepSeek", rounds=1, roles="deepseek=the Skeptic")
+    await publisher.wait_finished(council_id)
+    claude, deepseek = (r.json for r in provider_server.requests)
+    assert "You are DeepSeek, the Skeptic," in deepseek["messages"][0]["content"]
+    assert "DeepSeek (the Skeptic)" in claude["system"]
+    assert "temperature" not in claude and deepseek["temperature"] == 0.8
+
+
+async def test_restart_posts_what_was_generated_and_continues_without_repeating(
+    db: Database, catalog: Catalog, session: aiohttp.ClientSession, provider_server: FakeProviderServer
+) -> None:
+    first = RecordingPublisher()
+    engine = CouncilEngine(db, catalog, ProviderPool(session), first)
+    plan = engine.plan(topic="Restart me", member_names="Claude, Llama", roles=None, rounds=1, mode="round-robin")
+    council = await engine.create(plan, guild_id=1, channel_id=2, convener_id=3, convener_name="Ada")
+    # The process died after storing Claude's turn and before showing it.
+    await repo.set_council_thread(db, council.id, 42)
+    await repo.transition_council(db, council.id, from_states=("starting",), to_state="running")
+    await repo.set_current_round(db, council.id, 1)
+    await repo.add_message(
+        db, council_id=council.id, round_number=1, author_kind="ai", author_name="Claude",
+        turn_key="ai:r1:Claude", content="stored before the crash",
+    )
+
+    second = RecordingPublisher()
+    restarted = CouncilEngine(db, catalog, ProviderPool(session), second)
+    assert await restarted.resume_all() == [council.id]
+    await second.wait_finished(council.id)
+    assert second.transcript(council.id) == [("Claude", "stored before the crash"), ("Llama", "llama-test reply #1")]
+    assert [r.model for r in provider_server.requests] == ["llama-test"]
+    assert first.posts == []
+
+
+@pytest.mark.parametrize(
+    ("members", "roles", "rounds", "mode", "message"),
+    [
+        ("Claude, Nobody", None, 2, "round-robin", "no member called 'Nobody'"),
+        ("Claude, Gemini", None, 2, "round-robin", "Gemini needs TEST_MISSING_KEY"),
+        ("Claude, claude", None, 2, "round-robin", "Claude is named twice"),
+        (" , ", None, 2, "round-robin", "Name at least one member"),
+        ("Claude", "Claude Philosopher", 2, "round-robin", "Write roles as"),
+        ("Claude", "Llama=Realist", 2, "round-robin", "not a member of this council"),
+        ("Claude", None, 11, "round-robin", "Rounds must be between 1 and 10"),
+        ("Claude", None, 2, "chaos", "Mode must be one of"),
+    ],
+)
+async def test_bad_convene_requests_are_refused_with_a_reason(
+    engine: CouncilEngine, members: str, roles: str | None, rounds: int, mode: str, message: str
+) -> None:
+    with pytest.raises(ConveneError, match=message):
+        engine.plan(topic="A fine topic", member_names=members, roles=roles, rounds=rounds, mode=mode)
+    assert await repo.list_councils_in_state(engine.db, ("starting", "running")) == []
