@@ -1,0 +1,61 @@
+"""Exceptions: Discord's HTTP errors as the fakes raise them, and the harness's own test failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord.ext.test.backend import FakeRequest
+
+
+def http_error(status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> discord.HTTPException:
+    """The exception discord.py would raise for this Discord JSON error body.
+
+    Raised straight from a fake route, it reaches the bot exactly where a real 4xx would.
+    """
+    body: dict[str, Any] = {"code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    response = FakeRequest(status, {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(status, "Error"))
+    if status == 403:
+        return discord.Forbidden(response, body)  # type: ignore[arg-type]
+    if status == 404:
+        return discord.NotFound(response, body)  # type: ignore[arg-type]
+    return discord.HTTPException(response, body)  # type: ignore[arg-type]
+
+
+def form_error(path: list[str | int], code: str, message: str) -> discord.HTTPException:
+    """400 / 50035 Invalid Form Body with Discord's nested `errors` shape at `path`."""
+    node: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path):
+        node = {str(key): node}
+    return http_error(400, 50035, "Invalid Form Body", node)
+
+
+def missing_permissions() -> discord.HTTPException:
+    return http_error(403, 50013, "Missing Permissions")
+
+
+def unknown(kind: str) -> discord.HTTPException:
+    codes = {"Channel": 10003, "Message": 10008, "Webhook": 10015, "interaction": 10062}
+    return http_error(404, codes[kind], f"Unknown {kind}")
+
+
+class HarnessError(AssertionError):
+    """A test failure detected by the harness (an AssertionError so pytest reports it as one)."""
+
+
+class UnhandledBotError(HarnessError):
+    """discord.py logged an exception (command, view, listener) or a bot task died with one."""
+
+
+class NoResponseError(HarnessError):
+    """An interaction was never acknowledged: the user would see "The application did not respond"."""
+
+
+class InvalidInvocation(HarnessError):
+    """The Discord client would not let a user send this (unknown option, value out of range, ...)."""
+
+
+class SettleTimeout(HarnessError):
+    """Tasks started by a dispatch were still running when the harness stopped waiting."""

@@ -1,0 +1,439 @@
+"""DiscordHarness: drive a commands.Bot the way Discord would, and read back what it posted.
+
+    harness = await DiscordHarness.start(bot, monkeypatch)
+    try:
+        result = await harness.slash(harness.members["convener"], "council", "convene", topic="...")
+        ...
+    finally:
+        await harness.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import discord
+import discord.ext.test as dpytest
+import pytest
+from discord.ext.test import backend as dpy_backend
+
+from . import fake_http, guard
+from .errors import InvalidInvocation, NoResponseError
+from .interactions import (
+    APPLICATION_COMMAND,
+    COMPONENT,
+    InteractionResult,
+    InteractionSession,
+    build_options,
+    check_visible,
+    interaction_payload,
+    nest_options,
+    resolve_command,
+)
+from .payloads import iso_now, new_id, user_payload
+from .recorder import Post, Reaction, Recorder
+from .routes_channels import ChannelRoutes
+from .routes_webhooks import WebhookRoutes
+from .server import FakeDiscord, WebhookInfo
+
+# What humans get by default (Discord's usual @everyone set); the bot's default covers what a
+# bot posting through webhooks into threads needs.
+MEMBER_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    embed_links=True,
+    attach_files=True,
+    add_reactions=True,
+    read_message_history=True,
+    use_application_commands=True,
+    use_external_emojis=True,
+    change_nickname=True,
+)
+MODERATOR_PERMISSIONS = discord.Permissions(manage_threads=True, manage_messages=True)
+BOT_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    manage_threads=True,
+    manage_webhooks=True,
+    manage_messages=True,
+    embed_links=True,
+    attach_files=True,
+    add_reactions=True,
+    read_message_history=True,
+    use_external_emojis=True,
+)
+
+Target = discord.TextChannel | discord.Thread
+
+
+class DiscordHarness:
+    """One fake guild with a text channel and members, wired to one bot. Build with `start()`."""
+
+    def __init__(self) -> None:
+        raise TypeError("use `await DiscordHarness.start(bot, monkeypatch)`")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    async def start(
+        cls,
+        bot: discord.ext.commands.Bot,
+        monkeypatch: pytest.MonkeyPatch,
+        *,
+        channel_name: str = "council",
+        bot_permissions: discord.Permissions = BOT_PERMISSIONS,
+        settle_timeout: float = 10.0,
+        ignore_task: guard.TaskFilter | None = None,
+    ) -> DiscordHarness:
+        """Configure dpytest around `bot`, install the fakes, run `setup_hook()`.
+
+        `ignore_task(task) -> bool` excludes long-lived bot tasks (e.g. a worker loop started in
+        setup_hook) from the waits after each dispatch.
+        """
+        self = object.__new__(cls)
+        self.bot = bot
+        self.settle_timeout = settle_timeout
+        self.ignore_task = ignore_task
+        self.recorder = Recorder()
+        self._tracker = guard.TaskTracker()
+        self._errors = guard.ErrorCapture()
+        self._checked_tasks: set[int] = set()
+        self._closed = False
+        self._command_ids: dict[str, int] = {}
+        self._tracker.install()
+        self._errors.install()
+        try:
+            await self._build(monkeypatch, channel_name, bot_permissions)
+        except BaseException:
+            # Don't leak the task factory / log handler (or a half-started bot) into other tests.
+            self._errors.uninstall()
+            self._tracker.uninstall()
+            bot.ws = None
+            await bot.close()
+            raise
+        return self
+
+    async def _build(
+        self, monkeypatch: pytest.MonkeyPatch, channel_name: str, bot_permissions: discord.Permissions
+    ) -> None:
+        bot = self.bot
+        router = fake_http.Router()
+        fake_http.install(monkeypatch, router)
+        # Order matters (see TESTING-DISCORD.md): configure() replaces the connection state, which
+        # drops the command tree; setup_hook() must run after, against the new state.
+        await bot._async_setup_hook()
+        dpytest.configure(bot, guilds=["AI Council test"], text_channels=[channel_name], voice_channels=0, members=0)
+        state = bot._connection
+        state._command_tree = bot.tree
+        bot.tree._state = state  # the tree keeps the old state/http for sync() otherwise
+        bot.tree._http = bot.http
+        state.application_id = state.user.id  # type: ignore[union-attr]
+        bot.ws = None  # dpytest's fake socket has no .open; Client.close() would trip over it
+
+        self.guild = dpytest.get_config().guilds[0]
+        self.channel = dpytest.get_config().channels[0]
+        self.server = FakeDiscord(bot, self.guild, self.recorder)
+        ChannelRoutes(self.server).register(router)
+        WebhookRoutes(self.server).register(router)
+        # All permissions come from roles, so set_bot_permissions() is exact.
+        dpy_backend.update_role(self.guild.default_role, permissions=0)
+        self.roles = {
+            "member": dpy_backend.make_role("Member", self.guild, permissions=MEMBER_PERMISSIONS.value),
+            "moderator": dpy_backend.make_role("Moderator", self.guild, permissions=MODERATOR_PERMISSIONS.value),
+            "bot": dpy_backend.make_role("Bot", self.guild, permissions=bot_permissions.value),
+        }
+        # GUILD_CREATE always carries the bot's own member, whatever the intents: cache it with the
+        # bot role (dpytest's member add is dropped when the members intent is off).
+        me = _member(state.user, [self.roles["bot"]], self.guild)  # type: ignore[arg-type]
+        self.guild._add_member(me)
+        self.server.members[me.id] = me
+        self.members: dict[str, discord.Member] = {}
+        self.add_member("convener")
+        self.add_member("moderator", roles=("moderator",))
+        self.add_member("user")
+
+        mark = self._tracker.mark()
+        await bot.setup_hook()
+        await self._settle_and_check(mark)
+        self._start_mark = self._tracker.mark()
+
+    async def close(self) -> None:
+        """Settle, drain dpytest, close the bot, uninstall the guards. Raises late bot errors."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._settle_and_check(self._start_mark, timeout=min(self.settle_timeout, 5.0))
+        finally:
+            await dpytest.empty_queue()
+            await self.bot.close()
+            # Whatever the bot left running (a timed-out settle, view timeouts) must not outlive
+            # the test and fire into the next one's loop.
+            for task in self._tracker.since(0):
+                if not task.done():
+                    task.cancel()
+            self._errors.uninstall()
+            self._tracker.uninstall()
+
+    # -- members, roles, channels ---------------------------------------------------------------
+
+    def add_member(
+        self, key: str, *, roles: tuple[str, ...] = (), permissions: discord.Permissions | None = None
+    ) -> discord.Member:
+        """A member with the Member role, plus named harness roles and/or a role with `permissions`."""
+        user = dpy_backend.make_user(key, len(self.members) + 1)
+        granted = [self.roles["member"], *(self.roles[name] for name in roles)]
+        if permissions is not None:
+            granted.append(dpy_backend.make_role(f"{key}-perms", self.guild, permissions=permissions.value))
+        dpy_backend.make_member(user, self.guild, roles=granted)  # GUILD_MEMBER_ADD, cached per intents
+        member = self.guild.get_member(user.id) or _member(user, granted, self.guild)
+        self.members[key] = member
+        self.server.members[member.id] = member
+        return member
+
+    def add_channel(self, name: str) -> discord.TextChannel:
+        """Another text channel in the guild (the bot sees it; CHANNEL_CREATE is dispatched)."""
+        return dpy_backend.make_text_channel(name, self.guild)
+
+    def set_bot_permissions(self, permissions: discord.Permissions) -> None:
+        """What the bot may do in the guild: enforced by the fakes and sent as app_permissions."""
+        dpy_backend.update_role(self.roles["bot"], permissions=permissions.value)
+
+    def seed_webhook(
+        self, channel: discord.TextChannel, name: str, *, owner: discord.Member | None = None
+    ) -> WebhookInfo:
+        """A webhook that already exists in `channel`, made by a member (not by this bot)."""
+        return self.server.add_webhook(channel, name, creator=owner or self.members["user"], by_bot=False)
+
+    # -- driving the bot ----------------------------------------------------------------------
+
+    async def slash(
+        self,
+        user: discord.Member,
+        *path: str,
+        channel: Target | None = None,
+        permissions: int | discord.Permissions | None = None,
+        app_permissions: int | discord.Permissions | None = None,
+        wait_background: bool = True,
+        require_response: bool = True,
+        **options: Any,
+    ) -> InteractionResult:
+        """Run `/path... option=value` as `user` in `channel` (default: the harness channel).
+
+        `permissions` overrides the member's resolved permissions in the payload (default: what
+        their roles grant in that channel); `app_permissions` likewise for the bot.
+        """
+        channel = channel or self.channel
+        member_perms = self._perms(permissions, self._permissions_in(channel, user))
+        resolved = resolve_command(self.bot.tree, self.guild, path)
+        check_visible(resolved, discord.Permissions(member_perms))
+        leaf_options, resolved_data = build_options(resolved.command, options, self.guild)
+        data: dict[str, Any] = {
+            "id": self._command_id(resolved.root.name),
+            "name": resolved.root.name,
+            "type": 1,
+            "options": nest_options(resolved, leaf_options),
+            "resolved": resolved_data,
+        }
+        if resolved.guild_scoped:
+            data["guild_id"] = self.guild.id
+        payload = self._interaction(APPLICATION_COMMAND, user, channel, member_perms, app_permissions, data)
+        return await self._run_interaction(payload, resolved.qualified_name, wait_background, require_response)
+
+    async def click(
+        self,
+        user: discord.Member,
+        message: discord.Message | int,
+        custom_id: str,
+        *,
+        component_type: int = 2,
+        values: list[str] | None = None,
+        permissions: int | discord.Permissions | None = None,
+        wait_background: bool = True,
+        require_response: bool = True,
+    ) -> InteractionResult:
+        """Click a button (or pick `values` in a select) on a message the bot posted."""
+        message_id = message if isinstance(message, int) else message.id
+        stored = self.server.messages.get(message_id)
+        if stored is None:
+            raise InvalidInvocation(f"no message {message_id} in the fake Discord")
+        channel = self.server.resolve(int(stored["channel_id"]))
+        assert not isinstance(channel, discord.DMChannel)
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
+        if values is not None:
+            data["values"] = values
+        member_perms = self._perms(permissions, self._permissions_in(channel, user))
+        payload = self._interaction(COMPONENT, user, channel, member_perms, None, data, message=copy.deepcopy(stored))
+        return await self._run_interaction(payload, custom_id, wait_background, require_response, message_id=message_id)
+
+    async def say(
+        self, user: discord.Member, channel: Target | None, content: str, *, wait_background: bool = True
+    ) -> discord.Message:
+        """`user` posts `content` in `channel` (a text channel or thread); on_message runs."""
+        target = channel or self.channel
+        mark = self._tracker.mark()
+        payload = self.server.human_message(user, target, content)
+        await self._settle_and_check(mark, background=wait_background)
+        state = self.bot._connection
+        return discord.Message(state=state, channel=target, data=copy.deepcopy(payload))  # type: ignore[arg-type]
+
+    async def dispatch(self, event: str, *args: Any, wait_background: bool = True) -> None:
+        """Dispatch a client event (e.g. "ready") and wait for the listeners."""
+        mark = self._tracker.mark()
+        self.bot.dispatch(event, *args)
+        await self._settle_and_check(mark, background=wait_background)
+
+    @contextlib.contextmanager
+    def allow_errors(self, pattern: str = "") -> Iterator[list[logging.LogRecord]]:
+        """Collect (instead of failing on) logged errors whose text matches `pattern` (a regex
+        searched in the message and traceback) while the block runs; yields the collected records."""
+        bucket: list[logging.LogRecord] = []
+        allowance = (re.compile(pattern), bucket)
+        self._errors.allowances.append(allowance)
+        try:
+            yield bucket
+        finally:
+            self._errors.allowances.remove(allowance)
+
+    async def settle(self, timeout: float | None = None) -> None:
+        """Wait for everything the bot started since setup (background work included)."""
+        await self._settle_and_check(self._start_mark, timeout=timeout)
+
+    # -- reading what happened ----------------------------------------------------------------
+
+    @property
+    def posts(self) -> list[Post]:
+        """Every message in the fake Discord, in order (ephemeral, deleted, human included)."""
+        return self.recorder.posts
+
+    def posts_in(
+        self, channel_id: int, *, kinds: tuple[str, ...] | None = None, include_hidden: bool = False
+    ) -> list[Post]:
+        """Messages in a channel/thread as its readers see them (edits applied)."""
+        return self.recorder.in_channel(channel_id, kinds=kinds, include_hidden=include_hidden)
+
+    def thread_transcript(self, thread_id: int) -> list[tuple[str, str]]:
+        """(author display name, content) of every visible message in the thread, in order."""
+        return self.recorder.transcript(thread_id)
+
+    transcript = thread_transcript
+
+    @property
+    def threads(self) -> list[discord.Thread]:
+        """Every thread created, in creation order (archived ones too)."""
+        return [self.server.resolve(thread_id) for thread_id in self.server.threads]  # type: ignore[misc]
+
+    @property
+    def webhooks(self) -> list[WebhookInfo]:
+        return [info for info in self.server.webhooks.values() if not info.deleted]
+
+    @property
+    def webhook_creations(self) -> dict[int, int]:
+        """channel id -> how many times the bot created a webhook there."""
+        return dict(self.server.webhook_creations)
+
+    @property
+    def reactions(self) -> list[Reaction]:
+        return self.recorder.reactions
+
+    @property
+    def synced_commands(self) -> dict[int | None, list[dict[str, Any]]]:
+        return self.server.synced_commands
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _permissions_in(self, channel: Target, member: discord.Member) -> int:
+        parent = channel.parent if isinstance(channel, discord.Thread) else channel
+        assert parent is not None
+        return parent.permissions_for(member).value
+
+    @staticmethod
+    def _perms(value: int | discord.Permissions | None, default: int) -> int:
+        if value is None:
+            return default
+        return value.value if isinstance(value, discord.Permissions) else int(value)
+
+    def _command_id(self, name: str) -> int:
+        return self._command_ids.setdefault(name, new_id())
+
+    def _interaction(
+        self,
+        interaction_type: int,
+        user: discord.Member,
+        channel: Target,
+        member_perms: int,
+        app_permissions: int | discord.Permissions | None,
+        data: dict[str, Any],
+        message: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return interaction_payload(
+            interaction_type=interaction_type,
+            application_id=self.server.application_id,
+            guild=self.guild,
+            channel=channel,
+            member=user,
+            permissions=member_perms,
+            app_permissions=self._perms(app_permissions, self.server.bot_permissions(channel).value),
+            data=data,
+            message=message,
+        )
+
+    async def _run_interaction(
+        self,
+        payload: dict[str, Any],
+        name: str,
+        wait_background: bool,
+        require_response: bool,
+        message_id: int | None = None,
+    ) -> InteractionResult:
+        user = payload["member"]["user"]
+        result = InteractionResult(int(payload["id"]), name, int(user["id"]), int(payload["channel_id"]))
+        session = InteractionSession(
+            id=int(payload["id"]),
+            token=payload["token"],
+            type=payload["type"],
+            name=name,
+            user_payload=dict(user),
+            channel_id=int(payload["channel_id"]),
+            created_at=self.server.now(),
+            result=result,
+            message_id=message_id,
+        )
+        self.server.open_interaction(session)
+        mark = self._tracker.mark()
+        self.bot._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+        await self._settle_and_check(mark, background=wait_background)
+        if require_response and not result.acknowledged:
+            raise NoResponseError(f"{name}: the bot never answered the interaction ('The application did not respond')")
+        return result
+
+    async def _settle_and_check(self, mark: int, *, background: bool = True, timeout: float | None = None) -> None:
+        try:
+            await guard.settle(
+                self._tracker,
+                mark,
+                timeout=self.settle_timeout if timeout is None else timeout,
+                background=background,
+                ignore=self.ignore_task,
+            )
+        finally:
+            # Errors logged so far fail the test even if waiting timed out. Task deaths are judged
+            # only once nothing is left running that might still await (and handle) them.
+            guard.raise_if_failed(self._errors, self._tracker.since(mark), self._checked_tasks, check_tasks=background)
+
+
+def _member(user: discord.abc.User, roles: list[discord.Role], guild: discord.Guild) -> discord.Member:
+    data = {"user": user_payload(user), "roles": [r.id for r in roles], "joined_at": iso_now(), "flags": 0}
+    return discord.Member(data=data, guild=guild, state=guild._state)  # type: ignore[arg-type]
+
+
+__all__ = ["DiscordHarness", "BOT_PERMISSIONS", "MEMBER_PERMISSIONS", "MODERATOR_PERMISSIONS"]

@@ -1,0 +1,548 @@
+"""Proves the Discord harness against a toy bot: commands in, recorded Discord traffic out."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator
+
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.harness import DiscordHarness, InvalidInvocation, NoResponseError, UnhandledBotError
+
+WEBHOOK_NAME = "Toy Council"
+NO_MENTIONS = discord.AllowedMentions.none()
+SPEAKERS = (
+    ("Claude", "https://example.test/claude.png"),
+    ("Llama", "https://example.test/llama.png"),
+)
+
+
+class AckView(discord.ui.View):
+    """A persistent view: its button answers by updating the message it is on (type 7)."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Ack", custom_id="toy:ack")
+    async def ack(self, interaction: discord.Interaction, button: discord.ui.Button[AckView]) -> None:
+        await interaction.response.edit_message(content=f"acknowledged by {interaction.user.display_name}", view=None)
+
+
+class ConfirmView(discord.ui.View):
+    """A short-lived view: discord.py starts a timeout task for it that the harness must not await."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=300)
+
+    @discord.ui.button(label="Confirm", custom_id="toy:confirm")
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmView]) -> None:
+        await interaction.response.send_message("confirmed", ephemeral=True)
+        self.stop()
+
+
+class ToyCog(commands.Cog):
+    toy = app_commands.Group(name="toy", description="Toy council commands", guild_only=True)
+    admin = app_commands.Group(
+        name="toyadmin", description="Moderator commands", default_permissions=discord.Permissions(manage_threads=True)
+    )
+
+    def __init__(self, bot: ToyBot) -> None:
+        self.bot = bot
+        self.webhook_ids: set[int] = set()
+        self.heard: list[tuple[int, str, str]] = []
+        self.own_webhook_messages = 0
+
+    @toy.command(name="run", description="Convene a toy council in a new thread")
+    @app_commands.choices(
+        mode=[
+            app_commands.Choice(name="Round robin", value="round-robin"),
+            app_commands.Choice(name="Parallel", value="parallel"),
+        ]
+    )
+    async def run(
+        self,
+        interaction: discord.Interaction,
+        topic: app_commands.Range[str, 3, 200],
+        rounds: app_commands.Range[int, 1, 3] = 1,
+        mode: str = "round-robin",
+        thread_name: str | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channel = interaction.channel
+        assert isinstance(channel, discord.TextChannel)
+        starter = await channel.send(
+            embed=discord.Embed(title=f"Council: {topic}", description=f"{rounds} round(s), {mode}"),
+            allowed_mentions=NO_MENTIONS,
+        )
+        thread = await starter.create_thread(name=thread_name or topic, auto_archive_duration=1440)
+        webhook = await self._webhook(channel)
+        for name, avatar in SPEAKERS:
+            await webhook.send(
+                f"{name} on {topic}, asked by <@{interaction.user.id}>",
+                username=name,
+                avatar_url=avatar,
+                thread=thread,
+                wait=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+        await thread.send(embed=discord.Embed(title="Council finished"))
+        await interaction.followup.send(f"Convened in {thread.mention}", ephemeral=True)
+
+    async def _webhook(self, channel: discord.TextChannel) -> discord.Webhook:
+        assert self.bot.user is not None
+        hooks = await channel.webhooks()
+        mine = [h for h in hooks if h.name == WEBHOOK_NAME and h.user and h.user.id == self.bot.user.id]
+        webhook = mine[0] if mine else await channel.create_webhook(name=WEBHOOK_NAME)
+        self.webhook_ids.add(webhook.id)
+        return webhook
+
+    @toy.command(name="ping", description="Ephemeral reply")
+    async def ping(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("pong", ephemeral=True)
+
+    @toy.command(name="edit", description="Reply, then edit the reply and a followup")
+    async def edit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("draft")
+        await interaction.edit_original_response(content="final")
+        followup = await interaction.followup.send("second", wait=True)
+        await followup.edit(content="second, edited")
+
+    @toy.command(name="perms", description="Report what the interaction says about permissions")
+    async def perms(self, interaction: discord.Interaction) -> None:
+        assert isinstance(interaction.user, discord.Member)
+        await interaction.response.send_message(
+            f"member_manage_threads={interaction.permissions.manage_threads} "
+            f"guild_manage_threads={interaction.user.guild_permissions.manage_threads} "
+            f"app_manage_webhooks={interaction.app_permissions.manage_webhooks} "
+            f"channel={type(interaction.channel).__name__}",
+            ephemeral=True,
+        )
+
+    @toy.command(name="button", description="Post a message with a button")
+    async def button(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("press it", view=AckView())
+
+    @toy.command(name="confirm", description="Ask for confirmation with a timed view")
+    async def confirm(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("Sure?", view=ConfirmView(), ephemeral=True)
+
+    @toy.command(name="boom", description="Fails")
+    async def boom(self, interaction: discord.Interaction) -> None:
+        raise RuntimeError("kaboom")
+
+    @toy.command(name="long", description="Sends more than Discord allows")
+    async def long(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("x" * 2001)
+
+    @toy.command(name="silent", description="Never answers")
+    async def silent(self, interaction: discord.Interaction) -> None:
+        return None
+
+    @toy.command(name="slow", description="Answers too late")
+    async def slow(self, interaction: discord.Interaction) -> None:
+        await asyncio.sleep(0.05)
+        await interaction.response.send_message("too late")
+
+    @toy.command(name="later", description="Answers now, posts from a background task")
+    async def later(self, interaction: discord.Interaction) -> None:
+        channel = interaction.channel
+        assert isinstance(channel, discord.TextChannel)
+
+        async def post() -> None:
+            await asyncio.sleep(0.01)
+            await channel.send("done in the background")
+
+        self.background = asyncio.create_task(post())
+        await interaction.response.send_message("working on it", ephemeral=True)
+
+    @toy.command(name="spawn", description="Starts a background task that fails")
+    async def spawn(self, interaction: discord.Interaction) -> None:
+        async def later() -> None:
+            await asyncio.sleep(0)
+            raise ValueError("background failure")
+
+        asyncio.create_task(later())
+        await interaction.response.send_message("started", ephemeral=True)
+
+    @toy.command(name="gather", description="Handles a failing subtask itself")
+    async def gather(self, interaction: discord.Interaction) -> None:
+        async def fails() -> None:
+            raise ValueError("handled")
+
+        outcomes = await asyncio.gather(asyncio.create_task(fails()), return_exceptions=True)
+        await interaction.response.send_message(f"{len(outcomes)} outcome(s)", ephemeral=True)
+
+    @admin.command(name="reset", description="Moderators only")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("reset", ephemeral=True)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.webhook_id in self.webhook_ids:
+            self.own_webhook_messages += 1
+            return
+        if message.author.bot or not isinstance(message.channel, discord.Thread):
+            return
+        if message.content == "explode":
+            raise RuntimeError("listener blew up")
+        self.heard.append((message.channel.id, message.author.display_name, message.content))
+        await message.add_reaction("👀")
+        await message.channel.send(f"Noted, {message.author.display_name}.", allowed_mentions=NO_MENTIONS)
+
+
+class ToyBot(commands.Bot):
+    def __init__(self) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        intents.members = True
+        super().__init__(command_prefix="!", intents=intents)
+
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(ToyCog(self))
+        self.add_view(AckView())
+
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        # Like the real bot: log it (not through the `discord` logger) and tell the user.
+        logging.getLogger("toy").error("Command failed", exc_info=error)
+        if not interaction.response.is_done():
+            await interaction.response.send_message("Something went wrong.", ephemeral=True)
+
+
+@pytest.fixture
+async def harness(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordHarness]:
+    h = await DiscordHarness.start(ToyBot(), monkeypatch)
+    yield h
+    await h.close()
+
+
+def toy(h: DiscordHarness) -> ToyCog:
+    cog = h.bot.get_cog("ToyCog")
+    assert isinstance(cog, ToyCog)
+    return cog
+
+
+# -- slash commands, threads, webhooks ------------------------------------------------------------
+
+
+async def test_convene_defers_opens_thread_and_posts_through_one_webhook(harness: DiscordHarness) -> None:
+    convener = harness.members["convener"]
+    result = await harness.slash(convener, "toy", "run", topic="Tabs or spaces", rounds=2, mode="Parallel")
+
+    assert result.deferred and result.ephemeral
+    [thread] = harness.threads
+    assert thread.name == "Tabs or spaces" and thread.parent_id == harness.channel.id
+    # The first followup after a defer fills the "thinking" message and stays ephemeral.
+    assert result.content == f"Convened in <#{thread.id}>"
+    assert [f.replaced_deferred for f in result.followups] == [True]
+    assert result.texts == [f"Convened in <#{thread.id}>"]
+
+    [starter] = harness.posts_in(harness.channel.id)
+    assert starter.kind == "channel" and starter.embed_titles == ["Council: Tabs or spaces"]
+    assert starter.embeds[0]["description"] == "2 round(s), parallel"
+    assert starter.message_id == thread.id  # Discord gives the thread its starter message's id
+
+    webhook_posts = harness.posts_in(thread.id, kinds=("webhook",))
+    assert [(p.username, p.avatar_url) for p in webhook_posts] == list(SPEAKERS)
+    for post in webhook_posts:
+        assert post.thread_id == thread.id and post.parent_id == harness.channel.id
+        assert post.allowed_mentions == {"parse": []}
+        assert f"<@{convener.id}>" in (post.content or "") and not post.pings
+    assert harness.thread_transcript(thread.id) == [
+        ("Claude", f"Claude on Tabs or spaces, asked by <@{convener.id}>"),
+        ("Llama", f"Llama on Tabs or spaces, asked by <@{convener.id}>"),
+        ("FakeApp", ""),
+    ]
+    assert harness.posts_in(thread.id)[-1].embed_titles == ["Council finished"]
+
+    # on_message saw both webhook posts and could ignore them by webhook_id.
+    assert toy(harness).own_webhook_messages == 2 and toy(harness).heard == []
+
+    # A second council reuses the webhook it created.
+    await harness.slash(convener, "toy", "run", topic="Vim or Emacs")
+    assert len(harness.threads) == 2
+    assert harness.webhook_creations == {harness.channel.id: 1}
+    assert [w.name for w in harness.webhooks] == [WEBHOOK_NAME]
+
+
+async def test_bot_does_not_reuse_someone_elses_webhook(harness: DiscordHarness) -> None:
+    harness.seed_webhook(harness.channel, WEBHOOK_NAME)
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Ownership")
+    assert harness.webhook_creations == {harness.channel.id: 1}
+    assert len(harness.webhooks) == 2
+
+
+async def test_ephemeral_reply_is_recorded_but_not_in_the_channel(harness: DiscordHarness) -> None:
+    result = await harness.slash(harness.members["user"], "toy", "ping")
+    assert result.response_type == 4 and result.ephemeral and result.content == "pong"
+    assert result.response is not None and result.response.kind == "interaction"
+    assert harness.posts_in(harness.channel.id) == []
+    assert harness.posts_in(harness.channel.id, include_hidden=True) == [result.response]
+
+
+async def test_edits_are_recorded_and_applied(harness: DiscordHarness) -> None:
+    result = await harness.slash(harness.members["user"], "toy", "edit")
+    assert result.content == "final" and not result.ephemeral
+    assert [e.content for e in result.edits] == ["final", "second, edited"]
+    assert [e.via for e in result.edits] == ["interaction", "followup"]
+    assert harness.transcript(harness.channel.id) == [("FakeApp", "final"), ("FakeApp", "second, edited")]
+
+
+# -- options and permissions ------------------------------------------------------------------------
+
+
+async def test_options_are_validated_like_the_discord_client(harness: DiscordHarness) -> None:
+    user = harness.members["user"]
+    with pytest.raises(InvalidInvocation, match="rounds"):
+        await harness.slash(user, "toy", "run", topic="Valid topic", rounds=4)
+    with pytest.raises(InvalidInvocation, match="topic"):
+        await harness.slash(user, "toy", "run", topic="no")
+    with pytest.raises(InvalidInvocation, match="needs topic"):
+        await harness.slash(user, "toy", "run")
+    with pytest.raises(InvalidInvocation, match="not one of"):
+        await harness.slash(user, "toy", "run", topic="Valid topic", mode="chaos")
+    with pytest.raises(InvalidInvocation, match="no option"):
+        await harness.slash(user, "toy", "run", topic="Valid topic", colour="red")
+    with pytest.raises(InvalidInvocation, match="no subcommand"):
+        await harness.slash(user, "toy", "nope")
+    with pytest.raises(InvalidInvocation, match="needs a subcommand"):
+        await harness.slash(user, "toy")
+    assert harness.posts == []
+
+
+async def test_member_and_app_permissions_reach_the_interaction(harness: DiscordHarness) -> None:
+    plain = await harness.slash(harness.members["user"], "toy", "perms")
+    assert plain.content == (
+        "member_manage_threads=False guild_manage_threads=False app_manage_webhooks=True channel=TextChannel"
+    )
+    mod = await harness.slash(harness.members["moderator"], "toy", "perms")
+    assert mod.content is not None and mod.content.startswith("member_manage_threads=True guild_manage_threads=True")
+
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Permissions")
+    [thread] = harness.threads
+    overridden = await harness.slash(
+        harness.members["user"],
+        "toy",
+        "perms",
+        channel=thread,
+        permissions=discord.Permissions(manage_threads=True),
+        app_permissions=discord.Permissions.none(),
+    )
+    assert overridden.content == (
+        "member_manage_threads=True guild_manage_threads=False app_manage_webhooks=False channel=Thread"
+    )
+
+
+async def test_default_permissions_hide_a_command(harness: DiscordHarness) -> None:
+    with pytest.raises(InvalidInvocation, match="would not show it"):
+        await harness.slash(harness.members["user"], "toyadmin", "reset")
+    result = await harness.slash(harness.members["moderator"], "toyadmin", "reset")
+    assert result.content == "reset"
+
+
+async def test_bot_permissions_are_enforced(harness: DiscordHarness) -> None:
+    harness.set_bot_permissions(discord.Permissions(view_channel=True, send_messages=True))
+    with pytest.raises(UnhandledBotError, match="50013"):
+        await harness.slash(harness.members["convener"], "toy", "run", topic="No threads allowed")
+
+
+# -- humans, buttons ------------------------------------------------------------------------------
+
+
+async def test_human_message_in_thread_reaches_on_message(harness: DiscordHarness) -> None:
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Humans")
+    [thread] = harness.threads
+    user = harness.members["user"]
+
+    message = await harness.say(user, thread, "What about tabs?")
+    assert isinstance(message.channel, discord.Thread) and message.channel.id == thread.id
+    assert toy(harness).heard == [(thread.id, "user", "What about tabs?")]
+    assert [(r.message_id, r.emoji) for r in harness.reactions] == [(message.id, "👀")]
+    assert harness.thread_transcript(thread.id)[-2:] == [("user", "What about tabs?"), ("FakeApp", "Noted, user.")]
+
+    # Humans in the channel itself are not council input.
+    await harness.say(user, harness.channel, "outside")
+    assert len(toy(harness).heard) == 1
+
+
+async def test_posting_unarchives_a_thread(harness: DiscordHarness) -> None:
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Archive me")
+    [thread] = harness.threads
+    await thread.edit(archived=True)
+    assert harness.threads[0].archived
+    await harness.say(harness.members["user"], thread, "still here")
+    assert not harness.threads[0].archived
+    fetched = await harness.bot.fetch_channel(thread.id)
+    assert isinstance(fetched, discord.Thread) and fetched.name == "Archive me"
+
+
+async def test_button_click_updates_the_message(harness: DiscordHarness) -> None:
+    posted = await harness.slash(harness.members["convener"], "toy", "button")
+    assert posted.response is not None and posted.response.components
+    clicked = await harness.click(harness.members["user"], posted.response.message_id, "toy:ack")
+    assert clicked.response_type == 7
+    assert posted.response.content == "acknowledged by user" and posted.response.components == []
+
+
+async def test_timed_view_does_not_block_and_can_be_clicked(harness: DiscordHarness) -> None:
+    asked = await harness.slash(harness.members["user"], "toy", "confirm")
+    assert asked.response is not None and asked.ephemeral
+    answered = await harness.click(harness.members["user"], asked.response.message_id, "toy:confirm")
+    assert answered.response_type == 4 and answered.content == "confirmed" and answered.ephemeral
+
+
+async def test_background_work_can_be_awaited_later(harness: DiscordHarness) -> None:
+    user = harness.members["user"]
+    await harness.slash(user, "toy", "later", wait_background=False)
+    assert harness.transcript(harness.channel.id) == []
+    await harness.settle()
+    assert harness.transcript(harness.channel.id) == [("FakeApp", "done in the background")]
+    # By default the harness waits for everything the command started.
+    await harness.slash(user, "toy", "later")
+    assert len(harness.transcript(harness.channel.id)) == 2
+
+
+# -- guards -----------------------------------------------------------------------------------------
+
+
+async def test_guard_fails_on_an_exception_in_a_command(harness: DiscordHarness) -> None:
+    with pytest.raises(UnhandledBotError, match="kaboom"):
+        await harness.slash(harness.members["user"], "toy", "boom")
+
+
+async def test_guard_fails_on_an_exception_in_a_listener(harness: DiscordHarness) -> None:
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Listeners")
+    with pytest.raises(UnhandledBotError, match="listener blew up"):
+        await harness.say(harness.members["user"], harness.threads[0], "explode")
+
+
+async def test_expected_errors_can_be_allowed(harness: DiscordHarness) -> None:
+    with harness.allow_errors("kaboom") as logged:
+        result = await harness.slash(harness.members["user"], "toy", "boom")
+    assert result.content == "Something went wrong." and len(logged) == 1
+
+
+async def test_handled_task_failures_are_not_reported(harness: DiscordHarness) -> None:
+    result = await harness.slash(harness.members["user"], "toy", "gather")
+    assert result.content == "1 outcome(s)"
+
+
+async def test_guard_fails_on_a_failing_background_task(harness: DiscordHarness) -> None:
+    with pytest.raises(UnhandledBotError, match="background failure"):
+        await harness.slash(harness.members["user"], "toy", "spawn")
+
+
+async def test_unanswered_interaction_fails(harness: DiscordHarness) -> None:
+    with pytest.raises(NoResponseError):
+        await harness.slash(harness.members["user"], "toy", "silent")
+
+
+async def test_answering_after_the_deadline_fails(harness: DiscordHarness) -> None:
+    harness.server.interaction_deadline = 0.01
+    with pytest.raises(UnhandledBotError, match="10062"):
+        await harness.slash(harness.members["user"], "toy", "slow")
+
+
+# -- Discord's limits ---------------------------------------------------------------------------------
+
+
+async def test_discord_limits_fail_inside_commands(harness: DiscordHarness) -> None:
+    with pytest.raises(UnhandledBotError, match="50035"):
+        await harness.slash(harness.members["user"], "toy", "long")
+    with pytest.raises(UnhandledBotError, match="between 1 and 100"):
+        await harness.slash(harness.members["user"], "toy", "run", topic="Long names", thread_name="t" * 101)
+
+
+async def test_message_limits(harness: DiscordHarness) -> None:
+    channel = harness.channel
+    with pytest.raises(discord.HTTPException) as error:
+        await channel.send("x" * 2001)
+    assert error.value.status == 400 and error.value.code == 50035 and "2000 or fewer" in error.value.text
+    await channel.send("x" * 2000)
+    with pytest.raises(discord.HTTPException, match="empty message"):
+        await channel.send(embeds=[])
+
+    too_many_fields = discord.Embed(title="t")
+    for i in range(26):
+        too_many_fields.add_field(name=f"f{i}", value="v")
+    cases = [
+        discord.Embed(title="t" * 257),
+        discord.Embed(description="d" * 4097),
+        too_many_fields,
+        discord.Embed().add_field(name="n" * 257, value="v"),
+        discord.Embed().add_field(name="n", value="v" * 1025),
+        discord.Embed().set_footer(text="f" * 2049),
+    ]
+    for embed in cases:
+        with pytest.raises(discord.HTTPException) as error:
+            await channel.send(embed=embed)
+        assert error.value.code == 50035
+    with pytest.raises(discord.HTTPException, match="6000"):
+        await channel.send(embeds=[discord.Embed(description="d" * 4000), discord.Embed(description="d" * 2001)])
+    # discord.py itself refuses > 10 embeds; the fake enforces it for raw requests too.
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=channel.id)
+    with pytest.raises(discord.HTTPException, match="10 or fewer"):
+        await harness.bot.http.request(route, json={"embeds": [{"title": str(i)} for i in range(11)]})
+    assert [p.content for p in harness.posts] == ["x" * 2000]
+
+
+async def test_webhook_and_thread_limits(harness: DiscordHarness) -> None:
+    channel = harness.channel
+    starter = await channel.send("starter")
+    with pytest.raises(discord.HTTPException, match="between 1 and 100"):
+        await starter.create_thread(name="t" * 101)
+    thread = await starter.create_thread(name="t" * 100)
+    with pytest.raises(discord.HTTPException, match="already been created"):
+        await starter.create_thread(name="again")
+
+    webhook = await channel.create_webhook(name=WEBHOOK_NAME)
+    for bad in ("u" * 81, "Discord Bot", "clyde"):
+        with pytest.raises(discord.HTTPException) as error:
+            await webhook.send("hi", username=bad, thread=thread, wait=True)
+        assert error.value.code == 50035
+    with pytest.raises(discord.HTTPException, match="well formed URL"):
+        await webhook.send("hi", username="Ok", avatar_url="not a url", wait=True)
+    with pytest.raises(discord.HTTPException, match="2000 or fewer"):
+        await webhook.send("x" * 2001, username="Ok", thread=thread, wait=True)
+    with pytest.raises(discord.HTTPException):
+        await channel.create_webhook(name="My Discord hook")
+
+    # Without wait=True Discord returns nothing; the message is still posted.
+    assert await webhook.send("fire and forget", username="Ok", thread=thread) is None
+    sent = await webhook.send("kept", username="Ok", thread=thread, wait=True)
+    await sent.edit(content="kept, edited")
+    assert harness.thread_transcript(thread.id) == [("Ok", "fire and forget"), ("Ok", "kept, edited")]
+
+    other = await harness.add_channel("elsewhere").send("x")
+    foreign_thread = await other.create_thread(name="foreign")
+    with pytest.raises(discord.NotFound):
+        await webhook.send("wrong thread", username="Ok", thread=foreign_thread, wait=True)
+
+
+async def test_files_replies_and_history(harness: DiscordHarness) -> None:
+    channel = harness.channel
+    sent = await channel.send("report", file=discord.File(io.BytesIO(b"abc"), filename="report.txt"))
+    reply = await sent.reply("see above", mention_author=False)
+    assert [(p.content, p.attachments, p.reply_to) for p in harness.posts_in(channel.id)] == [
+        ("report", ["report.txt"], None),
+        ("see above", [], sent.id),
+    ]
+    assert sent.attachments[0].size == 3
+    history = [m.content async for m in channel.history(limit=10)]
+    assert history == ["see above", "report"]
+    assert (await channel.fetch_message(reply.id)).content == "see above"
+    await reply.delete()
+    assert harness.transcript(channel.id) == [("FakeApp", "report")]
+
+
+async def test_command_sync_is_served(harness: DiscordHarness) -> None:
+    synced = await harness.bot.tree.sync(guild=harness.guild)
+    assert synced == [] and harness.synced_commands == {harness.guild.id: []}
+    synced = await harness.bot.tree.sync()
+    assert sorted(c.name for c in synced) == ["toy", "toyadmin"]
