@@ -76,9 +76,7 @@ class CouncilBot(commands.Bot):
             await self.http_session.close()
         await super().close()
 
-    async def on_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Expected failures become a short private answer; unexpected ones are logged once."""
         if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
             text = str(error) or "That command cannot be used here."

@@ -105,8 +105,19 @@ class Catalog:
 
 
 _FIELDS = {
-    "name", "provider", "model", "base_url", "api_key_env", "persona", "role", "avatar_url", "temperature",
-    "max_output_tokens", "price_input_per_mtok", "price_output_per_mtok", "coordinator",
+    "name",
+    "provider",
+    "model",
+    "base_url",
+    "api_key_env",
+    "persona",
+    "role",
+    "avatar_url",
+    "temperature",
+    "max_output_tokens",
+    "price_input_per_mtok",
+    "price_output_per_mtok",
+    "coordinator",
 }
 
 
@@ -150,7 +161,9 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
             raise CatalogError(f"{where}: {key} must be a number ≥ 0 (US dollars per million tokens).")
         prices[key] = float(value)
     api_key_env = entry.get("api_key_env")
-    if api_key_env is not None and (not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", api_key_env)):
+    if api_key_env is not None and (
+        not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", api_key_env)
+    ):
         raise CatalogError(f"{where}: api_key_env must be an environment variable name like DEEPSEEK_API_KEY.")
     role = entry.get("role")
     avatar_url = entry.get("avatar_url")

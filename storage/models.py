@@ -62,7 +62,9 @@ class CouncilMember(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("council_id", "name", name="uq_council_member_name"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    council_id: int = Field(sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False))
+    council_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
     name: str = Field(max_length=64)
     role: str | None = Field(default=None, max_length=100)
     position: int
@@ -79,7 +81,9 @@ class CouncilMessage(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("council_id", "turn_key", name="uq_council_message_turn"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    council_id: int = Field(sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False))
+    council_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
     round: int
     author_kind: str = Field(max_length=8)
     author_name: str = Field(max_length=100)

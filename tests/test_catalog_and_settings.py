@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def member(**overrides: object) -> dict[str, object]:
     entry: dict[str, object] = {
-        "name": "Sage", "provider": "openai", "model": "m", "base_url": "https://api.example.org/v1",
+        "name": "Sage",
+        "provider": "openai",
+        "model": "m",
+        "base_url": "https://api.example.org/v1",
         "persona": "You are wise.",
     }
     entry.update(overrides)
@@ -87,10 +90,17 @@ def test_settings_defaults_and_overrides() -> None:
     assert settings.database_url == "sqlite:///council.db"
     assert settings.members_file == DEFAULT_MEMBERS_FILE and settings.provider_timeout == 120
     custom = Settings.from_env(
-        {"DISCORD_TOKEN": "t", "DATABASE_URL": "postgresql://x/y", "MEMBERS_FILE": "/tmp/m.toml", "PROVIDER_TIMEOUT": "30"}
+        {
+            "DISCORD_TOKEN": "t",
+            "DATABASE_URL": "postgresql://x/y",
+            "MEMBERS_FILE": "/tmp/m.toml",
+            "PROVIDER_TIMEOUT": "30",
+        }
     )
     assert (custom.database_url, str(custom.members_file), custom.provider_timeout) == (
-        "postgresql://x/y", "/tmp/m.toml", 30.0
+        "postgresql://x/y",
+        "/tmp/m.toml",
+        30.0,
     )
     with pytest.raises(SettingsError, match="PROVIDER_TIMEOUT"):
         Settings.from_env({"DISCORD_TOKEN": "t", "PROVIDER_TIMEOUT": "soon"})

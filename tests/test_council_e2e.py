@@ -25,8 +25,11 @@ async def harness(
     monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path
 ) -> AsyncIterator[DiscordHarness]:
     settings = Settings(
-        discord_token="unused", database_url="sqlite://", members_file=tmp_path / "members.toml",
-        provider_timeout=5, log_level="INFO",
+        discord_token="unused",
+        database_url="sqlite://",
+        members_file=tmp_path / "members.toml",
+        provider_timeout=5,
+        log_level="INFO",
     )
     started = await DiscordHarness.start(CouncilBot(settings, catalog, sqlite_db), monkeypatch)
     yield started
@@ -122,13 +125,16 @@ async def test_only_the_convener_or_thread_managers_steer_a_council(
     provider_server.script("claude-test", delay=0.3)
     await convene(harness, rounds=1, wait=False)
     [thread] = harness.threads
+    await wait_for(lambda: provider_server.in_flight == 1)  # Claude is thinking
 
     refused = await harness.slash(harness.members["user"], "council", "pause", channel=thread)
     assert refused.ephemeral and "Only the member who convened this council" in refused.content
     council = await repo.get_council(harness.bot.db, 1)
     assert council is not None and council.state == "running"
 
-    paused = await harness.slash(harness.members["moderator"], "council", "pause", channel=thread, wait_background=False)
+    paused = await harness.slash(
+        harness.members["moderator"], "council", "pause", channel=thread, wait_background=False
+    )
     assert "paused the council" in paused.content and not paused.ephemeral
     await asyncio.sleep(0.6)  # Claude's turn ends; a paused council asks nobody else
     assert [r.model for r in provider_server.requests] == ["claude-test"]
@@ -136,7 +142,9 @@ async def test_only_the_convener_or_thread_managers_steer_a_council(
     again = await harness.slash(harness.members["moderator"], "council", "pause", channel=thread, wait_background=False)
     assert again.ephemeral and "only a running council can pause" in again.content
 
-    resumed = await harness.slash(harness.members["convener"], "council", "resume", channel=thread, wait_background=False)
+    resumed = await harness.slash(
+        harness.members["convener"], "council", "resume", channel=thread, wait_background=False
+    )
     assert "resumed the council" in resumed.content
     await harness.settle()
     assert [author for author, _ in member_posts(harness, thread.id)] == ["Claude", "DeepSeek", "Llama"]
@@ -251,3 +259,66 @@ async def test_a_failing_provider_is_noted_in_the_thread_without_secrets(
     assert any("Claude could not answer in round 1" in n for n in notices)
     assert not any("sk-ant-test-secret" in n for n in notices)
     assert member_posts(harness, thread.id) == [("Llama", "llama-test reply #1")]
+
+
+async def test_assign_changes_a_role_from_the_next_turn(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("claude-test", delay=0.3)
+    await convene(harness, members="Claude, DeepSeek", rounds=1, wait=False)
+    [thread] = harness.threads
+    await wait_for(lambda: provider_server.in_flight == 1)
+    refused = await harness.slash(
+        harness.members["user"], "council", "assign", channel=thread, member="DeepSeek", role="the Skeptic"
+    )
+    assert refused.ephemeral and "Only the member who convened" in refused.content
+    unknown = await harness.slash(
+        harness.members["convener"],
+        "council",
+        "assign",
+        channel=thread,
+        member="Llama",
+        role="x",
+        wait_background=False,
+    )
+    assert unknown.ephemeral and "'Llama' is not a member of this council" in unknown.content
+    done = await harness.slash(
+        harness.members["convener"],
+        "council",
+        "assign",
+        channel=thread,
+        member="deepseek",
+        role="the  Skeptic",
+        wait_background=False,
+    )
+    assert not done.ephemeral and "made **DeepSeek** the Skeptic" in done.content
+    await harness.settle()
+    deepseek = provider_server.requests[1].json
+    assert "You are DeepSeek, the Skeptic," in deepseek["messages"][0]["content"]
+    ended = await harness.slash(
+        harness.members["convener"], "council", "assign", channel=thread, member="DeepSeek", role="late"
+    )
+    assert ended.ephemeral and "only change while the council is running" in ended.content
+
+
+async def test_a_restarted_bot_resumes_running_councils_when_ready(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_db: Database,
+    catalog: Catalog,
+    tmp_path: Path,
+    harness: DiscordHarness,
+    provider_server: FakeProviderServer,
+) -> None:
+    provider_server.script("llama-test", delay=0.5)
+    await convene(harness, members="Claude, Llama", rounds=1, wait=False)
+    [thread] = harness.threads
+    await wait_for(lambda: len(provider_server.requests) == 2)  # Claude posted, Llama is thinking
+    await harness.bot.get_cog("CouncilCog").engine.shutdown()  # the process dies here
+    council = await repo.get_council(sqlite_db, 1)
+    assert council is not None and council.state == "running"
+
+    # A new process with the same database: on ready it carries on where the old one stopped.
+    await harness.dispatch("ready")
+    await harness.settle()
+    assert member_posts(harness, thread.id) == [("Claude", "claude-test reply #1"), ("Llama", "llama-test reply #2")]
+    assert harness.posts_in(thread.id, kinds=("channel",))[-1].embeds[0]["title"] == "Council concluded"

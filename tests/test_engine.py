@@ -89,6 +89,7 @@ async def test_parallel_round_members_see_only_previous_rounds_and_post_in_seat_
     # The first seat is the slowest: posts must still follow seat order.
     provider_server.script("claude-test", delay=0.3)
     provider_server.script("deepseek-test", delay=0.1)
+    provider_server.script("llama-test", delay=0.2)
     council_id = await convene(engine, mode="parallel")
     await publisher.wait_finished(council_id)
 
@@ -127,7 +128,10 @@ async def test_human_interjection_reaches_every_later_turn(
     assert "Grace (human): What about buses?" in prompt_text(llama)
     lines = await repo.transcript(engine.db, council_id)
     assert [(line.author_kind, line.author_name) for line in lines] == [
-        ("human", "Grace"), ("ai", "Claude"), ("ai", "DeepSeek"), ("ai", "Llama")
+        ("human", "Grace"),
+        ("ai", "Claude"),
+        ("ai", "DeepSeek"),
+        ("ai", "Llama"),
     ]
 
 
@@ -198,8 +202,13 @@ async def test_restart_posts_what_was_generated_and_continues_without_repeating(
     await repo.transition_council(db, council.id, from_states=("starting",), to_state="running")
     await repo.set_current_round(db, council.id, 1)
     await repo.add_message(
-        db, council_id=council.id, round_number=1, author_kind="ai", author_name="Claude",
-        turn_key="ai:r1:Claude", content="stored before the crash",
+        db,
+        council_id=council.id,
+        round_number=1,
+        author_kind="ai",
+        author_name="Claude",
+        turn_key="ai:r1:Claude",
+        content="stored before the crash",
     )
 
     second = RecordingPublisher()

@@ -15,8 +15,15 @@ BIG_ID = 1_234_567_890_123_456_789  # Discord snowflakes do not fit in 32 bits
 
 async def new_council(db: Database) -> int:
     council = await repo.create_council(
-        db, guild_id=BIG_ID, channel_id=BIG_ID + 1, topic="Topic", mode="parallel", rounds=3,
-        convener_id=BIG_ID + 2, convener_name="Ada", members=[("Claude", "the Coordinator"), ("Llama", None)],
+        db,
+        guild_id=BIG_ID,
+        channel_id=BIG_ID + 1,
+        topic="Topic",
+        mode="parallel",
+        rounds=3,
+        convener_id=BIG_ID + 2,
+        convener_name="Ada",
+        members=[("Claude", "the Coordinator"), ("Llama", None)],
     )
     assert council.id is not None
     return council.id
@@ -44,20 +51,37 @@ async def test_council_round_trip_keeps_big_ids_and_member_order(db: Database) -
 async def test_messages_are_written_once_per_turn_and_remember_their_posts(db: Database) -> None:
     council_id = await new_council(db)
     first, created = await repo.add_message(
-        db, council_id=council_id, round_number=1, author_kind="ai", author_name="Claude",
-        turn_key="ai:r1:Claude", content="Hello", tokens_in=10, tokens_out=2,
+        db,
+        council_id=council_id,
+        round_number=1,
+        author_kind="ai",
+        author_name="Claude",
+        turn_key="ai:r1:Claude",
+        content="Hello",
+        tokens_in=10,
+        tokens_out=2,
     )
     again, created_again = await repo.add_message(
-        db, council_id=council_id, round_number=1, author_kind="ai", author_name="Claude",
-        turn_key="ai:r1:Claude", content="Hello again",
+        db,
+        council_id=council_id,
+        round_number=1,
+        author_kind="ai",
+        author_name="Claude",
+        turn_key="ai:r1:Claude",
+        content="Hello again",
     )
     assert created and not created_again and again.id == first.id and again.content == "Hello"
     await repo.record_posted(db, first.id, [BIG_ID, BIG_ID + 1])
     stored = await repo.get_message_by_turn(db, council_id, "ai:r1:Claude")
     assert stored is not None and stored.discord_ids == [BIG_ID, BIG_ID + 1] and stored.posted_at is not None
     second, _ = await repo.add_message(
-        db, council_id=council_id, round_number=1, author_kind="human", author_name="Grace",
-        turn_key="human:1", content="Hi",
+        db,
+        council_id=council_id,
+        round_number=1,
+        author_kind="human",
+        author_name="Grace",
+        turn_key="human:1",
+        content="Hi",
     )
     assert [m.id for m in await repo.transcript(db, council_id)] == [first.id, second.id]
     assert [m.id for m in await repo.transcript(db, council_id, up_to_id=first.id)] == [first.id]

@@ -15,7 +15,7 @@ def test_short_text_is_one_message() -> None:
 
 
 def test_paragraphs_are_preferred_boundaries() -> None:
-    paragraphs = [(("Sentence number %d is here. " % i) * 30).strip() for i in range(5)]
+    paragraphs = [(f"Sentence number {i} is here. " * 30).strip() for i in range(5)]
     chunks = split_message("\n\n".join(paragraphs))
     assert all(len(c) <= DISCORD_MESSAGE_LIMIT for c in chunks)
     assert chunks[0] == paragraphs[0] + "\n\n" + paragraphs[1]

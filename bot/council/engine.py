@@ -170,6 +170,22 @@ class CouncilEngine:
         await self._finish(council_id)
         return True
 
+    async def assign(self, council_id: int, member_name: str, role: str) -> Seat:
+        """Give a seated member a new role from its next turn on."""
+        council = await repo.get_council(self.db, council_id)
+        if council is None or council.state not in ("running", "paused"):
+            raise ConveneError("Roles can only change while the council is running or paused.")
+        role = " ".join(role.split())
+        if not 1 <= len(role) <= 100:
+            raise ConveneError("A role must be 1 to 100 characters.")
+        seat = next(
+            (s for s in await self.seats(council_id) if s.name.casefold() == member_name.strip().casefold()), None
+        )
+        if seat is None:
+            raise ConveneError(f"{member_name.strip()!r} is not a member of this council.")
+        await repo.set_member_role(self.db, council_id, seat.name, role)
+        return Seat(seat.spec, role)
+
     async def record_human(
         self, *, thread_id: int, message_id: int, author_id: int, author_name: str, content: str
     ) -> bool:
@@ -241,19 +257,21 @@ class CouncilEngine:
             council = await repo.get_council(self.db, council_id)
             if council is None:
                 return
-            seats = await self.seats(council_id)
-            await self._post_unposted(council, seats)
+            await self._post_unposted(council, await self.seats(council_id))
             for round_number in range(max(council.current_round, 1), council.rounds + 1):
                 if not await self._wait_until_running(council_id):
                     return
                 await repo.set_current_round(self.db, council_id, round_number)
                 if council.mode == "parallel":
-                    await self._parallel_round(council, seats, round_number)
-                else:
-                    for seat in seats:
-                        if not await self._wait_until_running(council_id):
-                            return
-                        await self._post(council, seats, await self._generate(council, seats, seat, round_number))
+                    await self._parallel_round(council, await self.seats(council_id), round_number)
+                    continue
+                for position in range(len(await self.seats(council_id))):
+                    if not await self._wait_until_running(council_id):
+                        return
+                    # Seats are read again before every turn: a role assigned meanwhile applies now.
+                    seats = await self.seats(council_id)
+                    seat = seats[position]
+                    await self._post(council, seats, await self._generate(council, seats, seat, round_number))
             if await self._wait_until_running(council_id) and await repo.transition_council(
                 self.db,
                 council_id,

@@ -34,7 +34,9 @@ REQUIRED_PERMISSIONS = {
 class CouncilCog(commands.Cog):
     """Convene councils of AI members and steer them from their threads."""
 
-    council = app_commands.Group(name="council", description="Convene and steer councils of AI members.", guild_only=True)
+    council = app_commands.Group(
+        name="council", description="Convene and steer councils of AI members.", guild_only=True
+    )
 
     def __init__(self, bot: CouncilBot) -> None:
         self.bot = bot
@@ -86,7 +88,9 @@ class CouncilCog(commands.Cog):
         except ConveneError as error:
             await _refuse(interaction, str(error))
             return
-        missing = [label for perm, label in REQUIRED_PERMISSIONS.items() if not getattr(interaction.app_permissions, perm)]
+        missing = [
+            label for perm, label in REQUIRED_PERMISSIONS.items() if not getattr(interaction.app_permissions, perm)
+        ]
         if missing:
             await _refuse(interaction, f"I need these permissions in {channel.mention} first: {', '.join(missing)}.")
             return
@@ -163,6 +167,28 @@ class CouncilCog(commands.Cog):
         else:
             await interaction.followup.send(f"Council #{council.id} has already ended.", ephemeral=True)
 
+    @council.command(name="assign")
+    @app_commands.describe(member="The member's name, e.g. DeepSeek", role="The new role, e.g. the Skeptic")
+    async def assign(
+        self,
+        interaction: discord.Interaction,
+        member: app_commands.Range[str, 1, 64],
+        role: app_commands.Range[str, 1, 100],
+    ) -> None:
+        """Give a member of this thread's council a new role from its next turn on."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        try:
+            seat = await self.engine.assign(council.id, member, role)
+        except ConveneError as error:
+            await _refuse(interaction, str(error))
+            return
+        await interaction.response.send_message(
+            f"🎭 {interaction.user.mention} made **{seat.name}** {seat.role}, from its next turn on.",
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
     @council.command(name="members")
     async def members(self, interaction: discord.Interaction) -> None:
         """List every AI member: provider, model, and whether its API key is configured."""
@@ -204,7 +230,9 @@ class CouncilCog(commands.Cog):
         if council is None:
             return None
         if interaction.user.id != council.convener_id and not interaction.permissions.manage_threads:
-            await _refuse(interaction, "Only the member who convened this council or someone with Manage Threads can do that.")
+            await _refuse(
+                interaction, "Only the member who convened this council or someone with Manage Threads can do that."
+            )
             return None
         return council
 

@@ -29,7 +29,9 @@ def convened(plan: CouncilPlan, council_id: int, convener_mention: str) -> disco
     embed.add_field(name="Mode", value=plan.mode)
     embed.add_field(name="Rounds", value=str(plan.rounds))
     embed.add_field(name="Convened by", value=convener_mention)
-    embed.set_footer(text="Write in the thread to join the discussion. /council info shows what stands behind each member.")
+    embed.set_footer(
+        text="Write in the thread to join the discussion. /council info shows what stands behind each member."
+    )
     return embed
 
 
@@ -40,9 +42,7 @@ def status(report: CouncilStatus) -> discord.Embed:
     embed.add_field(name="Round", value=f"{council.current_round} of {council.rounds}")
     embed.add_field(name="Mode", value=council.mode)
     embed.add_field(name="Members", value=_seat_lines(report.seats) or "none", inline=False)
-    embed.add_field(
-        name="Messages", value=f"{report.ai_messages} from members, {report.human_messages} from humans"
-    )
+    embed.add_field(name="Messages", value=f"{report.ai_messages} from members, {report.human_messages} from humans")
     embed.add_field(
         name="Tokens",
         value=f"{council.tokens_in:,} in · {council.tokens_out:,} out · ≈ ${report.estimated_cost:.4f}",
@@ -67,8 +67,10 @@ def finished(council: Council) -> discord.Embed:
 def catalog(members: Catalog) -> discord.Embed:
     embed = discord.Embed(title="AI members", colour=COLOUR)
     for spec in list(members)[:25]:
-        key = "no key needed" if not spec.api_key_env else (
-            f"key set ({spec.api_key_env})" if spec.is_available() else f"missing key: set {spec.api_key_env}"
+        key = (
+            "no key needed"
+            if not spec.api_key_env
+            else (f"key set ({spec.api_key_env})" if spec.is_available() else f"missing key: set {spec.api_key_env}")
         )
         mark = "🟢" if spec.is_available() else "⚪"
         embed.add_field(

@@ -87,10 +87,18 @@ class DiscordPublisher:
             mine = [
                 hook
                 for hook in await channel.webhooks()
-                if hook.name == WEBHOOK_NAME and hook.token and hook.user and self.bot.user and hook.user.id == self.bot.user.id
+                if hook.name == WEBHOOK_NAME
+                and hook.token
+                and hook.user
+                and self.bot.user
+                and hook.user.id == self.bot.user.id
             ]
-            webhook = mine[0] if mine else await channel.create_webhook(
-                name=WEBHOOK_NAME, reason="AI Council members post through this webhook"
+            webhook = (
+                mine[0]
+                if mine
+                else await channel.create_webhook(
+                    name=WEBHOOK_NAME, reason="AI Council members post through this webhook"
+                )
             )
             self._webhooks[channel_id] = webhook
             return webhook

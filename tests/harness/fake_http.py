@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import discord
 import discord.http as dhttp

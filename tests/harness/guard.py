@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import SettleTimeout, UnhandledBotError
 

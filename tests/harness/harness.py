@@ -1,11 +1,11 @@
 """DiscordHarness: drive a commands.Bot the way Discord would, and read back what it posted.
 
-    harness = await DiscordHarness.start(bot, monkeypatch)
-    try:
-        result = await harness.slash(harness.members["convener"], "council", "convene", topic="...")
-        ...
-    finally:
-        await harness.close()
+harness = await DiscordHarness.start(bot, monkeypatch)
+try:
+    result = await harness.slash(harness.members["convener"], "council", "convene", topic="...")
+    ...
+finally:
+    await harness.close()
 """
 
 from __future__ import annotations
@@ -436,4 +436,4 @@ def _member(user: discord.abc.User, roles: list[discord.Role], guild: discord.Gu
     return discord.Member(data=data, guild=guild, state=guild._state)  # type: ignore[arg-type]
 
 
-__all__ = ["DiscordHarness", "BOT_PERMISSIONS", "MEMBER_PERMISSIONS", "MODERATOR_PERMISSIONS"]
+__all__ = ["BOT_PERMISSIONS", "MEMBER_PERMISSIONS", "MODERATOR_PERMISSIONS", "DiscordHarness"]

@@ -8,9 +8,10 @@ rejected here (InvalidInvocation) instead of reaching the bot.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -189,9 +190,11 @@ def _option(spec: JsonDict, value: Any, resolved: dict[str, dict[str, JsonDict]]
         allowed = spec.get("channel_types")
         if allowed and value.type.value not in allowed:
             raise InvalidInvocation(f"{name} accepts channel types {allowed}, not {value.type.name}")
-        entry = channel_payload(value) if isinstance(value, (discord.TextChannel, discord.Thread)) else {
-            "id": value.id, "name": value.name, "type": value.type.value, "guild_id": guild.id
-        }
+        entry = (
+            channel_payload(value)
+            if isinstance(value, (discord.TextChannel, discord.Thread))
+            else {"id": value.id, "name": value.name, "type": value.type.value, "guild_id": guild.id}
+        )
         entry["permissions"] = "0"
         resolved.setdefault("channels", {})[str(value.id)] = entry
         value = str(value.id)

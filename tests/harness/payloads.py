@@ -26,7 +26,7 @@ def new_id() -> int:
 
 
 def iso_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def iso_of(snowflake: int) -> str:
@@ -48,7 +48,7 @@ def member_payload(member: discord.Member, *, with_user: bool = True, permission
     """A guild member as Discord sends it; `permissions` only appears in interaction payloads."""
     data: JsonDict = {
         "roles": [role.id for role in member.roles if role.id != member.guild.id],
-        "joined_at": (member.joined_at or dt.datetime.now(dt.timezone.utc)).isoformat(),
+        "joined_at": (member.joined_at or dt.datetime.now(dt.UTC)).isoformat(),
         "nick": member.nick,
         "avatar": None,
         "deaf": False,

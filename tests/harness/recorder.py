@@ -7,8 +7,9 @@ looks like after edits. A `Post` is mutable: edits are applied to it (and logged
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 PostKind = Literal["channel", "webhook", "interaction", "followup", "human", "dm"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import discord
 from discord.ext.test import backend as dpy_backend
