@@ -10,18 +10,19 @@ import discord
 
 from bot.app import CouncilBot
 from bot.catalog import Catalog, CatalogError
+from bot.governance.rules import RuleBook, RuleFileError
 from bot.settings import Settings, SettingsError
 from storage.database import Database, DatabaseURLError, async_url, safe_url
 
 log = logging.getLogger("bot")
 
 
-async def run(settings: Settings, catalog: Catalog) -> None:
+async def run(settings: Settings, catalog: Catalog, rulebook: RuleBook) -> None:
     db = Database(settings.database_url)
     try:
         await db.migrate()
         log.info("Database ready at %s", safe_url(db.url))
-        async with CouncilBot(settings, catalog, db) as client:
+        async with CouncilBot(settings, catalog, db, rulebook=rulebook) as client:
             await client.start(settings.discord_token)
     finally:
         await db.close()
@@ -31,13 +32,14 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         catalog = Catalog.load(settings.members_file)
+        rulebook = RuleBook.load()
         async_url(settings.database_url)  # a bad DATABASE_URL is reported before logging in
-    except (SettingsError, CatalogError, DatabaseURLError) as error:
+    except (SettingsError, CatalogError, DatabaseURLError, RuleFileError) as error:
         print(f"AI Council cannot start: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(run(settings, catalog))
+        asyncio.run(run(settings, catalog, rulebook))
     except discord.LoginFailure:
         print("AI Council cannot start: Discord rejected DISCORD_TOKEN. Copy the bot token again.", file=sys.stderr)
         return 2

@@ -13,14 +13,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.catalog import Catalog
+from bot.governance.rules import RuleBook
 from bot.providers.pool import ProviderPool
 from bot.settings import Settings
+from cogs.governance._views import EscalationButton
 from storage import repository as repo
 from storage.database import Database
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.council",)
+EXTENSIONS = ("cogs.council", "cogs.governance")  # governance uses the council engine
 COMMAND_HASH_KEY = "command_tree_hash"
 
 
@@ -33,6 +35,7 @@ class CouncilBot(commands.Bot):
         *,
         sync_commands: bool = True,
         provider_env: Mapping[str, str] | None = None,
+        rulebook: RuleBook | None = None,
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # humans' words in council threads join the discussion
@@ -44,6 +47,7 @@ class CouncilBot(commands.Bot):
         )
         self.settings = settings
         self.catalog = catalog
+        self.rulebook = rulebook or RuleBook.load()
         self.db = db
         self.sync_commands = sync_commands
         self.provider_env = provider_env
@@ -54,6 +58,8 @@ class CouncilBot(commands.Bot):
     async def setup_hook(self) -> None:
         self.http_session = aiohttp.ClientSession()
         self.providers = ProviderPool(self.http_session, self.provider_env)
+        # Escalation buttons posted by an earlier run of the bot keep working.
+        self.add_dynamic_items(EscalationButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_commands:

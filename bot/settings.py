@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,12 @@ class Settings:
     members_file: Path
     provider_timeout: float
     log_level: str
+    max_councils_per_user: int = 2
+    max_councils_per_server: int = 10
+    max_convenes_per_hour: int = 6
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
         """Read settings; `.env` in the working directory fills in what the environment lacks."""
         if dotenv and env is None:
             load_dotenv(override=False)
@@ -46,10 +50,28 @@ class Settings:
             raise SettingsError(f"PROVIDER_TIMEOUT must be a number of seconds, not {timeout_text!r}.") from None
         if timeout <= 0:
             raise SettingsError("PROVIDER_TIMEOUT must be greater than 0 seconds.")
+        limits = {
+            name.lower(): _positive_int(source, name, default)
+            for name, default in (
+                ("MAX_COUNCILS_PER_USER", 2),
+                ("MAX_COUNCILS_PER_SERVER", 10),
+                ("MAX_CONVENES_PER_HOUR", 6),
+            )
+        }
         return cls(
             discord_token=token,
             database_url=source.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             members_file=Path(source.get("MEMBERS_FILE", "").strip() or DEFAULT_MEMBERS_FILE),
             provider_timeout=timeout,
             log_level=source.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            **limits,
         )
+
+
+def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:
+    text = source.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1, not {text!r}.")
+    return int(text)

@@ -20,6 +20,11 @@ class GuildSettings(SQLModel, table=True):
     guild_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     moderator_channel_id: int | None = Field(default=None, sa_type=BigInteger)
     moderator_role_id: int | None = Field(default=None, sa_type=BigInteger)
+    policy_mode: str = Field(default="hold", max_length=8)
+    disabled_categories: str = Field(default="", sa_type=Text)  # comma-separated category ids
+    judge_member: str | None = Field(default=None, max_length=64)
+    escalation_timeout_s: int = 86_400
+    halted: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
@@ -93,9 +98,73 @@ class CouncilMessage(SQLModel, table=True):
     tokens_in: int = 0
     tokens_out: int = 0
     discord_message_ids: str = Field(default="", sa_type=Text)
+    # visible: shown and in context; held: awaiting a moderator; withheld: rejected, never shown to members.
+    visibility: str = Field(default="visible", max_length=10)
     posted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
     @property
     def discord_ids(self) -> list[int]:
         return [int(part) for part in self.discord_message_ids.split(",") if part]
+
+
+class GuildRule(SQLModel, table=True):
+    """A server's own policy phrase or regex, on top of the shipped rule files."""
+
+    __tablename__ = "guild_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    guild_id: int = Field(sa_type=BigInteger, index=True)
+    kind: str = Field(max_length=8)  # phrase | regex
+    pattern: str = Field(max_length=200)
+    category: str = Field(max_length=32)
+    created_by_id: int = Field(sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class Escalation(SQLModel, table=True):
+    """A concern put before the server's moderators, and what they decided."""
+
+    __tablename__ = "escalation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    guild_id: int = Field(sa_type=BigInteger, index=True)
+    council_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    message_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("council_message.id", ondelete="SET NULL"), nullable=True)
+    )
+    source: str = Field(max_length=8)  # rule | judge | self | human
+    category: str = Field(max_length=32)
+    reason: str = Field(sa_type=Text)
+    author_name: str = Field(max_length=100)
+    content: str = Field(sa_type=Text)
+    spoiler: bool = False
+    held: bool = False  # the message was kept out of the thread until a decision
+    state: str = Field(default="pending", max_length=10, index=True)  # pending | approved | rejected | expired
+    decided_by_id: int | None = Field(default=None, sa_type=BigInteger)
+    decided_by_name: str | None = Field(default=None, max_length=100)
+    decision_reason: str | None = Field(default=None, sa_type=Text)
+    end_council: bool = False
+    reported_by_id: int | None = Field(default=None, sa_type=BigInteger)
+    mod_channel_id: int | None = Field(default=None, sa_type=BigInteger)
+    mod_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    """The governance record: concerns, decisions, policy changes, halts."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    guild_id: int = Field(sa_type=BigInteger, index=True)
+    council_id: int | None = Field(default=None, index=True)
+    kind: str = Field(max_length=16)  # concern | decision | policy | halt | resume | rule
+    actor_id: int | None = Field(default=None, sa_type=BigInteger)
+    actor_name: str = Field(max_length=100)
+    detail: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

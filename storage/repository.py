@@ -7,6 +7,7 @@ the same council cannot both win, whatever process they run in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from storage.database import Database
 from storage.models import AppState, Council, CouncilMember, CouncilMessage, utcnow
 
-ACTIVE_STATES = ("running", "paused")
+# States in which a council still has a future: it may run again without being convened anew.
+ACTIVE_STATES = ("running", "paused", "held", "halted")
 
 
 async def create_council(
@@ -132,6 +134,7 @@ async def add_message(
     author_id: int | None = None,
     tokens_in: int = 0,
     tokens_out: int = 0,
+    visibility: str = "visible",
 ) -> tuple[CouncilMessage, bool]:
     """Store a transcript line once per `turn_key`; returns (the row, whether this call created it)."""
     message = CouncilMessage(
@@ -144,6 +147,7 @@ async def add_message(
         content=content,
         tokens_in=tokens_in,
         tokens_out=tokens_out,
+        visibility=visibility,
     )
     try:
         async with db.session() as session:
@@ -190,6 +194,52 @@ async def last_message_id(db: Database, council_id: int) -> int:
             select(func.max(CouncilMessage.id)).where(CouncilMessage.council_id == council_id)
         )
         return result.scalar_one() or 0
+
+
+async def get_message(db: Database, message_id: int) -> CouncilMessage | None:
+    async with db.session() as session:
+        return await session.get(CouncilMessage, message_id)
+
+
+async def find_message_by_discord_id(db: Database, council_id: int, discord_id: int) -> CouncilMessage | None:
+    """The transcript line a Discord message belongs to (a long reply spans several Discord messages)."""
+    padded = "," + CouncilMessage.discord_message_ids + ","
+    async with db.session() as session:
+        result = await session.execute(
+            select(CouncilMessage).where(CouncilMessage.council_id == council_id, padded.contains(f",{discord_id},"))
+        )
+        return result.scalars().first()
+
+
+async def set_message_visibility(db: Database, message_id: int, visibility: str) -> None:
+    async with db.session() as session:
+        await session.execute(
+            update(CouncilMessage).where(CouncilMessage.id == message_id).values(visibility=visibility)
+        )
+
+
+async def count_active_councils(db: Database, guild_id: int, convener_id: int | None = None) -> int:
+    query = select(func.count(Council.id)).where(
+        Council.guild_id == guild_id, Council.state.in_(("starting", *ACTIVE_STATES))
+    )
+    if convener_id is not None:
+        query = query.where(Council.convener_id == convener_id)
+    async with db.session() as session:
+        return (await session.execute(query)).scalar_one()
+
+
+async def count_convenes_since(db: Database, guild_id: int, convener_id: int, since: datetime) -> int:
+    query = select(func.count(Council.id)).where(
+        Council.guild_id == guild_id, Council.convener_id == convener_id, Council.created_at >= since
+    )
+    async with db.session() as session:
+        return (await session.execute(query)).scalar_one()
+
+
+async def list_guild_councils(db: Database, guild_id: int, states: Iterable[str]) -> list[Council]:
+    query = select(Council).where(Council.guild_id == guild_id, Council.state.in_(tuple(states))).order_by(Council.id)
+    async with db.session() as session:
+        return list((await session.execute(query)).scalars())
 
 
 async def get_state_value(db: Database, key: str) -> str | None:

@@ -239,6 +239,12 @@ async def test_long_replies_are_split_and_ai_text_pings_nobody(
 ) -> None:
     long_reply = "@everyone listen. " + " ".join(f"Point {i} matters for <@123>." for i in range(300))
     provider_server.script("llama-test", long_reply)
+    # Mention tokens would otherwise be held for the moderators (see test_governance_e2e).
+    admin = discord.Permissions(manage_guild=True, manage_messages=True)
+    await harness.slash(
+        harness.members["moderator"], "governance", "category", category="mass_notification", enabled=False,
+        permissions=admin,
+    )
     await convene(harness, members="Llama", rounds=1)
     [thread] = harness.threads
     posts = harness.posts_in(thread.id, kinds=("webhook",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from collections.abc import AsyncIterator
 
 import discord
@@ -12,7 +13,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.harness import DiscordHarness, InvalidInvocation, NoResponseError, UnhandledBotError
+from tests.harness import DiscordHarness, HarnessError, InvalidInvocation, NoResponseError, UnhandledBotError
 
 WEBHOOK_NAME = "Toy Council"
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -43,6 +44,106 @@ class ConfirmView(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmView]) -> None:
         await interaction.response.send_message("confirmed", ephemeral=True)
         self.stop()
+
+
+class EscalateButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"toy:esc:(?P<id>[0-9]+)"):
+    """A button that carries its state in its custom_id: any bot instance can answer it."""
+
+    def __init__(self, case_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Escalate", custom_id=f"toy:esc:{case_id}"))
+        self.case_id = case_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[discord.ui.View], match: re.Match[str], /
+    ) -> EscalateButton:
+        return cls(int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(ReasonModal(self.case_id))
+
+
+class ReasonModal(discord.ui.Modal, title="Escalate report"):
+    """Opened from the report's button; on submit it updates that message (type 7)."""
+
+    reason: discord.ui.TextInput[ReasonModal] = discord.ui.TextInput(
+        label="Reason", custom_id="reason", min_length=5, max_length=100
+    )
+    note: discord.ui.TextInput[ReasonModal] = discord.ui.TextInput(
+        label="Note", custom_id="note", required=False, max_length=20, default="none"
+    )
+
+    def __init__(self, case_id: int) -> None:
+        super().__init__(custom_id=f"toy:reason:{case_id}")
+        self.case_id = case_id
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        assert interaction.message is not None
+        embed = interaction.message.embeds[0]
+        embed.add_field(
+            name="Escalated", value=f"{self.reason.value} ({self.note.value}) by {interaction.user.display_name}"
+        )
+        closed = discord.ui.View()
+        closed.add_item(discord.ui.Button(label="Escalated", custom_id=f"toy:esc:{self.case_id}", disabled=True))
+        await interaction.response.edit_message(embed=embed, view=closed)
+
+
+class FeedbackModal(discord.ui.Modal, title="Feedback"):
+    """Persistent (fixed custom_ids, no timeout): registered in setup_hook, so a restarted bot
+    still takes the submission of a modal its previous instance opened."""
+
+    text: discord.ui.TextInput[FeedbackModal] = discord.ui.TextInput(
+        label="Feedback", custom_id="toy:feedback:text", style=discord.TextStyle.paragraph, max_length=50
+    )
+
+    def __init__(self) -> None:
+        super().__init__(custom_id="toy:feedback", timeout=None)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"thanks: {self.text.value}", ephemeral=True)
+
+
+class SeverityModal(discord.ui.Modal, title="Severity"):
+    """The newer layout: labels around a string select and a text input."""
+
+    def __init__(self) -> None:
+        super().__init__(custom_id="toy:severity")
+        self.level: discord.ui.Select[SeverityModal] = discord.ui.Select(
+            custom_id="level",
+            required=True,
+            options=[discord.SelectOption(label="Low", value="low"), discord.SelectOption(label="High", value="high")],
+        )
+        self.details: discord.ui.TextInput[SeverityModal] = discord.ui.TextInput(custom_id="details", required=False)
+        self.add_item(discord.ui.Label(text="Level", component=self.level))
+        self.add_item(discord.ui.Label(text="Details", component=self.details))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"{self.level.values} {self.details.value!r}", ephemeral=True)
+
+
+class ClaimView(discord.ui.View):
+    """Persistent; the first click claims the message, later ones are told who has it."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+        self.claims: dict[int, str] = {}
+        self.in_flight = self.max_in_flight = 0
+
+    @discord.ui.button(label="Claim", custom_id="toy:claim")
+    async def claim(self, interaction: discord.Interaction, button: discord.ui.Button[ClaimView]) -> None:
+        assert interaction.message is not None
+        await interaction.response.defer()  # type 6: no message of its own
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        owner = self.claims.setdefault(interaction.message.id, interaction.user.display_name)
+        await asyncio.sleep(0.01)  # slow work: a concurrent click arrives meanwhile
+        self.in_flight -= 1
+        if owner != interaction.user.display_name:
+            await interaction.followup.send(f"already claimed by {owner}", ephemeral=True)
+            return
+        done = discord.ui.View()
+        done.add_item(discord.ui.Button(label=f"Claimed by {owner}", custom_id="toy:claim", disabled=True))
+        await interaction.message.edit(content=f"claimed by {owner}", view=done)
 
 
 class ToyCog(commands.Cog):
@@ -181,6 +282,77 @@ class ToyCog(commands.Cog):
     async def reset(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message("reset", ephemeral=True)
 
+    @toy.command(name="feedback", description="Opens a modal")
+    async def feedback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(FeedbackModal())
+
+    @toy.command(name="severity", description="Opens a modal with a select")
+    async def severity(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(SeverityModal())
+
+    @toy.command(name="badmodal", description="Opens a modal Discord refuses")
+    async def badmodal(self, interaction: discord.Interaction) -> None:
+        modal = discord.ui.Modal(title="t" * 46)
+        modal.add_item(discord.ui.TextInput(label="x"))
+        await interaction.response.send_modal(modal)
+
+    @toy.command(name="claimable", description="Posts a message moderators can claim")
+    async def claimable(self, interaction: discord.Interaction) -> None:
+        assert isinstance(interaction.channel, discord.TextChannel)
+        self.claim_message = await interaction.channel.send("unclaimed", view=self.bot.claim_view)
+        await interaction.response.send_message("posted", ephemeral=True)
+
+    @toy.command(name="close", description="Closes the claimable message")
+    async def close(self, interaction: discord.Interaction) -> None:
+        await self.claim_message.edit(embed=discord.Embed(title="Closed"), view=None)
+        await interaction.response.send_message("closed", ephemeral=True)
+
+    @toy.command(name="whoami", description="Reports the caller's roles")
+    async def whoami(self, interaction: discord.Interaction) -> None:
+        assert isinstance(interaction.user, discord.Member)
+        roles = ",".join(sorted(r.name for r in interaction.user.roles if not r.is_default()))
+        await interaction.response.send_message(
+            f"roles={roles} manage_messages={interaction.permissions.manage_messages}", ephemeral=True
+        )
+
+    @toy.command(name="pick", description="Autocompleted members")
+    async def pick(
+        self, interaction: discord.Interaction, members: str, rounds: app_commands.Range[int, 1, 3] = 1
+    ) -> None:
+        await interaction.response.send_message(f"picked {members} for {rounds}", ephemeral=True)
+
+    @pick.autocomplete("members")
+    async def pick_members(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        if current == "*":  # more than Discord takes
+            return [app_commands.Choice(name=f"m{i}", value=f"m{i}") for i in range(26)]
+        rounds = interaction.namespace.rounds or 1
+        names = ("Claude", "Clippy", "Llama", "Gemini")
+        return [
+            app_commands.Choice(name=f"{name} x{rounds}", value=name)
+            for name in names
+            if name.lower().startswith(current.lower())
+        ]
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(app_commands.ContextMenu(name="Report to moderators", callback=self.report))
+        self.bot.tree.add_command(app_commands.ContextMenu(name="Inspect member", callback=self.inspect))
+
+    async def report(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        channel = interaction.channel
+        parent = channel.parent if isinstance(channel, discord.Thread) else channel
+        assert isinstance(parent, discord.TextChannel)
+        embed = discord.Embed(title="Report", description=message.content or "(no text)")
+        embed.add_field(name="Author", value=message.author.display_name)
+        embed.add_field(name="Where", value=f"<#{message.channel.id}>")
+        view = discord.ui.View(timeout=None)
+        view.add_item(EscalateButton(message.id))
+        await parent.send(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message("Reported.", ephemeral=True)
+
+    async def inspect(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        roles = ",".join(sorted(r.name for r in member.roles if not r.is_default()))
+        await interaction.response.send_message(f"{member.display_name}: {roles}", ephemeral=True)
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if message.webhook_id in self.webhook_ids:
@@ -196,10 +368,10 @@ class ToyCog(commands.Cog):
 
 
 class ToyBot(commands.Bot):
-    def __init__(self) -> None:
+    def __init__(self, *, members_intent: bool = True) -> None:
         intents = discord.Intents.default()
         intents.message_content = True
-        intents.members = True
+        intents.members = members_intent  # off, discord.py caches no members but the bot's own
         super().__init__(command_prefix="!", intents=intents)
 
         self.tree.on_error = self.on_app_command_error
@@ -207,6 +379,10 @@ class ToyBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.add_cog(ToyCog(self))
         self.add_view(AckView())
+        self.claim_view = ClaimView()
+        self.add_view(self.claim_view)
+        self.add_view(FeedbackModal())
+        self.add_dynamic_items(EscalateButton)
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         # Like the real bot: log it (not through the `discord` logger) and tell the user.
@@ -216,10 +392,14 @@ class ToyBot(commands.Bot):
 
 
 @pytest.fixture
-async def harness(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordHarness]:
-    h = await DiscordHarness.start(ToyBot(), monkeypatch)
+async def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordHarness]:
+    h = await DiscordHarness.start(ToyBot(members_intent=getattr(request, "param", True)), monkeypatch)
     yield h
     await h.close()
+
+
+# Runs a test with and without the members intent (the real bot has it off).
+both_intents = pytest.mark.parametrize("harness", [True, False], ids=["members", "no-members"], indirect=True)
 
 
 def toy(h: DiscordHarness) -> ToyCog:
@@ -545,4 +725,222 @@ async def test_command_sync_is_served(harness: DiscordHarness) -> None:
     synced = await harness.bot.tree.sync(guild=harness.guild)
     assert synced == [] and harness.synced_commands == {harness.guild.id: []}
     synced = await harness.bot.tree.sync()
-    assert sorted(c.name for c in synced) == ["toy", "toyadmin"]
+    assert sorted(c.name for c in synced) == ["Inspect member", "Report to moderators", "toy", "toyadmin"]
+
+
+# -- modals ---------------------------------------------------------------------------------------
+
+
+async def test_modal_submit_reaches_on_submit(harness: DiscordHarness) -> None:
+    user = harness.members["user"]
+    opened = await harness.slash(user, "toy", "feedback")
+    assert opened.response_type == 9 and opened.modal is not None
+    assert opened.modal["custom_id"] == "toy:feedback" and opened.modal["title"] == "Feedback"
+
+    with pytest.raises(InvalidInvocation, match="required"):
+        await harness.submit_modal(user, opened, {})
+    with pytest.raises(InvalidInvocation, match="0-50 characters"):
+        await harness.submit_modal(user, opened, {"toy:feedback:text": "x" * 51})
+    with pytest.raises(InvalidInvocation, match="no input"):
+        await harness.submit_modal(user, opened, {"toy:feedback:text": "ok", "other": "x"})
+    with pytest.raises(InvalidInvocation, match="shown to"):
+        await harness.submit_modal(harness.members["moderator"], opened, {"toy:feedback:text": "ok"})
+
+    sent = await harness.submit_modal(user, opened, {"toy:feedback:text": "more tabs"})
+    assert sent.response_type == 4 and sent.ephemeral and sent.content == "thanks: more tabs"
+
+
+async def test_modal_from_a_button_updates_the_message_it_came_from(harness: DiscordHarness) -> None:
+    user, mod = harness.members["user"], harness.members["moderator"]
+    said = await harness.say(user, harness.channel, "buy cheap pills")
+    await harness.context_menu(mod, "Report to moderators", said)
+    report = harness.posts_in(harness.channel.id, kinds=("channel",))[-1]
+
+    opened = await harness.click(mod, report.message_id, f"toy:esc:{said.id}")
+    assert opened.response_type == 9 and opened.modal is not None
+    assert opened.modal["custom_id"] == f"toy:reason:{said.id}" and opened.message_id == report.message_id
+    with pytest.raises(InvalidInvocation, match="5-100 characters"):
+        await harness.submit_modal(mod, opened, {"reason": "spam"})
+
+    done = await harness.submit_modal(mod, opened, {"reason": "spam links"})  # "note" keeps its default
+    assert done.response_type == 7 and done.message_id == report.message_id
+    assert report.embeds[0]["fields"][-1] == {
+        "name": "Escalated",
+        "value": "spam links (none) by moderator",
+        "inline": True,
+    }
+    [button] = report.components[0]["components"]
+    assert button["disabled"] is True and button["label"] == "Escalated"
+    with pytest.raises(InvalidInvocation, match="disabled"):
+        await harness.click(mod, report.message_id, f"toy:esc:{said.id}")
+    with pytest.raises(InvalidInvocation, match="no component"):
+        await harness.click(mod, report.message_id, "toy:nope")
+
+
+async def test_modal_with_labels_and_a_select(harness: DiscordHarness) -> None:
+    user = harness.members["user"]
+    opened = await harness.slash(user, "toy", "severity")
+    with pytest.raises(InvalidInvocation, match="takes 1-1 values"):
+        await harness.submit_modal(user, opened, {})
+    with pytest.raises(InvalidInvocation, match="not \\['urgent'\\]"):
+        await harness.submit_modal(user, opened, {"level": ["urgent"]})
+    sent = await harness.submit_modal(user, opened, {"level": ["high"]})
+    assert sent.content == "['high'] ''"
+
+
+async def test_a_modal_discord_refuses_fails_the_command(harness: DiscordHarness) -> None:
+    with pytest.raises(UnhandledBotError, match="between 1 and 45"):
+        await harness.slash(harness.members["user"], "toy", "badmodal")
+
+
+# -- context menus ------------------------------------------------------------------------------------
+
+
+async def test_message_context_menu_on_webhook_and_human_posts_in_a_thread(harness: DiscordHarness) -> None:
+    user, mod = harness.members["user"], harness.members["moderator"]
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Reports")
+    [thread] = harness.threads
+    claude = harness.posts_in(thread.id, kinds=("webhook",))[0]
+    human = await harness.say(user, thread, "tabs forever")
+
+    for target in (claude, human):
+        result = await harness.context_menu(mod, "Report to moderators", target)
+        assert result.content == "Reported." and result.ephemeral and result.channel_id == thread.id
+    reports = [p for p in harness.posts_in(harness.channel.id) if p.embed_titles == ["Report"]]
+    assert [(r.embeds[0]["description"], [f["value"] for f in r.embeds[0]["fields"]]) for r in reports] == [
+        (claude.content, ["Claude", f"<#{thread.id}>"]),
+        ("tabs forever", ["user", f"<#{thread.id}>"]),
+    ]
+
+    with pytest.raises(InvalidInvocation, match="not"):
+        await harness.context_menu(mod, "Report to moderators", human, channel=harness.channel)
+    with pytest.raises(InvalidInvocation, match="no message context menu"):
+        await harness.context_menu(mod, "Nope", human)
+    await human.delete()
+    with pytest.raises(InvalidInvocation, match="no message"):
+        await harness.context_menu(mod, "Report to moderators", human)
+
+
+@both_intents
+async def test_user_context_menu(harness: DiscordHarness) -> None:
+    result = await harness.context_menu(harness.members["user"], "Inspect member", harness.members["moderator"])
+    assert result.content == "moderator: Member,Moderator"
+
+
+# -- concurrency, edits -------------------------------------------------------------------------------
+
+
+async def test_concurrent_clicks_each_get_their_own_result(harness: DiscordHarness) -> None:
+    mod = harness.members["moderator"]
+    mod2 = harness.add_member("mod2", roles=("moderator",))
+    await harness.slash(mod, "toy", "claimable")
+    [message] = harness.posts_in(harness.channel.id)
+
+    first, second = await asyncio.gather(
+        harness.click(mod, message.message_id, "toy:claim"), harness.click(mod2, message.message_id, "toy:claim")
+    )
+    assert harness.bot.claim_view.max_in_flight == 2  # type: ignore[attr-defined]  # both ran at once
+    assert (first.user_id, second.user_id) == (mod.id, mod2.id)
+    assert first.response_type == second.response_type == 6
+    assert first.followups == [] and second.texts == ["already claimed by moderator"]
+    assert second.followups[0].ephemeral
+
+    # interaction.message.edit() after a defer: applied, with the disabled button visible.
+    assert message.content == "claimed by moderator" and [e.via for e in message.edits] == ["channel"]
+    [button] = message.components[0]["components"]
+    assert button["disabled"] is True and button["label"] == "Claimed by moderator"
+
+    # message.edit(embed=..., view=None) on a message the bot posted in the channel.
+    await harness.slash(mod, "toy", "close")
+    assert message.embed_titles == ["Closed"] and message.components == []
+    assert message.content == "claimed by moderator" and len(message.edits) == 2
+
+
+# -- autocomplete ---------------------------------------------------------------------------------------
+
+
+async def test_autocomplete_returns_the_bots_choices(harness: DiscordHarness) -> None:
+    user = harness.members["user"]
+    choices = await harness.autocomplete(user, "toy", "pick", focused="members", value="Cl", rounds=2)
+    assert choices == [{"name": "Claude x2", "value": "Claude"}, {"name": "Clippy x2", "value": "Clippy"}]
+    assert len(await harness.autocomplete(user, "toy", "pick", focused="members")) == 4
+    with pytest.raises(InvalidInvocation, match="no autocomplete"):
+        await harness.autocomplete(user, "toy", "pick", focused="rounds", value="1")
+    with pytest.raises(InvalidInvocation, match="no option"):
+        await harness.autocomplete(user, "toy", "pick", focused="colour")
+    with pytest.raises(UnhandledBotError, match="25 or fewer"):
+        await harness.autocomplete(user, "toy", "pick", focused="members", value="*")
+
+
+# -- roles ----------------------------------------------------------------------------------------------
+
+
+@both_intents
+async def test_new_roles_reach_interaction_payloads(harness: DiscordHarness) -> None:
+    user = harness.members["user"]
+    role = harness.add_role("Council Mods", permissions=discord.Permissions(manage_messages=True))
+    assert harness.bot.get_guild(harness.guild.id).get_role(role.id) is not None  # type: ignore[union-attr]
+    before = await harness.slash(user, "toy", "whoami")
+    assert before.content == "roles=Member manage_messages=False"
+
+    harness.give_role(user, "Council Mods")
+    after = await harness.slash(user, "toy", "whoami")
+    assert after.content == "roles=Council Mods,Member manage_messages=True"
+    mod2 = harness.add_member("mod2", roles=("Council Mods",))
+    assert (await harness.slash(mod2, "toy", "whoami")).content == "roles=Council Mods,Member manage_messages=True"
+
+    harness.take_role(user, role)
+    assert (await harness.slash(user, "toy", "whoami")).content == "roles=Member manage_messages=False"
+    with pytest.raises(HarnessError, match="already"):
+        harness.add_role("Council Mods")
+
+
+# -- restarts -------------------------------------------------------------------------------------------
+
+
+@both_intents
+async def test_dynamic_button_from_the_previous_bot_reaches_the_new_one(harness: DiscordHarness) -> None:
+    user, mod = harness.members["user"], harness.members["moderator"]
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Before the restart")
+    [thread] = harness.threads
+    said = await harness.say(user, thread, "rude remark")
+    await harness.context_menu(mod, "Report to moderators", said)
+    report = harness.posts_in(harness.channel.id)[-1]
+    asked = await harness.slash(user, "toy", "confirm")  # a timed view: lives only in the old bot
+    stale = await harness.click(mod, report.message_id, f"toy:esc:{said.id}")  # modal left open
+    opened_before = await harness.slash(user, "toy", "feedback")
+    harness.add_role("Council Mods", members=(user,))
+    old = harness.bot
+
+    with pytest.raises(HarnessError, match="new bot"):
+        await harness.restart(old)
+    await harness.restart(ToyBot(members_intent=old.intents.members))
+    new = harness.bot
+    assert new is not old and old.is_closed() and toy(harness).heard == []
+    assert new.user is not None and old.user is not None and new.user.id == old.user.id
+    assert harness.guild.id == old.guilds[0].id and harness.guild is not old.guilds[0]
+    assert isinstance(new.get_channel(thread.id), discord.Thread)
+    assert harness.members["moderator"].id == mod.id
+    whoami = await harness.slash(user, "toy", "whoami")  # roles and members kept their ids
+    assert whoami.content == "roles=Council Mods,Member manage_messages=False"
+
+    # A persistent modal opened by the old bot is still taken. A modal only the old bot knew is
+    # not (discord.py matches modals by exact custom_id, no templates), nor is a timed view.
+    with pytest.raises(NoResponseError):
+        await harness.submit_modal(mod, stale, {"reason": "too late now"})
+    thanks = await harness.submit_modal(user, opened_before, {"toy:feedback:text": "smooth"})
+    assert thanks.content == "thanks: smooth"
+    assert asked.response is not None
+    with pytest.raises(NoResponseError):
+        await harness.click(user, asked.response.message_id, "toy:confirm")
+
+    # The DynamicItem template registered in the new bot's setup_hook answers the old message.
+    opened = await harness.click(mod, report.message_id, f"toy:esc:{said.id}")
+    assert opened.modal is not None and opened.modal["custom_id"] == f"toy:reason:{said.id}"
+    await harness.submit_modal(mod, opened, {"reason": "rude to members"})
+    assert report.embeds[0]["fields"][-1]["value"] == "rude to members (none) by moderator"
+
+    # The new bot finds its webhook (same application) and posts where the old one did.
+    await harness.slash(harness.members["convener"], "toy", "run", topic="After the restart")
+    assert harness.webhook_creations == {harness.channel.id: 1} and len(harness.threads) == 2
+    assert toy(harness).own_webhook_messages == 2

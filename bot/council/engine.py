@@ -6,15 +6,19 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
+from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, build_request
 from bot.council.publisher import CouncilPublisher
 from bot.council.seats import Seat
+from bot.governance.gate import GovernanceGate
 from bot.providers.base import ProviderClient, ProviderError
 from storage import repository as repo
 from storage.database import Database
 from storage.models import Council, CouncilMessage
+from storage.repository import ACTIVE_STATES
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,15 @@ class CouncilPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class ConveneLimits:
+    """How much one person and one server may run at once, so nobody runs up the provider bill alone."""
+
+    running_per_user: int = 2
+    running_per_server: int = 10
+    convenes_per_user_per_hour: int = 6
+
+
+@dataclass(frozen=True, slots=True)
 class CouncilStatus:
     council: Council
     seats: tuple[Seat, ...]
@@ -58,12 +71,16 @@ class CouncilEngine:
         publisher: CouncilPublisher,
         *,
         provider_timeout: float = 120.0,
+        gate: GovernanceGate | None = None,
+        limits: ConveneLimits | None = None,
     ) -> None:
         self.db = db
         self.catalog = catalog
         self.clients = clients
         self.publisher = publisher
         self.provider_timeout = provider_timeout
+        self.moderation = CouncilModeration(self, gate) if gate is not None else None
+        self.limits = limits or ConveneLimits()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
 
@@ -102,6 +119,23 @@ class CouncilEngine:
         assigned = parse_roles(roles or "", specs)
         seats = tuple(Seat(spec, assigned.get(spec.name, spec.role)) for spec in specs)
         return CouncilPlan(topic=topic, seats=seats, rounds=rounds, mode=mode)
+
+    async def admit(self, *, guild_id: int, user_id: int) -> None:
+        """Refuse a convene the server's halt or the running limits do not allow."""
+        if self.moderation is not None and (await self.moderation.gate.policy(guild_id)).halted:
+            raise ConveneError("Councils in this server are halted by its moderators (`/governance resume-all`).")
+        limits = self.limits
+        if await repo.count_active_councils(self.db, guild_id, convener_id=user_id) >= limits.running_per_user:
+            raise ConveneError(
+                f"You already have {limits.running_per_user} council(s) running; conclude one before convening another."
+            )
+        if await repo.count_active_councils(self.db, guild_id) >= limits.running_per_server:
+            raise ConveneError(f"This server already runs {limits.running_per_server} councils; try again later.")
+        since = datetime.now(UTC) - timedelta(hours=1)
+        if await repo.count_convenes_since(self.db, guild_id, user_id, since) >= limits.convenes_per_user_per_hour:
+            raise ConveneError(
+                f"You convened {limits.convenes_per_user_per_hour} councils in the last hour; please wait a while."
+            )
 
     async def create(
         self, plan: CouncilPlan, *, guild_id: int, channel_id: int, convener_id: int, convener_name: str
@@ -148,18 +182,29 @@ class CouncilEngine:
         return await repo.transition_council(self.db, council_id, from_states=("running",), to_state="paused")
 
     async def resume(self, council_id: int) -> bool:
+        council = await repo.get_council(self.db, council_id)
+        if (
+            council is not None
+            and self.moderation is not None
+            and (await self.moderation.gate.policy(council.guild_id)).halted
+        ):
+            raise ConveneError("Councils in this server are halted by its moderators (`/governance resume-all`).")
         changed = await repo.transition_council(self.db, council_id, from_states=("paused",), to_state="running")
         if changed:
-            if council_id in self._tasks:
-                self._wake(council_id)
-            else:
-                self._spawn(council_id)
+            self.continue_council(council_id)
         return changed
+
+    def continue_council(self, council_id: int) -> None:
+        """Let a council that was waiting (paused, held, halted) and is running again take its next turn."""
+        if council_id in self._tasks:
+            self._wake(council_id)
+        else:
+            self._spawn(council_id)
 
     async def conclude(self, council_id: int, reason: str) -> bool:
         """End a council now; in-flight member calls are dropped, anything already generated is shown."""
         changed = await repo.transition_council(
-            self.db, council_id, from_states=("starting", "running", "paused"), to_state="concluded", reason=reason
+            self.db, council_id, from_states=("starting", *ACTIVE_STATES), to_state="concluded", reason=reason
         )
         if not changed:
             return False
@@ -173,7 +218,7 @@ class CouncilEngine:
     async def assign(self, council_id: int, member_name: str, role: str) -> Seat:
         """Give a seated member a new role from its next turn on."""
         council = await repo.get_council(self.db, council_id)
-        if council is None or council.state not in ("running", "paused"):
+        if council is None or council.state not in ACTIVE_STATES:
             raise ConveneError("Roles can only change while the council is running or paused.")
         role = " ".join(role.split())
         if not 1 <= len(role) <= 100:
@@ -191,8 +236,9 @@ class CouncilEngine:
     ) -> bool:
         """Store a human's words in a council thread; members whose turn starts later will see them."""
         council = await repo.get_council_by_thread(self.db, thread_id)
-        if council is None or council.state not in ("running", "paused") or not content.strip():
+        if council is None or council.state not in ACTIVE_STATES or not content.strip():
             return False
+        screened = await self.moderation.screen_human(council, author_name, content) if self.moderation else None
         message, created = await repo.add_message(
             self.db,
             council_id=council.id,
@@ -202,9 +248,21 @@ class CouncilEngine:
             author_id=author_id,
             turn_key=f"human:{message_id}",
             content=content,
+            # Flagged human words stay out of the members' prompts until a moderator lets them in.
+            visibility="held" if screened and screened.hold else "visible",
         )
         if created:
             await repo.record_posted(self.db, message.id, [message_id])
+            if screened and screened.concerns and self.moderation:
+                await self.moderation.escalate(
+                    council,
+                    message,
+                    screened.concerns,
+                    screened.policy,
+                    held=screened.hold,
+                    author_name=author_name,
+                    content=content,
+                )
         return created
 
     async def status(self, council_id: int) -> CouncilStatus | None:
@@ -287,17 +345,17 @@ class CouncilEngine:
             if await repo.transition_council(
                 self.db,
                 council_id,
-                from_states=("running", "paused"),
+                from_states=ACTIVE_STATES,
                 to_state="failed",
                 reason="The council stopped on an internal error; its transcript is kept.",
             ):
                 await self._finish(council_id)
 
     async def _wait_until_running(self, council_id: int) -> bool:
-        """Block while paused; False once the council has ended."""
+        """Block while paused, held for review or halted; False once the council has ended."""
         while True:
             council = await repo.get_council(self.db, council_id)
-            if council is None or council.state not in ("running", "paused"):
+            if council is None or council.state not in ACTIVE_STATES:
                 return False
             if council.state == "running":
                 return True
@@ -332,7 +390,7 @@ class CouncilEngine:
             seat,
             seats,
             topic=council.topic,
-            lines=[TranscriptLine(line.author_kind, line.author_name, line.content) for line in lines],
+            lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
             round_number=round_number,
             rounds=council.rounds,
         )
@@ -350,6 +408,7 @@ class CouncilEngine:
                 content=f"⚠️ {seat.name} could not answer in round {round_number}: {error}",
             )
             return message
+        screened = await self.moderation.screen_ai(council, seat.name, completion.text) if self.moderation else None
         message, created = await repo.add_message(
             self.db,
             council_id=council.id,
@@ -357,20 +416,35 @@ class CouncilEngine:
             author_kind="ai",
             author_name=seat.name,
             turn_key=turn_key,
-            content=completion.text,
+            content=screened.text if screened else completion.text,
             tokens_in=completion.input_tokens,
             tokens_out=completion.output_tokens,
+            visibility="held" if screened and screened.hold else "visible",
         )
         if created:
             await repo.add_usage(self.db, council.id, completion.input_tokens, completion.output_tokens)
+            if screened and screened.concerns and self.moderation:
+                await self.moderation.escalate(
+                    council,
+                    message,
+                    screened.concerns,
+                    screened.policy,
+                    held=screened.hold,
+                    author_name=seat.name,
+                    content=message.content,
+                )
         return message
+
+    async def show(self, council: Council, message: CouncilMessage) -> None:
+        """Post a stored line now (moderation uses this for approved messages and notices)."""
+        await self._post(council, await self.seats(council.id), message)
 
     async def _post(self, council: Council, seats: Sequence[Seat], message: CouncilMessage) -> None:
         # Shielded: once a post has started, cancelling the council must not leave it unrecorded.
         await asyncio.shield(self._post_once(council, seats, message))
 
     async def _post_once(self, council: Council, seats: Sequence[Seat], message: CouncilMessage) -> None:
-        if message.discord_ids:
+        if message.discord_ids or message.visibility != "visible":
             return
         seat = next((s for s in seats if s.name == message.author_name), None)
         if message.author_kind == "ai" and seat is not None:
@@ -379,10 +453,14 @@ class CouncilEngine:
             ids = await self.publisher.post_notice(council, message.content)
         await repo.record_posted(self.db, message.id, ids)
         message.discord_message_ids = ",".join(map(str, ids))
+        if message.author_kind == "ai" and self.moderation is not None:
+            notice = await repo.get_message_by_turn(self.db, council.id, f"flagged:{message.id}")
+            if notice is not None:
+                await self._post_once(council, seats, notice)
 
     async def _post_unposted(self, council: Council, seats: Sequence[Seat]) -> None:
         for line in await repo.transcript(self.db, council.id):
-            if line.author_kind != "human" and not line.discord_ids:
+            if line.author_kind != "human" and not line.discord_ids and line.visibility == "visible":
                 await self._post(council, seats, line)
 
     async def _finish(self, council_id: int) -> None:

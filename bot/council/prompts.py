@@ -16,6 +16,7 @@ class TranscriptLine:
     author_kind: str  # "ai", "human" or "system"
     author_name: str
     content: str
+    visibility: str = "visible"  # held and withheld lines reach nobody; private lines only their author
 
 
 def system_prompt(seat: Seat, seats: Sequence[Seat], topic: str) -> str:
@@ -49,7 +50,10 @@ def build_request(
     labels = {other.name: other.label for other in seats}
     turns: list[tuple[Role, str]] = [("user", f"The council is convened. Topic: {topic}")]
     for line in lines:
-        if line.author_kind == "system":
+        if line.visibility == "private" and line.author_name == seat.name:
+            _append(turns, "user", f"(A note for you from the moderators: {line.content})")
+            continue
+        if line.author_kind == "system" or line.visibility != "visible":
             continue
         if line.author_kind == "ai" and line.author_name == seat.name:
             _append(turns, "assistant", line.content)

@@ -9,7 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine
+from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, ConveneLimits, CouncilEngine
+from bot.governance.gate import GovernanceGate
 from cogs.council import _embeds
 from cogs.council._publisher import DiscordPublisher
 from storage import repository as repo
@@ -41,8 +42,19 @@ class CouncilCog(commands.Cog):
     def __init__(self, bot: CouncilBot) -> None:
         self.bot = bot
         self.publisher = DiscordPublisher(bot)
+        settings = bot.settings
         self.engine = CouncilEngine(
-            bot.db, bot.catalog, bot.providers, self.publisher, provider_timeout=bot.settings.provider_timeout
+            bot.db,
+            bot.catalog,
+            bot.providers,
+            self.publisher,
+            provider_timeout=settings.provider_timeout,
+            gate=GovernanceGate(bot.db, bot.rulebook, bot.catalog, bot.providers),
+            limits=ConveneLimits(
+                running_per_user=settings.max_councils_per_user,
+                running_per_server=settings.max_councils_per_server,
+                convenes_per_user_per_hour=settings.max_convenes_per_hour,
+            ),
         )
         self._resumed = False
 
@@ -93,6 +105,11 @@ class CouncilCog(commands.Cog):
         ]
         if missing:
             await _refuse(interaction, f"I need these permissions in {channel.mention} first: {', '.join(missing)}.")
+            return
+        try:
+            await self.engine.admit(guild_id=interaction.guild.id, user_id=interaction.user.id)
+        except ConveneError as error:
+            await _refuse(interaction, str(error))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         council = await self.engine.create(
@@ -148,7 +165,12 @@ class CouncilCog(commands.Cog):
         council = await self._find_controllable(interaction)
         if council is None:
             return
-        if not await self.engine.resume(council.id):
+        try:
+            resumed = await self.engine.resume(council.id)
+        except ConveneError as error:
+            await _refuse(interaction, str(error))
+            return
+        if not resumed:
             await _refuse(interaction, f"Council #{council.id} is {council.state}; only a paused council can resume.")
             return
         await interaction.response.send_message(

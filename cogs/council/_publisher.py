@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.council.seats import Seat
+from bot.governance.gate import Policy
 from bot.text import split_message
 from cogs.council import _embeds
-from storage.models import Council
+from cogs.governance import _embeds as governance_embeds
+from cogs.governance._views import escalation_view
+from storage.models import Council, Escalation
 
 if TYPE_CHECKING:
     from bot.app import CouncilBot
@@ -61,6 +65,47 @@ class DiscordPublisher:
         except discord.HTTPException as error:
             # The thread may be gone; the transcript stays in the database either way.
             log.warning("Could not post the closing embed of council %s: %s", council.id, error)
+
+    async def post_escalation(self, council: Council, escalation: Escalation, policy: Policy) -> tuple[int, int] | None:
+        """Put a concern before the moderators; only their role is ever pinged."""
+        if policy.moderator_channel_id is None:
+            return None
+        channel = self.bot.get_channel(policy.moderator_channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            log.warning("Moderators' channel %s of guild %s is gone", policy.moderator_channel_id, council.guild_id)
+            return None
+        role_id = policy.moderator_role_id
+        message = await channel.send(
+            f"<@&{role_id}>" if role_id else None,
+            embed=governance_embeds.escalation(escalation, council),
+            view=escalation_view(escalation.id),
+            allowed_mentions=discord.AllowedMentions(roles=[discord.Object(role_id)]) if role_id else NO_MENTIONS,
+        )
+        return channel.id, message.id
+
+    async def escalation_decided(self, council: Council, escalation: Escalation) -> None:
+        """Show the outcome on the escalation and disable its buttons."""
+        if escalation.mod_channel_id is None or escalation.mod_message_id is None:
+            return
+        channel = self.bot.get_channel(escalation.mod_channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            return
+        try:
+            await channel.get_partial_message(escalation.mod_message_id).edit(
+                embed=governance_embeds.escalation(escalation, council),
+                view=escalation_view(escalation.id, decided=True),
+                allowed_mentions=NO_MENTIONS,
+            )
+        except discord.NotFound:
+            log.info("Escalation %s's message was deleted; its decision is recorded", escalation.id)
+
+    async def delete_messages(self, council: Council, message_ids: list[int]) -> None:
+        """Remove a member's withdrawn words from the thread (a webhook may delete its own messages)."""
+        thread = await self._thread(council)
+        webhook = await self._webhook(council.channel_id)
+        for message_id in message_ids:
+            with contextlib.suppress(discord.NotFound):
+                await webhook.delete_message(message_id, thread=thread)
 
     def is_own_webhook(self, webhook_id: int | None) -> bool:
         return webhook_id is not None and any(w.id == webhook_id for w in self._webhooks.values())

@@ -10,11 +10,12 @@ finally:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import discord
@@ -22,20 +23,25 @@ import discord.ext.test as dpytest
 import pytest
 from discord.ext.test import backend as dpy_backend
 
-from . import fake_http, guard
-from .errors import InvalidInvocation, NoResponseError
+from . import fake_http, guard, modals, world
+from .errors import HarnessError, InvalidInvocation, NoResponseError
 from .interactions import (
     APPLICATION_COMMAND,
+    AUTOCOMPLETE,
     COMPONENT,
+    MODAL_SUBMIT,
     InteractionResult,
     InteractionSession,
     build_options,
+    check_permitted,
     check_visible,
+    find_component,
     interaction_payload,
     nest_options,
     resolve_command,
+    resolve_context_menu,
 )
-from .payloads import iso_now, new_id, user_payload
+from .payloads import JsonDict, iso_now, member_payload, new_id, user_payload
 from .recorder import Post, Reaction, Recorder
 from .routes_channels import ChannelRoutes
 from .routes_webhooks import WebhookRoutes
@@ -132,12 +138,7 @@ class DiscordHarness:
         # drops the command tree; setup_hook() must run after, against the new state.
         await bot._async_setup_hook()
         dpytest.configure(bot, guilds=["AI Council test"], text_channels=[channel_name], voice_channels=0, members=0)
-        state = bot._connection
-        state._command_tree = bot.tree
-        bot.tree._state = state  # the tree keeps the old state/http for sync() otherwise
-        bot.tree._http = bot.http
-        state.application_id = state.user.id  # type: ignore[union-attr]
-        bot.ws = None  # dpytest's fake socket has no .open; Client.close() would trip over it
+        state = self._wire(bot)
 
         self.guild = dpytest.get_config().guilds[0]
         self.channel = dpytest.get_config().channels[0]
@@ -160,11 +161,57 @@ class DiscordHarness:
         self.add_member("convener")
         self.add_member("moderator", roles=("moderator",))
         self.add_member("user")
+        await self._run_setup_hook()
 
+    @staticmethod
+    def _wire(bot: discord.ext.commands.Bot) -> Any:
+        """Re-attach what dpytest.configure() drops; returns the bot's (fake) connection state."""
+        state = bot._connection
+        state._command_tree = bot.tree
+        bot.tree._state = state  # the tree keeps the old state/http for sync() otherwise
+        bot.tree._http = bot.http
+        state.application_id = state.user.id  # type: ignore[union-attr]
+        bot.ws = None  # dpytest's fake socket has no .open; Client.close() would trip over it
+        return state
+
+    async def _run_setup_hook(self) -> None:
         mark = self._tracker.mark()
-        await bot.setup_hook()
+        await self.bot.setup_hook()
         await self._settle_and_check(mark)
         self._start_mark = self._tracker.mark()
+
+    async def restart(self, bot: discord.ext.commands.Bot) -> None:
+        """Stop the running bot (as a redeploy or crash would) and run `bot`, a new instance, on the
+        same fake Discord: guild, channels, threads, roles, members, messages, webhooks, interaction
+        tokens and synced commands keep their ids. The new bot gets them the way a restarted bot
+        does (GUILD_CREATE, then REST), never the old bot's objects; then its `setup_hook()` runs.
+        """
+        if bot is self.bot:
+            raise HarnessError("restart() needs a new bot instance (the old one would keep its memory)")
+        await self._settle_and_check(self._start_mark, timeout=min(self.settle_timeout, 5.0))
+        kept = world.snapshot(self.server)
+        await self._stop_bot()
+        self.bot = bot
+        await bot._async_setup_hook()
+        guild, members = world.restore(bot, kept)
+        self._wire(bot)
+        self.guild, self.channel = guild, guild.get_channel(self.channel.id)  # type: ignore[assignment]
+        self.roles = {key: guild.get_role(role.id) for key, role in self.roles.items()}  # type: ignore[misc]
+        self.server.attach(bot, guild, members)
+        self.members = {key: members[member.id] for key, member in self.members.items()}
+        await self._run_setup_hook()
+
+    async def _stop_bot(self) -> None:
+        await dpytest.empty_queue()
+        await self.bot.close()
+        # Whatever the bot left running (a timed-out settle, view timeouts) must not outlive it
+        # and fire into the next bot or the next test's loop.
+        current = asyncio.current_task()
+        leftovers = [task for task in self._tracker.since(0) if not task.done() and task is not current]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=1.0)
 
     async def close(self) -> None:
         """Settle, drain dpytest, close the bot, uninstall the guards. Raises late bot errors."""
@@ -174,15 +221,11 @@ class DiscordHarness:
         try:
             await self._settle_and_check(self._start_mark, timeout=min(self.settle_timeout, 5.0))
         finally:
-            await dpytest.empty_queue()
-            await self.bot.close()
-            # Whatever the bot left running (a timed-out settle, view timeouts) must not outlive
-            # the test and fire into the next one's loop.
-            for task in self._tracker.since(0):
-                if not task.done():
-                    task.cancel()
-            self._errors.uninstall()
-            self._tracker.uninstall()
+            try:
+                await self._stop_bot()
+            finally:
+                self._errors.uninstall()
+                self._tracker.uninstall()
 
     # -- members, roles, channels ---------------------------------------------------------------
 
@@ -198,6 +241,46 @@ class DiscordHarness:
         member = self.guild.get_member(user.id) or _member(user, granted, self.guild)
         self.members[key] = member
         self.server.members[member.id] = member
+        return member
+
+    def add_role(
+        self,
+        name: str,
+        *,
+        permissions: discord.Permissions | None = None,
+        members: Iterable[discord.Member] = (),
+    ) -> discord.Role:
+        """A new guild role (GUILD_ROLE_CREATE), known by `name` to add_member(roles=...) and
+        give_role(); `members` get it right away."""
+        if name in self.roles:
+            raise HarnessError(f"the harness already has a role {name!r}")
+        value = (permissions or discord.Permissions.none()).value
+        role = dpy_backend.make_role(name, self.guild, permissions=value)
+        self.roles[name] = role
+        for member in members:
+            self.give_role(member, role)
+        return role
+
+    def give_role(self, member: discord.Member, *roles: discord.Role | str) -> discord.Member:
+        """Grant roles (objects or harness role names): GUILD_MEMBER_UPDATE, and every later
+        payload (interaction.user.roles, permissions) includes them."""
+        member = self.server.members.get(member.id, member)
+        wanted = [self.roles[r] if isinstance(r, str) else r for r in roles]
+        return self._set_roles(member, [*member.roles, *(r for r in wanted if r not in member.roles)])
+
+    def take_role(self, member: discord.Member, *roles: discord.Role | str) -> discord.Member:
+        """Revoke roles (objects or harness role names); the opposite of give_role()."""
+        member = self.server.members.get(member.id, member)
+        unwanted = {(self.roles[r] if isinstance(r, str) else r).id for r in roles}
+        return self._set_roles(member, [r for r in member.roles if r.id not in unwanted])
+
+    def _set_roles(self, member: discord.Member, roles: list[discord.Role]) -> discord.Member:
+        data = {**member_payload(member), "guild_id": self.guild.id}
+        data["roles"] = [role.id for role in roles if not role.is_default()]
+        # discord.py updates the member it caches (if it does, that is `member`); the harness's
+        # own object is updated the same way when the members intent is off.
+        self.bot._connection.parse_guild_member_update(copy.deepcopy(data))  # type: ignore[arg-type]
+        member._update(data)  # type: ignore[arg-type]
         return member
 
     def add_channel(self, name: str) -> discord.TextChannel:
@@ -252,28 +335,152 @@ class DiscordHarness:
     async def click(
         self,
         user: discord.Member,
-        message: discord.Message | int,
+        message: discord.Message | Post | int,
         custom_id: str,
         *,
-        component_type: int = 2,
+        component_type: int | None = None,
         values: list[str] | None = None,
         permissions: int | discord.Permissions | None = None,
         wait_background: bool = True,
         require_response: bool = True,
     ) -> InteractionResult:
-        """Click a button (or pick `values` in a select) on a message the bot posted."""
-        message_id = message if isinstance(message, int) else message.id
-        stored = self.server.messages.get(message_id)
-        if stored is None:
-            raise InvalidInvocation(f"no message {message_id} in the fake Discord")
+        """Click a button (or pick `values` in a select) on a message in the fake Discord.
+
+        The component must be on the message as it stands and not disabled, as in the client.
+        Calls may run at once (`asyncio.gather`); each sees the message as it was when clicked.
+        """
+        message_id = _message_id(message)
+        stored = self._stored_message(message_id)
+        component = find_component(stored.get("components") or [], custom_id)
+        if component is None:
+            raise InvalidInvocation(f"message {message_id} has no component {custom_id!r}")
+        if component.get("disabled"):
+            raise InvalidInvocation(f"{custom_id!r} on message {message_id} is disabled")
         channel = self.server.resolve(int(stored["channel_id"]))
         assert not isinstance(channel, discord.DMChannel)
-        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type or component["type"]}
         if values is not None:
             data["values"] = values
         member_perms = self._perms(permissions, self._permissions_in(channel, user))
         payload = self._interaction(COMPONENT, user, channel, member_perms, None, data, message=copy.deepcopy(stored))
         return await self._run_interaction(payload, custom_id, wait_background, require_response, message_id=message_id)
+
+    async def submit_modal(
+        self,
+        user: discord.Member,
+        modal: InteractionResult | JsonDict,
+        values: Mapping[str, str | list[str]],
+        *,
+        channel: Target | None = None,
+        message: discord.Message | Post | int | None = None,
+        permissions: int | discord.Permissions | None = None,
+        wait_background: bool = True,
+        require_response: bool = True,
+    ) -> InteractionResult:
+        """Fill in and submit a modal (MODAL_SUBMIT, type 5); the modal's `on_submit` runs.
+
+        `modal` is the InteractionResult that opened it (its channel, and the message whose
+        button opened it, are used) or a modal dict (then pass `channel` / `message`). `values`
+        maps input custom_ids to text (a list of values for a select). Checked like the client:
+        unknown inputs, required inputs left empty, min/max length. Untouched inputs submit their
+        prefilled value.
+        """
+        message_id = _message_id(message) if message is not None else None
+        if isinstance(modal, InteractionResult):
+            if modal.modal is None:
+                raise InvalidInvocation(f"{modal.name}: the bot answered with type {modal.response_type}, not a modal")
+            if modal.user_id != user.id:
+                raise InvalidInvocation("only the member the modal was shown to can submit it")
+            channel = channel or self.server.resolve(modal.channel_id)  # type: ignore[assignment]
+            message_id = message_id or modal.message_id
+            modal = modal.modal
+        target = channel or self.channel
+        data = modals.submission(modal, dict(values))
+        stored = self.server.messages.get(message_id) if message_id is not None else None
+        member_perms = self._perms(permissions, self._permissions_in(target, user))
+        payload = self._interaction(
+            MODAL_SUBMIT, user, target, member_perms, None, data, message=copy.deepcopy(stored) if stored else None
+        )
+        return await self._run_interaction(
+            payload, modal["custom_id"], wait_background, require_response, message_id=message_id
+        )
+
+    async def context_menu(
+        self,
+        user: discord.Member,
+        name: str,
+        target: discord.Message | Post | int | discord.Member | discord.User,
+        *,
+        channel: Target | None = None,
+        permissions: int | discord.Permissions | None = None,
+        app_permissions: int | discord.Permissions | None = None,
+        wait_background: bool = True,
+        require_response: bool = True,
+    ) -> InteractionResult:
+        """Run the context menu command `name` (Apps > name) on a message the fake Discord holds
+        (bot, webhook or human; message id, Post or discord.Message) or on a member/user."""
+        resolved: JsonDict = {}
+        if isinstance(target, (discord.Member, discord.User)):
+            kind, target_id = discord.AppCommandType.user, target.id
+            resolved["users"] = {str(target.id): user_payload(target)}
+            if isinstance(target, discord.Member):
+                perms = target.guild_permissions.value
+                resolved["members"] = {str(target.id): member_payload(target, with_user=False, permissions=perms)}
+            where = channel or self.channel
+        else:
+            kind, target_id = discord.AppCommandType.message, _message_id(target)
+            stored = self._stored_message(target_id)
+            resolved["messages"] = {str(target_id): copy.deepcopy(stored)}
+            where = self.server.resolve(int(stored["channel_id"]))  # type: ignore[assignment]
+            if channel is not None and channel.id != where.id:
+                raise InvalidInvocation(f"message {target_id} is in channel {where.id}, not {channel.id}")
+        menu, guild_scoped = resolve_context_menu(self.bot.tree, self.guild, name, kind)
+        member_perms = self._perms(permissions, self._permissions_in(where, user))
+        check_permitted(repr(name), menu.default_permissions, discord.Permissions(member_perms))
+        data: JsonDict = {
+            "id": self._command_id(f"{name}#{kind.value}"),
+            "name": name,
+            "type": kind.value,
+            "target_id": str(target_id),
+            "resolved": resolved,
+        }
+        if guild_scoped:
+            data["guild_id"] = self.guild.id
+        payload = self._interaction(APPLICATION_COMMAND, user, where, member_perms, app_permissions, data)
+        return await self._run_interaction(payload, name, wait_background, require_response)
+
+    async def autocomplete(
+        self,
+        user: discord.Member,
+        *path: str,
+        focused: str,
+        value: Any = "",
+        channel: Target | None = None,
+        permissions: int | discord.Permissions | None = None,
+        **options: Any,
+    ) -> list[JsonDict]:
+        """The choices ({"name", "value"} dicts) the bot offers while `user` types `value` into
+        option `focused` of /path (APPLICATION_COMMAND_AUTOCOMPLETE, answered with type 8).
+        Other options go along as already filled; required ones may still be missing."""
+        channel = channel or self.channel
+        member_perms = self._perms(permissions, self._permissions_in(channel, user))
+        resolved = resolve_command(self.bot.tree, self.guild, path)
+        check_visible(resolved, discord.Permissions(member_perms))
+        leaf_options, resolved_data = build_options(
+            resolved.command, {**options, focused: value}, self.guild, focused=focused
+        )
+        data: JsonDict = {
+            "id": self._command_id(resolved.root.name),
+            "name": resolved.root.name,
+            "type": 1,
+            "options": nest_options(resolved, leaf_options),
+            "resolved": resolved_data,
+        }
+        if resolved.guild_scoped:
+            data["guild_id"] = self.guild.id
+        payload = self._interaction(AUTOCOMPLETE, user, channel, member_perms, None, data)
+        result = await self._run_interaction(payload, resolved.qualified_name, True, True)
+        return result.choices or []
 
     async def say(
         self, user: discord.Member, channel: Target | None, content: str, *, wait_background: bool = True
@@ -354,7 +561,7 @@ class DiscordHarness:
     def _permissions_in(self, channel: Target, member: discord.Member) -> int:
         parent = channel.parent if isinstance(channel, discord.Thread) else channel
         assert parent is not None
-        return parent.permissions_for(member).value
+        return parent.permissions_for(self.server.members.get(member.id, member)).value
 
     @staticmethod
     def _perms(value: int | discord.Permissions | None, default: int) -> int:
@@ -364,6 +571,13 @@ class DiscordHarness:
 
     def _command_id(self, name: str) -> int:
         return self._command_ids.setdefault(name, new_id())
+
+    def _stored_message(self, message_id: int) -> JsonDict:
+        stored = self.server.messages.get(message_id)
+        post = self.recorder.get(message_id)
+        if stored is None or (post is not None and post.deleted):
+            raise InvalidInvocation(f"no message {message_id} in the fake Discord")
+        return stored
 
     def _interaction(
         self,
@@ -380,7 +594,8 @@ class DiscordHarness:
             application_id=self.server.application_id,
             guild=self.guild,
             channel=channel,
-            member=user,
+            # The member as the server knows them now (roles granted since, a restarted bot).
+            member=self.server.members.get(user.id, user),
             permissions=member_perms,
             app_permissions=self._perms(app_permissions, self.server.bot_permissions(channel).value),
             data=data,
@@ -397,6 +612,7 @@ class DiscordHarness:
     ) -> InteractionResult:
         user = payload["member"]["user"]
         result = InteractionResult(int(payload["id"]), name, int(user["id"]), int(payload["channel_id"]))
+        result.message_id = message_id
         session = InteractionSession(
             id=int(payload["id"]),
             token=payload["token"],
@@ -429,6 +645,12 @@ class DiscordHarness:
             # Errors logged so far fail the test even if waiting timed out. Task deaths are judged
             # only once nothing is left running that might still await (and handle) them.
             guard.raise_if_failed(self._errors, self._tracker.since(mark), self._checked_tasks, check_tasks=background)
+
+
+def _message_id(message: discord.Message | Post | int) -> int:
+    if isinstance(message, int):
+        return message
+    return message.message_id if isinstance(message, Post) else message.id
 
 
 def _member(user: discord.abc.User, roles: list[discord.Role], guild: discord.Guild) -> discord.Member:

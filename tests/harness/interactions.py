@@ -24,6 +24,7 @@ from .recorder import Edit, Post
 # Interaction types (Discord's InteractionType).
 APPLICATION_COMMAND = 2
 COMPONENT = 3
+AUTOCOMPLETE = 4
 MODAL_SUBMIT = 5
 
 
@@ -35,11 +36,13 @@ class InteractionResult:
     name: str  # "council convene", or the clicked custom_id
     user_id: int
     channel_id: int
-    response_type: int | None = None  # 4 message, 5 deferred, 6 deferred update, 7 update, 9 modal
+    response_type: int | None = None  # 4 message, 5 deferred, 6 deferred update, 7 update, 8 choices, 9 modal
     response: Post | None = None  # message made by 4/5 (or updated by 7)
     followups: list[Post] = field(default_factory=list)
     edits: list[Edit] = field(default_factory=list)  # edit_original_response, followup edits, type 7
     modal: JsonDict | None = None  # the modal sent by a type 9 response
+    choices: list[JsonDict] | None = None  # autocomplete choices sent by a type 8 response
+    message_id: int | None = None  # the message whose component (or modal) this interaction came from
 
     @property
     def acknowledged(self) -> bool:
@@ -136,13 +139,26 @@ def resolve_command(tree: app_commands.CommandTree, guild: discord.Guild, path: 
 
 def check_visible(resolved: ResolvedCommand, permissions: discord.Permissions) -> None:
     """Discord hides commands whose default_permissions the member lacks (admins see all)."""
-    required = resolved.root.default_permissions
+    check_permitted(f"/{resolved.qualified_name}", resolved.root.default_permissions, permissions)
+
+
+def check_permitted(name: str, required: discord.Permissions | None, permissions: discord.Permissions) -> None:
     if required is None or permissions.administrator:
         return
     if not required.is_subset(permissions):
-        raise InvalidInvocation(
-            f"/{resolved.qualified_name} needs {required!r}; Discord would not show it to this member"
-        )
+        raise InvalidInvocation(f"{name} needs {required!r}; Discord would not show it to this member")
+
+
+def resolve_context_menu(
+    tree: app_commands.CommandTree, guild: discord.Guild, name: str, kind: discord.AppCommandType
+) -> tuple[app_commands.ContextMenu, bool]:
+    """The context menu `name` of `kind` (user or message), and whether it is guild-scoped."""
+    for scope, guild_scoped in ((None, False), (guild, True)):
+        menu = tree.get_command(name, guild=scope, type=kind)
+        if isinstance(menu, app_commands.ContextMenu):
+            return menu, guild_scoped
+    known = sorted(c.name for scope in (None, guild) for c in tree.get_commands(guild=scope, type=kind))
+    raise InvalidInvocation(f"no {kind.name} context menu {name!r} in the command tree (known: {known})")
 
 
 def _choice_value(spec: JsonDict, value: Any) -> Any:
@@ -204,22 +220,40 @@ def _option(spec: JsonDict, value: Any, resolved: dict[str, dict[str, JsonDict]]
 
 
 def build_options(
-    command: app_commands.Command[Any, ..., Any], values: dict[str, Any], guild: discord.Guild
+    command: app_commands.Command[Any, ..., Any],
+    values: dict[str, Any],
+    guild: discord.Guild,
+    *,
+    focused: str | None = None,
 ) -> tuple[list[JsonDict], JsonDict]:
-    """Options for the leaf command, keyed by python or display name, validated like the client."""
+    """Options for the leaf command, keyed by python or display name, validated like the client.
+
+    With `focused` (autocomplete), that option's value goes as typed with `focused: true`, and
+    required options may still be missing.
+    """
     options: list[JsonDict] = []
     resolved: dict[str, dict[str, JsonDict]] = {}
     remaining = dict(values)
+    focus_found = False
     for param in command._params.values():
         spec = param.to_dict()
         key = param.name if param.name in remaining else spec["name"]
+        if focused in (param.name, spec["name"]):
+            if not spec.get("autocomplete"):
+                raise InvalidInvocation(f"/{command.qualified_name} {spec['name']} has no autocomplete")
+            typed = remaining.pop(key, "")
+            options.append({"name": spec["name"], "type": spec["type"], "value": typed, "focused": True})
+            focus_found = True
+            continue
         # The client omits empty options; it cannot send "" or nothing for a required one.
         if key not in remaining or remaining[key] is None or remaining[key] == "":
             remaining.pop(key, None)
-            if spec["required"]:
+            if spec["required"] and focused is None:
                 raise InvalidInvocation(f"/{command.qualified_name} needs {spec['name']}")
             continue
         options.append(_option(spec, remaining.pop(key), resolved, guild))
+    if focused is not None and not focus_found:
+        raise InvalidInvocation(f"/{command.qualified_name} has no option {focused!r}")
     if remaining:
         raise InvalidInvocation(f"/{command.qualified_name} has no option(s) {sorted(remaining)}")
     return options, resolved
@@ -232,6 +266,18 @@ def nest_options(resolved: ResolvedCommand, leaf_options: list[JsonDict]) -> lis
         kind = 1 if isinstance(node, app_commands.Command) else 2
         options = [{"name": node.name, "type": kind, "options": options}]
     return options
+
+
+def find_component(components: list[JsonDict], custom_id: str) -> JsonDict | None:
+    """The component with `custom_id` in a message's components (rows, containers, sections)."""
+    for component in components:
+        if component.get("custom_id") == custom_id:
+            return component
+        nested = [*(component.get("components") or []), *(c for c in (component.get("accessory"),) if c)]
+        found = find_component(nested, custom_id)
+        if found is not None:
+            return found
+    return None
 
 
 def channel_payload(channel: discord.TextChannel | discord.Thread) -> JsonDict:

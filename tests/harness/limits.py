@@ -26,6 +26,8 @@ MAX_ATTACHMENTS = 10
 # Substrings Discord refuses in webhook names/usernames (case-insensitive).
 FORBIDDEN_NAME_PARTS = ("discord", "clyde")
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
+MAX_CHOICES = 25
+CHOICE_MAX = 100  # a choice's name, and a string choice's value
 
 
 def _max_length(path: list[str | int], value: str, limit: int) -> None:
@@ -123,3 +125,14 @@ def check_thread_name(name: Any) -> None:
 def check_archive_duration(value: Any) -> None:
     if value is not None and value not in ARCHIVE_DURATIONS:
         raise form_error(["auto_archive_duration"], "BASE_TYPE_CHOICES", f"Value must be one of {ARCHIVE_DURATIONS}.")
+
+
+def check_choices(choices: list[dict[str, Any]]) -> None:
+    """An autocomplete answer (callback type 8)."""
+    if len(choices) > MAX_CHOICES:
+        message = f"Must be {MAX_CHOICES} or fewer in length."
+        raise form_error(["data", "choices"], "BASE_TYPE_MAX_LENGTH", message)
+    for i, choice in enumerate(choices):
+        _length_between(["data", "choices", i, "name"], str(choice.get("name") or ""), 1, CHOICE_MAX)
+        if isinstance(choice.get("value"), str):
+            _max_length(["data", "choices", i, "value"], choice["value"], CHOICE_MAX)

@@ -68,6 +68,18 @@ def role_payload(role: discord.Role) -> JsonDict:
     return facts.dict_from_role(role)
 
 
+def guild_payload(
+    guild: discord.Guild, *, members: list[JsonDict], channels: list[JsonDict], threads: list[JsonDict]
+) -> JsonDict:
+    """GUILD_CREATE for `guild` as it stands (roles from the guild, the rest as given)."""
+    roles = [role_payload(role) for role in guild.roles]
+    data: JsonDict = facts.make_guild_dict(
+        guild.name, guild.owner_id or 0, roles, id_num=guild.id, member_count=len(members)
+    )
+    data.update(members=members, channels=channels, threads=threads)
+    return data
+
+
 def text_channel_payload(channel: discord.TextChannel) -> JsonDict:
     return {
         "id": channel.id,

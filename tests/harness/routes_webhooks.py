@@ -11,12 +11,13 @@ import discord
 from . import limits
 from .errors import form_error, http_error, unknown
 from .fake_http import Request, Router
-from .interactions import COMPONENT, MODAL_SUBMIT, InteractionSession
+from .interactions import AUTOCOMPLETE, COMPONENT, MODAL_SUBMIT, InteractionSession
+from .modals import check_modal
 from .payloads import FLAG_EPHEMERAL, FLAG_LOADING, JsonDict
 from .server import MAX_WEBHOOKS_PER_CHANNEL, FakeDiscord
 
 # Interaction callback types (Discord's InteractionResponseType).
-MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL = 4, 5, 6, 7, 9
+MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, CHOICES, MODAL = 4, 5, 6, 7, 8, 9
 
 
 class WebhookRoutes:
@@ -164,6 +165,9 @@ class WebhookRoutes:
             raise form_error(["type"], "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid for this interaction")
         if response_type == MODAL and session.type == MODAL_SUBMIT:
             raise form_error(["type"], "INTERACTION_RESPONSE_TYPE_INVALID", "A modal cannot answer a modal submit")
+        if (response_type == CHOICES) != (session.type == AUTOCOMPLETE):
+            # Autocomplete is answered with choices (8), and only autocomplete is.
+            raise form_error(["type"], "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid for this interaction")
         result = session.result
         message: JsonDict | None = None
         if response_type == MESSAGE:
@@ -184,7 +188,11 @@ class WebhookRoutes:
             result.response = server.recorder.get(session.message_id)
             assert result.response is not None
             result.edits.append(result.response.edits[-1])
+        elif response_type == CHOICES:
+            limits.check_choices(data.get("choices") or [])
+            result.choices = copy.deepcopy(data.get("choices") or [])
         elif response_type == MODAL:
+            check_modal(data)
             result.modal = copy.deepcopy(data)
         result.response_type = response_type
         answer: JsonDict = {

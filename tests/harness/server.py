@@ -78,6 +78,10 @@ class FakeDiscord:
         self.interaction_deadline = 3.0
         self.now: Callable[[], float] = lambda: self.bot.loop.time()
 
+    def attach(self, bot: discord.Client, guild: discord.Guild, members: dict[int, discord.Member]) -> None:
+        """Serve a new bot (after a restart); everything stored server-side stays as it was."""
+        self.bot, self.state, self.guild, self.members = bot, bot._connection, guild, members
+
     # -- plumbing ------------------------------------------------------------------------------
 
     @property

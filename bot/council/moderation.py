@@ -1,0 +1,362 @@
+"""Council moderation: applies a server's policy to council lines and carries out moderators' decisions.
+
+Under `hold` a flagged member reply is stored but not shown, and the council waits (state `held`)
+until a moderator decides; under `notify` it is shown with a notice and the council goes on. Either
+way an escalation goes to the moderators' channel. Decisions are claimed in the database, so a
+second click, or a second process, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.governance.concerns import Concern
+from bot.governance.gate import GovernanceGate, Policy
+from bot.governance.selfflag import parse_self_flag
+from storage import governance_repository as gov
+from storage import repository as repo
+from storage.models import Council, CouncilMessage, Escalation
+
+if TYPE_CHECKING:
+    from bot.council.engine import CouncilEngine
+
+log = logging.getLogger(__name__)
+
+REASON_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    text: str
+    concerns: list[Concern]
+    policy: Policy
+
+    @property
+    def hold(self) -> bool:
+        return bool(self.concerns) and self.policy.holds
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    escalation: Escalation
+    changed: bool  # False: it had already been decided (by someone else, or by the timeout)
+
+
+class DecisionError(ValueError):
+    """A decision that cannot be made; the message is shown to the moderator as is."""
+
+
+class CouncilModeration:
+    def __init__(self, engine: CouncilEngine, gate: GovernanceGate) -> None:
+        self.engine = engine
+        self.gate = gate
+        self.db = engine.db
+
+    # -- screening ---------------------------------------------------------------------------------
+
+    async def screen_ai(self, council: Council, author_name: str, reply: str) -> Screened:
+        text, flag = parse_self_flag(reply)
+        policy = await self.gate.policy(council.guild_id)
+        concerns = await self.gate.review(
+            policy, topic=council.topic, author_kind="ai", author_name=author_name, text=text
+        )
+        if flag is not None:
+            concerns.append(flag)
+        return Screened(text or reply, concerns, policy)
+
+    async def screen_human(self, council: Council, author_name: str, text: str) -> Screened:
+        policy = await self.gate.policy(council.guild_id)
+        concerns = await self.gate.review(
+            policy, topic=council.topic, author_kind="human", author_name=author_name, text=text
+        )
+        return Screened(text, concerns, policy)
+
+    async def escalate(
+        self,
+        council: Council,
+        message: CouncilMessage | None,
+        concerns: list[Concern],
+        policy: Policy,
+        *,
+        held: bool,
+        author_name: str,
+        content: str,
+        reported_by: tuple[int, str] | None = None,
+    ) -> Escalation:
+        """Record the concern, tell the thread, and put it before the moderators."""
+        reasons = list(dict.fromkeys(c.reason for c in concerns))
+        first = concerns[0]
+        escalation = await gov.create_escalation(
+            self.db,
+            guild_id=council.guild_id,
+            council_id=council.id,
+            message_id=message.id if message else None,
+            source=first.source,
+            category=first.category,
+            reason="; ".join(reasons)[:REASON_LIMIT],
+            author_name=author_name,
+            content=content,
+            spoiler=any(c.spoiler for c in concerns),
+            held=held,
+            reported_by_id=reported_by[0] if reported_by else None,
+            expires_at=datetime.now(UTC) + timedelta(seconds=policy.timeout_s),
+        )
+        categories = ", ".join(dict.fromkeys(f"{c.source}:{c.category}" for c in concerns))
+        await gov.add_audit(
+            self.db,
+            guild_id=council.guild_id,
+            council_id=council.id,
+            kind="concern",
+            actor_id=reported_by[0] if reported_by else None,
+            actor_name=reported_by[1] if reported_by else "moderation",
+            detail=f"Escalation #{escalation.id} about {author_name}'s message ({categories}); "
+            f"{'held' if held else 'shown'}: {escalation.reason}",
+        )
+        log.info("Council %s: escalation %s (%s, held=%s)", council.id, escalation.id, categories, held)
+        if message is not None and message.author_kind == "ai":
+            if held:
+                await repo.transition_council(self.db, council.id, from_states=("running",), to_state="held")
+                await self.notice(
+                    council,
+                    f"held:{message.id}",
+                    f"🛡️ A message from {author_name} awaits moderator review. The council waits for their decision.",
+                )
+            else:
+                # Stored now, shown by the engine right after the message it is about.
+                await self._store_notice(
+                    council, f"flagged:{message.id}", f"🛡️ Moderators were notified about {author_name}'s message."
+                )
+        where = await self.engine.publisher.post_escalation(council, escalation, policy)
+        if where is not None:
+            await gov.set_escalation_post(self.db, escalation.id, *where)
+            escalation.mod_channel_id, escalation.mod_message_id = where
+        elif held:
+            await self.notice(
+                council,
+                f"no-moderators:{escalation.id}",
+                "🛡️ This server has no moderators' channel yet: a moderator can set one with `/governance setup`.",
+            )
+        return escalation
+
+    # -- decisions ---------------------------------------------------------------------------------
+
+    async def decide(
+        self,
+        escalation_id: int,
+        *,
+        approve: bool,
+        moderator_id: int,
+        moderator_name: str,
+        reason: str | None = None,
+        end_council: bool = False,
+    ) -> Decision:
+        claimed = await gov.claim_escalation(
+            self.db,
+            escalation_id,
+            state="approved" if approve else "rejected",
+            decided_by_id=moderator_id,
+            decided_by_name=moderator_name,
+            reason=reason,
+            end_council=end_council,
+        )
+        if claimed is None:
+            existing = await gov.get_escalation(self.db, escalation_id)
+            if existing is None:
+                raise DecisionError(f"There is no escalation #{escalation_id}.")
+            return Decision(existing, changed=False)
+        verb = "approved" if approve else ("rejected and ended the council" if end_council else "rejected")
+        await gov.add_audit(
+            self.db,
+            guild_id=claimed.guild_id,
+            council_id=claimed.council_id,
+            kind="decision",
+            actor_id=moderator_id,
+            actor_name=moderator_name,
+            detail=f"{verb} escalation #{claimed.id}" + (f": {reason}" if reason else ""),
+        )
+        await self._apply(claimed)
+        return Decision(claimed, changed=True)
+
+    async def expire_overdue(self, now: datetime | None = None) -> list[Escalation]:
+        """Decide overdue escalations the safe way: a held message stays withheld."""
+        expired = []
+        for overdue in await gov.list_overdue_escalations(self.db, now or datetime.now(UTC)):
+            claimed = await gov.claim_escalation(
+                self.db,
+                overdue.id,
+                state="expired",
+                decided_by_id=None,
+                decided_by_name="timeout",
+                reason="No moderator decided in time.",
+            )
+            if claimed is None:
+                continue
+            outcome = "the held message stays withheld" if claimed.held else "the message stays as it was"
+            await gov.add_audit(
+                self.db,
+                guild_id=claimed.guild_id,
+                council_id=claimed.council_id,
+                kind="decision",
+                actor_name="timeout",
+                detail=f"escalation #{claimed.id} expired undecided; {outcome}",
+            )
+            await self._apply(claimed)
+            expired.append(claimed)
+        return expired
+
+    async def _apply(self, escalation: Escalation) -> None:
+        council = await repo.get_council(self.db, escalation.council_id)
+        if council is None:
+            return
+        message = await repo.get_message(self.db, escalation.message_id) if escalation.message_id else None
+        withhold = escalation.state == "rejected" or (escalation.state == "expired" and escalation.held)
+        if message is not None:
+            if escalation.state == "approved" and message.visibility == "held":
+                await repo.set_message_visibility(self.db, message.id, "visible")
+                message.visibility = "visible"
+                if message.author_kind == "ai":
+                    await self.engine.show(council, message)
+            elif withhold:
+                await self._withhold(council, message, escalation)
+        await self.engine.publisher.escalation_decided(council, escalation)
+        if escalation.end_council:
+            await self.engine.conclude(
+                council.id, f"Ended by moderator {escalation.decided_by_name} after rejecting a message."
+            )
+        elif council.state == "held" and not await self._still_held(council.id):
+            policy = await self.gate.policy(council.guild_id)
+            target = "halted" if policy.halted else "running"
+            moved = await repo.transition_council(self.db, council.id, from_states=("held",), to_state=target)
+            if moved and target == "running":
+                self.engine.continue_council(council.id)
+
+    async def _withhold(self, council: Council, message: CouncilMessage, escalation: Escalation) -> None:
+        await repo.set_message_visibility(self.db, message.id, "withheld")
+        if message.author_kind != "ai":
+            return  # a human's words stay theirs in Discord; they just never reach the members
+        if message.discord_ids:
+            await self.engine.publisher.delete_messages(council, message.discord_ids)
+        why = escalation.decision_reason or escalation.reason
+        # Only the member itself is told why, in its next prompt.
+        await repo.add_message(
+            self.db,
+            council_id=council.id,
+            round_number=message.round,
+            author_kind="system",
+            author_name=message.author_name,
+            turn_key=f"withheld-note:{message.id}",
+            content=f"The moderators withheld your message from round {message.round}. Reason: {why}",
+            visibility="private",
+        )
+        await self.notice(
+            council, f"withheld:{message.id}", f"🛡️ A message from {message.author_name} was withheld by the moderators."
+        )
+
+    async def _still_held(self, council_id: int) -> bool:
+        pending = await gov.list_pending_escalations(self.db)
+        return any(e.council_id == council_id and e.held for e in pending)
+
+    async def _store_notice(self, council: Council, key: str, text: str) -> CouncilMessage:
+        message, _ = await repo.add_message(
+            self.db,
+            council_id=council.id,
+            round_number=council.current_round,
+            author_kind="system",
+            author_name="moderation",
+            turn_key=key,
+            content=text,
+        )
+        return message
+
+    async def notice(self, council: Council, key: str, text: str) -> None:
+        await self.engine.show(council, await self._store_notice(council, key, text))
+
+
+class GuildControl:
+    """Server-wide moderation: human reports, the kill switch, and its undo."""
+
+    def __init__(self, moderation: CouncilModeration) -> None:
+        self.moderation = moderation
+        self.engine = moderation.engine
+        self.db = moderation.db
+
+    async def report(
+        self,
+        *,
+        thread_id: int,
+        discord_message_id: int,
+        author_name: str,
+        content: str,
+        reporter_id: int,
+        reporter_name: str,
+        reason: str | None = None,
+    ) -> Escalation:
+        """A human reports a message in a council thread; it goes to the moderators, shown as it is."""
+        council = await repo.get_council_by_thread(self.db, thread_id)
+        if council is None:
+            raise DecisionError("Only messages in a council's thread can be reported here.")
+        message = await repo.find_message_by_discord_id(self.db, council.id, discord_message_id)
+        if message is not None:
+            existing = await gov.pending_escalation_for_message(self.db, message.id)
+            if existing is not None:
+                return existing
+        policy = await self.moderation.gate.policy(council.guild_id)
+        why = f"Reported by {reporter_name}" + (f": {reason}" if reason else ".")
+        return await self.moderation.escalate(
+            council,
+            message,
+            [Concern("human", "report", why)],
+            policy,
+            held=False,
+            author_name=message.author_name if message else author_name,
+            content=message.content if message else content,
+            reported_by=(reporter_id, reporter_name),
+        )
+
+    async def halt(self, guild_id: int, *, actor_id: int, actor_name: str) -> list[int]:
+        """The kill switch: every running council in the server stops before its next turn."""
+        await gov.update_guild_settings(self.db, guild_id, halted=True)
+        halted = []
+        for council in await repo.list_guild_councils(self.db, guild_id, ("running",)):
+            if await repo.transition_council(self.db, council.id, from_states=("running",), to_state="halted"):
+                halted.append(council.id)
+                await self.moderation.notice(
+                    council,
+                    f"halt:{council.id}:{datetime.now(UTC).timestamp():.0f}",
+                    f"⛔ {actor_name} halted every council in this server. A moderator can undo it with "
+                    "`/governance resume-all`.",
+                )
+        await gov.add_audit(
+            self.db,
+            guild_id=guild_id,
+            kind="halt",
+            actor_id=actor_id,
+            actor_name=actor_name,
+            detail=f"halted {len(halted)} running council(s): {', '.join(f'#{i}' for i in halted) or 'none'}",
+        )
+        return halted
+
+    async def resume_all(self, guild_id: int, *, actor_id: int, actor_name: str) -> list[int]:
+        await gov.update_guild_settings(self.db, guild_id, halted=False)
+        resumed = []
+        for council in await repo.list_guild_councils(self.db, guild_id, ("halted",)):
+            if await repo.transition_council(self.db, council.id, from_states=("halted",), to_state="running"):
+                resumed.append(council.id)
+                await self.moderation.notice(
+                    council,
+                    f"resume:{council.id}:{datetime.now(UTC).timestamp():.0f}",
+                    f"▶️ {actor_name} lifted the halt; the council continues.",
+                )
+                self.engine.continue_council(council.id)
+        await gov.add_audit(
+            self.db,
+            guild_id=guild_id,
+            kind="resume",
+            actor_id=actor_id,
+            actor_name=actor_name,
+            detail=f"lifted the halt; resumed {len(resumed)} council(s): {', '.join(f'#{i}' for i in resumed) or 'none'}",
+        )
+        return resumed

@@ -1,0 +1,109 @@
+"""The moderation gate: every AI reply and every human message in a council thread passes through it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.catalog import Catalog, MemberSpec
+from bot.governance.concerns import Concern
+from bot.governance.judge import JUDGE_SYSTEM_PROMPT, JudgeFailure, judge_user_prompt, parse_verdict
+from bot.governance.rules import CustomRule, RuleBook
+from bot.providers.base import ChatRequest, ChatTurn, ProviderClient, ProviderError
+from storage import governance_repository as gov
+from storage.database import Database
+from storage.models import GuildSettings
+
+log = logging.getLogger(__name__)
+
+MODES = ("hold", "notify")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A server's moderation policy as the pipeline applies it."""
+
+    guild_id: int
+    mode: str
+    enabled_categories: frozenset[str]
+    judge_member: str | None
+    timeout_s: int
+    moderator_channel_id: int | None
+    moderator_role_id: int | None
+    halted: bool
+
+    @property
+    def holds(self) -> bool:
+        return self.mode == "hold"
+
+
+class GovernanceGate:
+    """Finds concerns in a text: the server's rules, then (for AI text) the judge member if one is set."""
+
+    def __init__(
+        self,
+        db: Database,
+        rulebook: RuleBook,
+        catalog: Catalog,
+        clients: Callable[[MemberSpec], ProviderClient],
+        *,
+        judge_timeout: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.rulebook = rulebook
+        self.catalog = catalog
+        self.clients = clients
+        self.judge_timeout = judge_timeout
+
+    async def policy(self, guild_id: int) -> Policy:
+        return self.policy_from(await gov.get_guild_settings(self.db, guild_id))
+
+    def policy_from(self, settings: GuildSettings) -> Policy:
+        disabled = {c for c in settings.disabled_categories.split(",") if c}
+        return Policy(
+            guild_id=settings.guild_id,
+            mode=settings.policy_mode,
+            enabled_categories=frozenset(c.id for c in self.rulebook.categories if c.id not in disabled),
+            judge_member=settings.judge_member,
+            timeout_s=settings.escalation_timeout_s,
+            moderator_channel_id=settings.moderator_channel_id,
+            moderator_role_id=settings.moderator_role_id,
+            halted=settings.halted,
+        )
+
+    async def review(
+        self, policy: Policy, *, topic: str, author_kind: str, author_name: str, text: str
+    ) -> list[Concern]:
+        custom = [
+            CustomRule(rule.id, rule.kind, rule.pattern, rule.category)  # type: ignore[arg-type]
+            for rule in await gov.list_guild_rules(self.db, policy.guild_id)
+        ]
+        concerns = self.rulebook.check(text, enabled=policy.enabled_categories, custom=custom)
+        if author_kind == "ai" and policy.judge_member and policy.judge_member != author_name:
+            verdict = await self._judge(policy.judge_member, topic=topic, author=author_name, text=text)
+            if verdict is not None:
+                concerns.append(verdict)
+        return concerns
+
+    async def _judge(self, judge_name: str, *, topic: str, author: str, text: str) -> Concern | None:
+        spec = self.catalog.get(judge_name)
+        if spec is None or not spec.is_available():
+            # A judge that cannot judge must not wave messages through.
+            return Concern("judge", "judge_failure", f"The judge member {judge_name} is not available.")
+        request = ChatRequest(
+            model=spec.model,
+            system=JUDGE_SYSTEM_PROMPT,
+            turns=(ChatTurn("user", judge_user_prompt(topic, author, text)),),
+            max_output_tokens=300,
+            temperature=0.0 if spec.provider != "anthropic" else None,
+        )
+        try:
+            completion = await self.clients(spec).complete(request, timeout=self.judge_timeout)
+        except ProviderError as error:
+            log.warning("Judge %s failed: %s", judge_name, error.kind)
+            return Concern("judge", "judge_failure", f"The judge {judge_name} could not review it ({error.kind}).")
+        verdict = parse_verdict(completion.text)
+        if isinstance(verdict, JudgeFailure):
+            return Concern("judge", "judge_failure", f"The judge's verdict could not be read: {verdict.reason}")
+        return verdict
