@@ -38,6 +38,9 @@ def main() -> int:
         print(f"AI Council cannot start: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # These log SQL parameters (message text) at DEBUG; transcripts belong in the database, not the log.
+    for noisy in ("aiosqlite", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         asyncio.run(run(settings, catalog, rulebook))
     except discord.LoginFailure:

@@ -13,9 +13,12 @@ from sqlalchemy import text
 
 from bot.catalog import Catalog
 from storage.database import Database
+from tests.council_helpers import start_harness
 from tests.fakes.provider_server import FakeProviderServer
+from tests.harness import DiscordHarness
 
-TEST_KEYS = {"TEST_ANTHROPIC_KEY": "sk-ant-test-secret", "TEST_OPENAI_KEY": "sk-test-secret"}
+# Shaped like real keys, so the privacy rules recognise them, and easy to spot in any output.
+TEST_KEYS = {"TEST_ANTHROPIC_KEY": "sk-ant-api03-" + "Zq9" * 20, "TEST_OPENAI_KEY": "sk-proj-" + "Tk7" * 16}
 
 
 def _backends() -> list[str]:
@@ -122,6 +125,16 @@ def make_catalog(base_url: str) -> Catalog:
         },
         source="test catalog",
     )
+
+
+@pytest.fixture
+async def harness(
+    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path
+) -> AsyncIterator[DiscordHarness]:
+    """The real bot, on SQLite, driven through the Discord harness."""
+    started = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path)
+    yield started
+    await started.close()
 
 
 @pytest.fixture

@@ -3,56 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import discord
 import pytest
 
-from bot.app import CouncilBot
 from bot.catalog import Catalog
-from bot.settings import Settings
 from storage import repository as repo
 from storage.database import Database
+from tests.conftest import TEST_KEYS
+from tests.council_helpers import TOPIC, convene, member_posts, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
-
-TOPIC = "Should our city replace its parking lots with parks?"
-
-
-@pytest.fixture
-async def harness(
-    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path
-) -> AsyncIterator[DiscordHarness]:
-    settings = Settings(
-        discord_token="unused",
-        database_url="sqlite://",
-        members_file=tmp_path / "members.toml",
-        provider_timeout=5,
-        log_level="INFO",
-    )
-    started = await DiscordHarness.start(CouncilBot(settings, catalog, sqlite_db), monkeypatch)
-    yield started
-    await started.close()
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
-def member_posts(harness: DiscordHarness, thread_id: int) -> list[tuple[str, str]]:
-    return [(p.author_name, p.content) for p in harness.posts_in(thread_id, kinds=("webhook",))]
-
-
-async def convene(harness: DiscordHarness, **options: object):  # type: ignore[no-untyped-def]
-    options.setdefault("topic", TOPIC)
-    options.setdefault("members", "Claude, DeepSeek, Llama")
-    options.setdefault("rounds", 2)
-    wait = bool(options.pop("wait", True))
-    user = options.pop("user", harness.members["convener"])
-    return await harness.slash(user, "council", "convene", wait_background=wait, **options)
 
 
 @pytest.mark.parametrize("mode", ["round-robin", "parallel"])
@@ -242,7 +204,11 @@ async def test_long_replies_are_split_and_ai_text_pings_nobody(
     # Mention tokens would otherwise be held for the moderators (see test_governance_e2e).
     admin = discord.Permissions(manage_guild=True, manage_messages=True)
     await harness.slash(
-        harness.members["moderator"], "governance", "category", category="mass_notification", enabled=False,
+        harness.members["moderator"],
+        "governance",
+        "category",
+        category="mass_notification",
+        enabled=False,
         permissions=admin,
     )
     await convene(harness, members="Llama", rounds=1)
@@ -258,12 +224,13 @@ async def test_long_replies_are_split_and_ai_text_pings_nobody(
 async def test_a_failing_provider_is_noted_in_the_thread_without_secrets(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
-    provider_server.script("claude-test", status=401, message="invalid x-api-key sk-ant-test-secret")
+    secret = TEST_KEYS["TEST_ANTHROPIC_KEY"]
+    provider_server.script("claude-test", status=401, message=f"invalid x-api-key {secret}")
     await convene(harness, members="Claude, Llama", rounds=1)
     [thread] = harness.threads
     notices = [p.content for p in harness.posts_in(thread.id, kinds=("channel",)) if p.content]
     assert any("Claude could not answer in round 1" in n for n in notices)
-    assert not any("sk-ant-test-secret" in n for n in notices)
+    assert not any(secret in n for n in notices)
     assert member_posts(harness, thread.id) == [("Llama", "llama-test reply #1")]
 
 

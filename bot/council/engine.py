@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,7 @@ class CouncilEngine:
         self.limits = limits or ConveneLimits()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
+        self._waiting: set[int] = set()
 
     # -- convening ---------------------------------------------------------------------------------
 
@@ -294,6 +296,10 @@ class CouncilEngine:
                 seats.append(Seat(spec, member.role))
         return tuple(seats)
 
+    def is_waiting(self, task: asyncio.Task[object]) -> bool:
+        """Whether `task` is a council runner blocked until someone resumes, decides or lifts a halt."""
+        return any(self._tasks.get(council_id) is task for council_id in self._waiting)
+
     async def wait_idle(self, council_id: int) -> None:
         """Wait until the council's runner has stopped (tests and shutdown use this)."""
         task = self._tasks.get(council_id)
@@ -360,7 +366,11 @@ class CouncilEngine:
             if council.state == "running":
                 return True
             wakeup = self._wakeups.setdefault(council_id, asyncio.Event())
-            await wakeup.wait()
+            self._waiting.add(council_id)
+            try:
+                await wakeup.wait()
+            finally:
+                self._waiting.discard(council_id)
             wakeup.clear()
 
     async def _parallel_round(self, council: Council, seats: Sequence[Seat], round_number: int) -> None:
@@ -394,10 +404,18 @@ class CouncilEngine:
             round_number=round_number,
             rounds=council.rounds,
         )
+        started = time.perf_counter()
         try:
             completion = await self.clients(seat.spec).complete(request, timeout=self.provider_timeout)
         except ProviderError as error:
-            log.warning("Council %s: %s failed its turn: %s", council.id, seat.name, error.kind)
+            log.warning(
+                "turn failed council=%s member=%s round=%s duration_ms=%.0f error=%s",
+                council.id,
+                seat.name,
+                round_number,
+                (time.perf_counter() - started) * 1000,
+                error.kind,
+            )
             message, _ = await repo.add_message(
                 self.db,
                 council_id=council.id,
@@ -408,6 +426,16 @@ class CouncilEngine:
                 content=f"⚠️ {seat.name} could not answer in round {round_number}: {error}",
             )
             return message
+        # One line per turn, never the words themselves: logs are for operators, transcripts for members.
+        log.info(
+            "turn council=%s member=%s round=%s duration_ms=%.0f tokens_in=%s tokens_out=%s",
+            council.id,
+            seat.name,
+            round_number,
+            (time.perf_counter() - started) * 1000,
+            completion.input_tokens,
+            completion.output_tokens,
+        )
         screened = await self.moderation.screen_ai(council, seat.name, completion.text) if self.moderation else None
         message, created = await repo.add_message(
             self.db,

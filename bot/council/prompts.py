@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.council.seats import Seat
+from bot.governance.selfflag import SELF_FLAG_INSTRUCTION
 from bot.providers.base import ChatRequest, ChatTurn, Role
 
 
@@ -33,6 +34,7 @@ def system_prompt(seat: Seat, seats: Sequence[Seat], topic: str) -> str:
         "Speak in your own voice and role: build on, question or challenge what others said. Keep a reply "
         "under about 250 words, in Discord markdown. Do not prefix your reply with your name, and never "
         "use @mentions.",
+        SELF_FLAG_INSTRUCTION,
     ]
     return "\n".join(lines)
 

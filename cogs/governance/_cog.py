@@ -147,9 +147,15 @@ class GovernanceCog(commands.Cog):
     # -- commands ----------------------------------------------------------------------------------
 
     @governance.command(name="setup")
-    @app_commands.describe(channel="Where escalations are posted", role="The moderators' role (pinged on escalations)")
+    @app_commands.rename(moderators_channel="channel")
+    @app_commands.describe(
+        moderators_channel="Where escalations are posted", role="The moderators' role (pinged on escalations)"
+    )
     async def setup(
-        self, interaction: discord.Interaction, channel: discord.TextChannel, role: discord.Role | None = None
+        self,
+        interaction: discord.Interaction,
+        moderators_channel: discord.TextChannel,
+        role: discord.Role | None = None,
     ) -> None:
         """Choose the moderators' channel and role. Needs Manage Server."""
         if interaction.guild is None or not interaction.permissions.manage_guild:
@@ -157,23 +163,25 @@ class GovernanceCog(commands.Cog):
                 "Only members with Manage Server can set up governance.", ephemeral=True
             )
             return
-        perms = channel.permissions_for(interaction.guild.me)
+        perms = moderators_channel.permissions_for(interaction.guild.me)
         if not (perms.send_messages and perms.embed_links):
             await interaction.response.send_message(
-                f"I need Send Messages and Embed Links in {channel.mention} to post escalations there.", ephemeral=True
+                f"I need Send Messages and Embed Links in {moderators_channel.mention} to post escalations there.",
+                ephemeral=True,
             )
             return
         await gov.update_guild_settings(
             self.bot.db,
             interaction.guild.id,
-            moderator_channel_id=channel.id,
+            moderator_channel_id=moderators_channel.id,
             moderator_role_id=role.id if role else None,
         )
         await self._record_policy(
-            interaction, f"moderators' channel #{channel.name}" + (f", role @{role.name}" if role else ", no role")
+            interaction,
+            f"moderators' channel #{moderators_channel.name}" + (f", role @{role.name}" if role else ", no role"),
         )
         await interaction.response.send_message(
-            f"Escalations now go to {channel.mention}" + (f" and ping {role.mention}." if role else "."),
+            f"Escalations now go to {moderators_channel.mention}" + (f" and ping {role.mention}." if role else "."),
             ephemeral=True,
         )
 

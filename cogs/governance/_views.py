@@ -57,6 +57,7 @@ class EscalationButton(
 class RejectReasonModal(discord.ui.Modal, title="Reject with reason"):
     reason: discord.ui.TextInput[RejectReasonModal] = discord.ui.TextInput(
         label="Why is this message rejected?",
+        custom_id="reason",
         style=discord.TextStyle.paragraph,
         min_length=3,
         max_length=500,

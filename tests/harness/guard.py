@@ -185,4 +185,6 @@ async def settle(
         if remaining <= 0:
             names = ", ".join(describe(task) for task in pending)
             raise SettleTimeout(f"still running after {timeout}s: {names}")
-        await asyncio.wait(pending, timeout=remaining)
+        # Poll rather than wait for completion: a task may become ignorable (e.g. start waiting for a
+        # person) without finishing.
+        await asyncio.wait(pending, timeout=min(remaining, 0.05))

@@ -1,0 +1,62 @@
+"""Shared pieces of the end-to-end tests: the real bot in the Discord harness, and small helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.app import CouncilBot
+from bot.catalog import Catalog
+from bot.settings import Settings
+from storage.database import Database
+from tests.harness import DiscordHarness, InteractionResult
+
+TOPIC = "Should our city replace its parking lots with parks?"
+
+
+def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: int) -> CouncilBot:
+    settings = Settings(
+        discord_token="unused",
+        database_url="sqlite://",
+        members_file=tmp_path / "members.toml",
+        provider_timeout=5,
+        log_level="INFO",
+        **limits,
+    )
+    return CouncilBot(settings, catalog, db)
+
+
+async def start_harness(
+    monkeypatch: pytest.MonkeyPatch, db: Database, catalog: Catalog, tmp_path: Path, **limits: int
+) -> DiscordHarness:
+    harness = await DiscordHarness.start(make_bot(db, catalog, tmp_path, **limits), monkeypatch)
+
+    def waiting_for_people(task: asyncio.Task[object]) -> bool:
+        # A paused, held or halted council is idle until a person acts: settling must not wait for it.
+        cog = harness.bot.get_cog("CouncilCog")
+        return cog is not None and cog.engine.is_waiting(task)  # type: ignore[attr-defined]
+
+    harness.ignore_task = waiting_for_people
+    return harness
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def member_posts(harness: DiscordHarness, thread_id: int) -> list[tuple[str, str]]:
+    return [(p.author_name, p.content) for p in harness.posts_in(thread_id, kinds=("webhook",))]
+
+
+async def convene(harness: DiscordHarness, **options: object) -> InteractionResult:
+    options.setdefault("topic", TOPIC)
+    options.setdefault("members", "Claude, DeepSeek, Llama")
+    options.setdefault("rounds", 2)
+    wait = bool(options.pop("wait", True))
+    user = options.pop("user", harness.members["convener"])
+    return await harness.slash(user, "council", "convene", wait_background=wait, **options)
