@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,22 @@ def test_bad_catalog_and_database_url_exit_with_code_2(tmp_path: Path) -> None:
     result = run_bot(tmp_path, DISCORD_TOKEN="x", DATABASE_URL="mysql://u@h/db")
     assert result.returncode == 2 and "DATABASE_URL must be" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_convene_limits_come_from_the_environment() -> None:
+    settings = Settings.from_env({"DISCORD_TOKEN": "t", "MAX_COUNCILS_PER_USER": "3", "MAX_CONVENES_PER_HOUR": "9"})
+    assert (settings.max_councils_per_user, settings.max_councils_per_server, settings.max_convenes_per_hour) == (
+        3,
+        10,
+        9,
+    )
+    with pytest.raises(SettingsError, match="MAX_COUNCILS_PER_SERVER must be a whole number"):
+        Settings.from_env({"DISCORD_TOKEN": "t", "MAX_COUNCILS_PER_SERVER": "0"})
+
+
+def test_env_example_documents_every_setting() -> None:
+    example = (ROOT / ".env.example").read_text()
+    source = (ROOT / "bot" / "settings.py").read_text()
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source)) - {"INFO"}  # a default value, not a name
+    assert read, "no settings found"
+    assert {name for name in read if f"{name}=" not in example} == set()
