@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from bot.catalog import Catalog
-from bot.council.engine import ConveneError, CouncilEngine, CouncilPlan
+from bot.council.engine import ConveneError, ConveneLimits, CouncilEngine, CouncilPlan
 from bot.providers.pool import ProviderPool
 from storage import repository as repo
 from storage.database import Database
@@ -239,3 +239,31 @@ async def test_bad_convene_requests_are_refused_with_a_reason(
     with pytest.raises(ConveneError, match=message):
         engine.plan(topic="A fine topic", member_names=members, roles=roles, rounds=rounds, mode=mode)
     assert await repo.list_councils_in_state(engine.db, ("starting", "running")) == []
+
+
+async def test_limits_refuse_convenes_beyond_the_server_and_hourly_caps(
+    db: Database, catalog: Catalog, session: aiohttp.ClientSession, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("llama-test", delay=2)
+    engine = CouncilEngine(
+        db,
+        catalog,
+        ProviderPool(session),
+        RecordingPublisher(),
+        limits=ConveneLimits(running_per_user=5, running_per_server=2, convenes_per_user_per_hour=3),
+    )
+    try:
+        for _ in range(2):
+            await engine.admit(guild_id=1, user_id=3)
+            await convene(engine, "Llama", rounds=1)
+        with pytest.raises(ConveneError, match="This server already runs 2 councils"):
+            await engine.admit(guild_id=1, user_id=4)
+        await engine.admit(guild_id=2, user_id=3)  # another server has its own cap
+        for council in await repo.list_councils_in_state(db, ("running",)):
+            await engine.conclude(council.id, "done")
+        await engine.admit(guild_id=1, user_id=3)
+        await convene(engine, "Llama", rounds=1)
+        with pytest.raises(ConveneError, match="You convened 3 councils in the last hour"):
+            await engine.admit(guild_id=1, user_id=3)
+    finally:
+        await engine.shutdown()
