@@ -73,6 +73,7 @@ class CouncilMember(SQLModel, table=True):
     name: str = Field(max_length=64)
     role: str | None = Field(default=None, max_length=100)
     position: int
+    benched: bool = False  # failed too many turns in a row; sits out the rest of the council
 
 
 class CouncilMessage(SQLModel, table=True):

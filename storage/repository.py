@@ -112,6 +112,32 @@ async def list_members(db: Database, council_id: int) -> list[CouncilMember]:
         return list(result.scalars())
 
 
+async def bench_member(db: Database, council_id: int, name: str) -> bool:
+    async with db.session() as session:
+        result = await session.execute(
+            update(CouncilMember)
+            .where(CouncilMember.council_id == council_id, CouncilMember.name == name, CouncilMember.benched.is_(False))
+            .values(benched=True)
+        )
+        return result.rowcount == 1
+
+
+async def recent_turn_keys(db: Database, council_id: int, name: str, limit: int) -> list[str]:
+    """The member's latest turn outcomes, newest first: `ai:…` for an answer, `failed:…` for a failure."""
+    query = (
+        select(CouncilMessage.turn_key)
+        .where(
+            CouncilMessage.council_id == council_id,
+            CouncilMessage.author_name == name,
+            CouncilMessage.turn_key.like("ai:%") | CouncilMessage.turn_key.like("failed:%"),
+        )
+        .order_by(CouncilMessage.id.desc())
+        .limit(limit)
+    )
+    async with db.session() as session:
+        return list((await session.execute(query)).scalars())
+
+
 async def set_member_role(db: Database, council_id: int, name: str, role: str | None) -> bool:
     async with db.session() as session:
         result = await session.execute(

@@ -27,15 +27,22 @@ class RecordingPublisher:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _done: dict[int, asyncio.Event] = field(default_factory=dict)
 
-    async def post_member_message(self, council: Council, seat: Seat, content: str) -> list[int]:
+    async def post_member_message(
+        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+    ) -> list[int]:
         await asyncio.sleep(self.post_delay)
-        ids = [next(self._ids)]
-        self.posts.append(Post("member", council.id, seat.name, content, ids))
-        return ids
+        return self._post("member", council, seat.name, content, recovering)
 
-    async def post_notice(self, council: Council, text: str) -> list[int]:
+    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+        return self._post("notice", council, "system", text, recovering)
+
+    def _post(self, kind: str, council: Council, author: str, content: str, recovering: bool) -> list[int]:
+        if recovering:  # like looking at the thread's history: it is already there
+            for post in self.posts:
+                if (post.kind, post.council_id, post.author, post.content) == (kind, council.id, author, content):
+                    return post.ids
         ids = [next(self._ids)]
-        self.posts.append(Post("notice", council.id, "system", text, ids))
+        self.posts.append(Post(kind, council.id, author, content, ids))
         return ids
 
     async def council_finished(self, council: Council) -> None:

@@ -121,3 +121,16 @@ def test_database_urls_map_to_async_drivers_and_hide_passwords() -> None:
     assert "pw" not in safe_url("postgresql+asyncpg://u:pw@h/db")
     with pytest.raises(DatabaseURLError, match="mysql"):
         async_url("mysql://u@h/db")
+
+
+async def test_the_models_match_the_migrations(db: Database) -> None:
+    """A table changed without a migration would only show up on someone's production database."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    def differences(connection):  # type: ignore[no-untyped-def]
+        return compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+
+    async with db.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []

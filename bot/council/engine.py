@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from bot.catalog import Catalog, MemberSpec
 from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, build_request
-from bot.council.publisher import CouncilPublisher
+from bot.council.publisher import CouncilPublisher, PlaceGone
 from bot.council.seats import Seat
 from bot.governance.gate import GovernanceGate
 from bot.providers.base import ProviderClient, ProviderError
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 MODES = ("round-robin", "parallel")
 MAX_ROUNDS = 10
 MAX_MEMBERS = 8
+BENCH_AFTER_FAILURES = 3  # a member failing this many turns in a row sits out the rest of the council
 ClientFactory = Callable[[MemberSpec], ProviderClient]
 
 
@@ -90,7 +92,9 @@ class CouncilEngine:
 
     def plan(self, *, topic: str, member_names: str, roles: str | None, rounds: int, mode: str) -> CouncilPlan:
         """Validate a convene request; raise ConveneError with a message for the user."""
-        topic = " ".join(topic.split())
+        if has_control_characters(topic):
+            raise ConveneError("The topic contains control characters; please type it as plain text.")
+        topic = clean_text(topic)
         if not 3 <= len(topic) <= 1000:
             raise ConveneError("The topic must be between 3 and 1,000 characters.")
         if mode not in MODES:
@@ -222,9 +226,11 @@ class CouncilEngine:
         council = await repo.get_council(self.db, council_id)
         if council is None or council.state not in ACTIVE_STATES:
             raise ConveneError("Roles can only change while the council is running or paused.")
-        role = " ".join(role.split())
+        if has_control_characters(role):
+            raise ConveneError("A role may not contain control characters.")
+        role = clean_text(role)
         if not 1 <= len(role) <= 100:
-            raise ConveneError("A role must be 1 to 100 characters.")
+            raise ConveneError("A role must be 1 to 100 visible characters.")
         seat = next(
             (s for s in await self.seats(council_id) if s.name.casefold() == member_name.strip().casefold()), None
         )
@@ -293,7 +299,7 @@ class CouncilEngine:
         for member in await repo.list_members(self.db, council_id):
             spec = self.catalog.get(member.name)
             if spec is not None:  # a member removed from the catalog since cannot speak any more
-                seats.append(Seat(spec, member.role))
+                seats.append(Seat(spec, member.role, member.benched))
         return tuple(seats)
 
     def is_waiting(self, task: asyncio.Task[object]) -> bool:
@@ -321,7 +327,7 @@ class CouncilEngine:
             council = await repo.get_council(self.db, council_id)
             if council is None:
                 return
-            await self._post_unposted(council, await self.seats(council_id))
+            await self._post_unposted(council, await self.seats(council_id), recovering=True)
             for round_number in range(max(council.current_round, 1), council.rounds + 1):
                 if not await self._wait_until_running(council_id):
                     return
@@ -335,7 +341,8 @@ class CouncilEngine:
                     # Seats are read again before every turn: a role assigned meanwhile applies now.
                     seats = await self.seats(council_id)
                     seat = seats[position]
-                    await self._post(council, seats, await self._generate(council, seats, seat, round_number))
+                    if not seat.benched:
+                        await self._post(council, seats, await self._generate(council, seats, seat, round_number))
             if await self._wait_until_running(council_id) and await repo.transition_council(
                 self.db,
                 council_id,
@@ -346,6 +353,9 @@ class CouncilEngine:
                 await self._finish(council_id)
         except asyncio.CancelledError:
             raise
+        except PlaceGone as gone:
+            log.warning("Council %s lost its thread: %s", council_id, gone)
+            await self._end_without_thread(council_id)
         except Exception:
             log.exception("Council %s stopped on an unexpected error", council_id)
             if await repo.transition_council(
@@ -378,7 +388,9 @@ class CouncilEngine:
         # each as soon as it and the ones before it are ready.
         cutoff = await repo.last_message_id(self.db, council.id)
         tasks = [
-            asyncio.create_task(self._generate(council, seats, seat, round_number, up_to_id=cutoff)) for seat in seats
+            asyncio.create_task(self._generate(council, seats, seat, round_number, up_to_id=cutoff))
+            for seat in seats
+            if not seat.benched
         ]
         try:
             for task in tasks:
@@ -425,6 +437,7 @@ class CouncilEngine:
                 turn_key=f"failed:r{round_number}:{seat.name}",
                 content=f"⚠️ {seat.name} could not answer in round {round_number}: {error}",
             )
+            await self._bench_if_failing(council, seat, round_number)
             return message
         # One line per turn, never the words themselves: logs are for operators, transcripts for members.
         log.info(
@@ -465,39 +478,98 @@ class CouncilEngine:
 
     async def show(self, council: Council, message: CouncilMessage) -> None:
         """Post a stored line now (moderation uses this for approved messages and notices)."""
-        await self._post(council, await self.seats(council.id), message)
+        try:
+            await self._post(council, await self.seats(council.id), message)
+        except PlaceGone:
+            await self._end_without_thread(council.id)
 
-    async def _post(self, council: Council, seats: Sequence[Seat], message: CouncilMessage) -> None:
+    async def _end_without_thread(self, council_id: int) -> None:
+        if await repo.transition_council(
+            self.db,
+            council_id,
+            from_states=("starting", *ACTIVE_STATES),
+            to_state="concluded",
+            reason="The council's thread was deleted or closed; its transcript is kept.",
+        ):
+            council = await repo.get_council(self.db, council_id)
+            if council is not None:
+                await self.publisher.council_finished(council)
+
+    async def _bench_if_failing(self, council: Council, seat: Seat, round_number: int) -> None:
+        recent = await repo.recent_turn_keys(self.db, council.id, seat.name, BENCH_AFTER_FAILURES)
+        if len(recent) < BENCH_AFTER_FAILURES or not all(key.startswith("failed:") for key in recent):
+            return
+        if await repo.bench_member(self.db, council.id, seat.name):
+            log.warning("benched council=%s member=%s round=%s", council.id, seat.name, round_number)
+            await repo.add_message(
+                self.db,
+                council_id=council.id,
+                round_number=round_number,
+                author_kind="system",
+                author_name=seat.name,
+                turn_key=f"benched:{seat.name}",
+                content=f"🪑 {seat.name} failed {BENCH_AFTER_FAILURES} turns in a row and sits out the rest of this council.",
+            )
+
+    async def _post(
+        self, council: Council, seats: Sequence[Seat], message: CouncilMessage, *, recovering: bool = False
+    ) -> None:
         # Shielded: once a post has started, cancelling the council must not leave it unrecorded.
-        await asyncio.shield(self._post_once(council, seats, message))
+        await asyncio.shield(self._post_once(council, seats, message, recovering=recovering))
 
-    async def _post_once(self, council: Council, seats: Sequence[Seat], message: CouncilMessage) -> None:
+    async def _post_once(
+        self, council: Council, seats: Sequence[Seat], message: CouncilMessage, *, recovering: bool = False
+    ) -> None:
         if message.discord_ids or message.visibility != "visible":
             return
         seat = next((s for s in seats if s.name == message.author_name), None)
         if message.author_kind == "ai" and seat is not None:
-            ids = await self.publisher.post_member_message(council, seat, message.content)
+            ids = await self.publisher.post_member_message(council, seat, message.content, recovering=recovering)
         else:
-            ids = await self.publisher.post_notice(council, message.content)
+            ids = await self.publisher.post_notice(council, message.content, recovering=recovering)
         await repo.record_posted(self.db, message.id, ids)
         message.discord_message_ids = ",".join(map(str, ids))
-        if message.author_kind == "ai" and self.moderation is not None:
-            notice = await repo.get_message_by_turn(self.db, council.id, f"flagged:{message.id}")
+        # Notices about this line (moderators notified, member benched) follow it directly.
+        follow_up = (
+            f"flagged:{message.id}"
+            if message.author_kind == "ai"
+            else f"benched:{message.author_name}"
+            if message.turn_key.startswith("failed:")
+            else None
+        )
+        if follow_up is not None:
+            notice = await repo.get_message_by_turn(self.db, council.id, follow_up)
             if notice is not None:
                 await self._post_once(council, seats, notice)
 
-    async def _post_unposted(self, council: Council, seats: Sequence[Seat]) -> None:
+    async def _post_unposted(self, council: Council, seats: Sequence[Seat], *, recovering: bool = False) -> None:
+        """Show every stored line not yet shown; `recovering` after a restart, when some may be."""
         for line in await repo.transcript(self.db, council.id):
             if line.author_kind != "human" and not line.discord_ids and line.visibility == "visible":
-                await self._post(council, seats, line)
+                await self._post(council, seats, line, recovering=recovering)
 
     async def _finish(self, council_id: int) -> None:
         council = await repo.get_council(self.db, council_id)
         if council is None:
             return
-        await self._post_unposted(council, await self.seats(council_id))
+        try:
+            await self._post_unposted(council, await self.seats(council_id))
+        except PlaceGone:
+            log.warning("Council %s ended without its thread; its transcript is kept", council_id)
         self._wakeups.pop(council_id, None)
         await self.publisher.council_finished(council)
+
+
+def has_control_characters(text: str) -> bool:
+    """Control characters other than line breaks and tabs have no place in a topic or role."""
+    return any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text)
+
+
+def clean_text(text: str) -> str:
+    """Collapse whitespace and drop invisible format characters (zero-width spaces and the like),
+    so that a name or topic that looks empty is empty."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf" or ch == "\u200d")
+    return " ".join(visible.split())
 
 
 def parse_roles(text: str, specs: Sequence[MemberSpec]) -> dict[str, str]:
@@ -513,7 +585,11 @@ def parse_roles(text: str, specs: Sequence[MemberSpec]) -> dict[str, str]:
         member = by_name.get(name.strip().casefold())
         if member is None:
             raise ConveneError(f"{name.strip()!r} is given a role but is not a member of this council.")
-        role = " ".join(role.split())
+        if has_control_characters(role):
+            raise ConveneError("A role may not contain control characters.")
+        role = clean_text(role)
+        if not role:
+            raise ConveneError(f"The role for {member} is empty.")
         if len(role) > 100:
             raise ConveneError("A role may be at most 100 characters.")
         roles[member] = role

@@ -11,6 +11,7 @@ from bot.catalog import MemberSpec
 class Seat:
     spec: MemberSpec
     role: str | None
+    benched: bool = False
 
     @property
     def name(self) -> str:

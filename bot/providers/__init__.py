@@ -7,16 +7,22 @@ import aiohttp
 from bot.providers.anthropic import AnthropicClient
 from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderClient, ProviderError, StreamDelta
 from bot.providers.openai_compat import OpenAICompatClient
+from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, is_retriable
 
 __all__ = [
     "AnthropicClient",
+    "BreakerPolicy",
     "ChatRequest",
     "ChatTurn",
+    "CircuitBreaker",
     "Completion",
     "OpenAICompatClient",
     "ProviderClient",
     "ProviderError",
+    "ResilientClient",
+    "RetryPolicy",
     "StreamDelta",
+    "is_retriable",
     "make_client",
 ]
 

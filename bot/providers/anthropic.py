@@ -16,6 +16,7 @@ from bot.providers.errors import (
     http_error,
     json_object,
     malformed,
+    refused,
     status_error,
     token_count,
     transport_errors,
@@ -35,6 +36,10 @@ _STREAM_ERROR_STATUS: dict[str, int] = {
     "api_error": 500,
     "overloaded_error": 529,
 }
+
+
+# The stop_reason of a reply the safety classifiers ended, possibly after some text was already sent.
+_REFUSAL = "refusal"
 
 
 class AnthropicClient:
@@ -87,6 +92,8 @@ class AnthropicClient:
         return self._parse_message(json_object(self.name, body), request.model)
 
     def _parse_message(self, data: dict[str, Any], requested_model: str) -> Completion:
+        if data.get("stop_reason") == _REFUSAL:
+            raise refused(self.name, "safety refusal")
         content = data.get("content")
         usage = data.get("usage")
         if not isinstance(content, list) or not isinstance(usage, dict):
@@ -145,6 +152,8 @@ class AnthropicClient:
                 elif kind == "error":
                     raise self._stream_error(event)
                 # ping, content_block_start/stop and unknown future events carry nothing we need.
+        if stop_reason == _REFUSAL:
+            raise refused(self.name, "safety refusal")
         if not finished:
             raise cut(self.name)
         text = "".join(parts)

@@ -8,6 +8,23 @@ from typing import Literal, Protocol
 
 Role = Literal["user", "assistant"]
 
+# What went wrong, in terms a retry layer can act on. "quota" is a spent budget or credit (never worth retrying),
+# "refused" a content-filter or safety refusal, "circuit_open" a call not even tried because the endpoint is paused.
+ErrorKind = Literal[
+    "timeout",
+    "connection",
+    "http",
+    "rate_limited",
+    "auth",
+    "not_found",
+    "quota",
+    "malformed",
+    "empty",
+    "cut",
+    "refused",
+    "circuit_open",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:
@@ -50,7 +67,7 @@ class StreamDelta:
 class ProviderError(Exception):
     """A call that did not produce a completion. `kind` lets callers decide what to do about it."""
 
-    kind: Literal["timeout", "connection", "http", "rate_limited", "auth", "not_found", "malformed", "empty", "cut"]
+    kind: ErrorKind
     message: str
     status: int | None = None
     retry_after: float | None = None

@@ -7,6 +7,7 @@ whichever wire format the provider speaks, and so the redaction of API keys live
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -22,6 +23,9 @@ _MAX_DETAIL_CHARS = 200
 
 _STATUS_LABELS: dict[int, str] = {
     400: "bad request",
+    402: "payment required",
+    408: "request timeout",
+    409: "conflict",
     413: "request too large",
     500: "server error",
     502: "bad gateway",
@@ -29,6 +33,18 @@ _STATUS_LABELS: dict[int, str] = {
     504: "gateway timeout",
     529: "overloaded",
 }
+
+
+# A 429 (or 400/402/403) that means the budget is spent, not that we asked too fast: retrying cannot help.
+# OpenAI says code "insufficient_quota", Anthropic "Your credit balance is too low", DeepSeek 402 "Insufficient Balance".
+_QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
+_RATE_LIMIT_CODES = frozenset({"rate_limit_exceeded"})  # OpenAI's; Anthropic types every 429 rate_limit_error
+_URL = re.compile(r"https?://\S+")
+_QUOTA_TEXT = re.compile(
+    r"exceeded your current quota|insufficient[ _]quota|insufficient balance|credit balance is too low|billing"
+    r"|spending limit|out of credits",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str, api_key: str | None) -> str:
@@ -65,6 +81,21 @@ def error_message_from_body(body: str) -> str | None:
     return None
 
 
+def error_code_from_body(body: str) -> str | None:
+    """The machine-readable code of an OpenAI-style error ({"error": {"code": ..., "type": ...}}), if any."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return None
+    for candidate in (error.get("code"), error.get("type")):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait, from a Retry-After header in either of its two RFC 9110 forms."""
     if not value:
@@ -84,15 +115,47 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def http_error(provider: str, status: int, body: str, headers: Mapping[str, str], api_key: str | None) -> ProviderError:
     """Map a non-2xx response to the kind a retry layer can act on."""
-    retry_after = parse_retry_after(headers.get("retry-after"))
-    return status_error(provider, status, error_message_from_body(body), api_key, retry_after=retry_after)
+    # OpenAI also sends retry-after-ms, more precise than the whole seconds of retry-after.
+    retry_after_ms = parse_retry_after(headers.get("retry-after-ms"))
+    retry_after = retry_after_ms / 1000 if retry_after_ms is not None else parse_retry_after(headers.get("retry-after"))
+    return status_error(
+        provider,
+        status,
+        error_message_from_body(body),
+        api_key,
+        retry_after=retry_after,
+        code=error_code_from_body(body),
+    )
+
+
+def is_quota_error(status: int, detail: str | None, code: str | None) -> bool:
+    """Whether an error says the account's budget or credit is spent (as opposed to "too fast, try again")."""
+    if status not in (400, 402, 403, 429):
+        return False
+    code = code.lower() if code else None
+    if status == 402 or code in _QUOTA_CODES:
+        return True
+    if code in _RATE_LIMIT_CODES or detail is None:
+        return False
+    # Rate-limit texts link to ".../account/billing"; only the words count, not the addresses.
+    return _QUOTA_TEXT.search(_URL.sub("", detail)) is not None
 
 
 def status_error(
-    provider: str, status: int, detail: str | None, api_key: str | None, *, retry_after: float | None = None
+    provider: str,
+    status: int,
+    detail: str | None,
+    api_key: str | None,
+    *,
+    retry_after: float | None = None,
+    code: str | None = None,
 ) -> ProviderError:
     """The error for an HTTP status (or an in-stream error standing for one), with the provider's explanation."""
     suffix = f": {short_detail(detail, api_key)}" if detail else ""
+    if is_quota_error(status, detail, code):
+        return ProviderError(
+            "quota", f"{provider}: quota or credit exhausted (HTTP {status}){suffix}", status=status, provider=provider
+        )
     if status == 429:
         wait = f", retry after {retry_after:g}s" if retry_after is not None else ""
         return ProviderError(
@@ -109,7 +172,14 @@ def status_error(
     if status == 404:
         return ProviderError("not_found", f"{provider}: not found (HTTP 404){suffix}", status=status, provider=provider)
     label = _STATUS_LABELS.get(status, "error")
-    return ProviderError("http", f"{provider}: {label} (HTTP {status}){suffix}", status=status, provider=provider)
+    # retry_after rides along for 503/529, where some providers also say when to come back.
+    return ProviderError(
+        "http",
+        f"{provider}: {label} (HTTP {status}){suffix}",
+        status=status,
+        retry_after=retry_after,
+        provider=provider,
+    )
 
 
 def malformed(provider: str, why: str) -> ProviderError:
@@ -118,6 +188,11 @@ def malformed(provider: str, why: str) -> ProviderError:
 
 def empty(provider: str) -> ProviderError:
     return ProviderError("empty", f"{provider}: empty reply", provider=provider)
+
+
+def refused(provider: str, why: str) -> ProviderError:
+    """The model (or a filter in front of it) declined to answer; asking again gets the same answer."""
+    return ProviderError("refused", f"{provider}: the provider refused to answer ({why})", provider=provider)
 
 
 def cut(provider: str) -> ProviderError:

@@ -13,15 +13,29 @@ from bot.providers.errors import (
     as_dict,
     cut,
     empty,
+    error_code_from_body,
     error_message_from_body,
     http_error,
     json_object,
     malformed,
+    refused,
     status_error,
     token_count,
     transport_errors,
 )
 from bot.providers.sse import iter_sse
+
+# What a mid-stream {"error": ...} chunk's code or type stands for; anything else reads as a server error.
+_STREAM_ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+}
+
+# Gemini, Azure and OpenAI itself report a filtered answer this way, with or without the text so far.
+_CONTENT_FILTER = "content_filter"
 
 
 class OpenAICompatClient:
@@ -80,10 +94,16 @@ class OpenAICompatClient:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise malformed(self.name, "no choices")
+        finish_reason = choices[0].get("finish_reason")
+        if finish_reason == _CONTENT_FILTER:
+            raise refused(self.name, "content filter")
         message = choices[0].get("message")
         if not isinstance(message, dict):
             raise malformed(self.name, "choice without message")
         text = message.get("content")
+        refusal = message.get("refusal")
+        if isinstance(refusal, str) and refusal.strip() and not (isinstance(text, str) and text.strip()):
+            raise refused(self.name, "model refusal")
         # content is null when the model only refused or called tools: nothing for the council to read.
         if text is not None and not isinstance(text, str):
             raise malformed(self.name, "content is not a string")
@@ -95,7 +115,7 @@ class OpenAICompatClient:
             input_tokens=token_count(usage.get("prompt_tokens")),
             output_tokens=token_count(usage.get("completion_tokens")),
             model=str(data.get("model") or request.model),
-            finish_reason=str(choices[0].get("finish_reason") or "unknown"),
+            finish_reason=str(finish_reason or "unknown"),
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
@@ -117,7 +137,9 @@ class OpenAICompatClient:
                 chunk = json_object(self.name, sse.data)
                 if chunk.get("error"):
                     # Some compatible servers report failures mid-stream as a data line after a 200.
-                    raise status_error(self.name, 500, error_message_from_body(sse.data), self._api_key)
+                    code = error_code_from_body(sse.data)
+                    status = _STREAM_ERROR_STATUS.get(code or "", 500)
+                    raise status_error(self.name, status, error_message_from_body(sse.data), self._api_key, code=code)
                 model = str(chunk.get("model") or model)
                 choices = chunk.get("choices")
                 if isinstance(choices, list) and choices:
@@ -132,6 +154,9 @@ class OpenAICompatClient:
                 if usage:
                     input_tokens = token_count(usage.get("prompt_tokens"), input_tokens)
                     output_tokens = token_count(usage.get("completion_tokens"), output_tokens)
+        # Checked before completeness: a filtered stream is refused even if the connection then dropped.
+        if finish_reason == _CONTENT_FILTER:
+            raise refused(self.name, "content filter")
         if not done:
             raise cut(self.name)
         text = "".join(parts)

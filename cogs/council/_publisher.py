@@ -7,8 +7,10 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
+from bot.council.publisher import PlaceGone
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "AI Council"
+UNKNOWN_WEBHOOK = 10015  # Discord's error code when a webhook was deleted
+HISTORY_LOOKBACK = 50  # how far back to look for a post whose outcome is uncertain
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -34,35 +38,91 @@ class DiscordPublisher:
         self._webhooks: dict[int, discord.Webhook] = {}
         self._webhook_locks: dict[int, asyncio.Lock] = {}
 
-    async def post_member_message(self, council: Council, seat: Seat, content: str) -> list[int]:
+    async def post_member_message(
+        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+    ) -> list[int]:
         thread = await self._thread(council)
-        webhook = await self._webhook(council.channel_id)
-        ids: list[int] = []
-        for chunk in split_message(content) or ["…"]:
-            message = await webhook.send(
-                chunk,
-                username=seat.name,
-                avatar_url=seat.spec.avatar_url or discord.utils.MISSING,
-                thread=thread,
-                wait=True,
-                allowed_mentions=NO_MENTIONS,
-            )
+        chunks = split_message(content) or ["…"]
+        ids = await self._already_posted(thread, await self._member_author(council, seat), chunks) if recovering else []
+        for chunk in chunks[len(ids) :]:
+            ids.append(await self._send_as_member(council, thread, seat, chunk))
+        return ids
+
+    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+        thread = await self._thread(council)
+        chunks = split_message(text)
+        ids = await self._already_posted(thread, None, chunks) if recovering else []
+        for chunk in chunks[len(ids) :]:
+            try:
+                message = await thread.send(chunk, allowed_mentions=NO_MENTIONS)
+            except (discord.NotFound, discord.Forbidden) as error:
+                raise PlaceGone(f"council {council.id}'s thread refused a notice: {error.status}") from error
             ids.append(message.id)
         return ids
 
-    async def post_notice(self, council: Council, text: str) -> list[int]:
-        thread = await self._thread(council)
-        ids = []
-        for chunk in split_message(text):
-            message = await thread.send(chunk, allowed_mentions=NO_MENTIONS)
-            ids.append(message.id)
+    async def _send_as_member(self, council: Council, thread: discord.Thread, seat: Seat, chunk: str) -> int:
+        """One webhook post; a deleted webhook is made again once, an uncertain failure is checked first."""
+        for attempt in (1, 2):
+            webhook = await self._webhook(council.channel_id)
+            try:
+                message = await webhook.send(
+                    chunk,
+                    username=seat.name,
+                    avatar_url=seat.spec.avatar_url or discord.utils.MISSING,
+                    thread=thread,
+                    wait=True,
+                    allowed_mentions=NO_MENTIONS,
+                )
+                return message.id
+            except discord.NotFound as error:
+                if error.code == UNKNOWN_WEBHOOK and attempt == 1:
+                    log.warning("The webhook of channel %s was deleted; making a new one", council.channel_id)
+                    self._webhooks.pop(council.channel_id, None)
+                    continue
+                raise PlaceGone(f"council {council.id}'s thread is gone") from error
+            except discord.Forbidden as error:
+                raise PlaceGone(f"council {council.id}'s thread is closed to the bot") from error
+            except (discord.DiscordServerError, aiohttp.ClientError, TimeoutError):
+                # Webhook posts carry no nonce: the message may exist although the call failed.
+                found = await self._already_posted(thread, (webhook.id, seat.name), [chunk])
+                if found:
+                    return found[0]
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _member_author(self, council: Council, seat: Seat) -> tuple[int, str]:
+        return (await self._webhook(council.channel_id)).id, seat.name
+
+    async def _already_posted(
+        self, thread: discord.Thread, author: tuple[int, str] | None, chunks: list[str]
+    ) -> list[int]:
+        """Ids of the leading `chunks` found, in order, among the thread's recent messages by `author`
+        (our webhook id and a member's name, or None for the bot itself)."""
+        ids: list[int] = []
+        try:
+            history = [message async for message in thread.history(limit=HISTORY_LOOKBACK, oldest_first=False)]
+        except discord.HTTPException:
+            return ids
+        for message in reversed(history):
+            if len(ids) == len(chunks):
+                break
+            by_author = (
+                message.author.id == getattr(self.bot.user, "id", None) and message.webhook_id is None
+                if author is None
+                else (message.webhook_id, message.author.name) == author
+            )
+            if by_author and message.content == chunks[len(ids)]:
+                ids.append(message.id)
+            elif ids:
+                ids = []  # not a contiguous run: start over
         return ids
 
     async def council_finished(self, council: Council) -> None:
         try:
             thread = await self._thread(council)
             await thread.send(embed=_embeds.finished(council), allowed_mentions=NO_MENTIONS)
-        except discord.HTTPException as error:
+        except (discord.HTTPException, PlaceGone) as error:
             # The thread may be gone; the transcript stays in the database either way.
             log.warning("Could not post the closing embed of council %s: %s", council.id, error)
 
@@ -112,10 +172,13 @@ class DiscordPublisher:
 
     async def _thread(self, council: Council) -> discord.Thread:
         if council.thread_id is None:
-            raise RuntimeError(f"council {council.id} has no thread yet")
-        channel = self.bot.get_channel(council.thread_id) or await self.bot.fetch_channel(council.thread_id)
+            raise PlaceGone(f"council {council.id} has no thread")
+        try:
+            channel = self.bot.get_channel(council.thread_id) or await self.bot.fetch_channel(council.thread_id)
+        except (discord.NotFound, discord.Forbidden) as error:
+            raise PlaceGone(f"council {council.id}'s thread is gone") from error
         if not isinstance(channel, discord.Thread):
-            raise RuntimeError(f"council {council.id}'s thread {council.thread_id} is not a thread")
+            raise PlaceGone(f"council {council.id}'s thread {council.thread_id} is not a thread")
         return channel
 
     async def _webhook(self, channel_id: int) -> discord.Webhook:

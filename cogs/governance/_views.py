@@ -69,6 +69,9 @@ class RejectReasonModal(discord.ui.Modal, title="Reject with reason"):
         self.escalation_id = escalation_id
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        if not " ".join(self.reason.value.split()):
+            await interaction.response.send_message("Please give a reason; nothing was decided.", ephemeral=True)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         cog: GovernanceCog | None = interaction.client.get_cog("GovernanceCog")  # type: ignore[attr-defined]
         if cog is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -35,8 +36,9 @@ ANTHROPIC_ERROR_TYPES = {
     413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
 }
 DEFAULT_MESSAGES = {
-    401: "invalid x-api-key", 403: "permission denied", 404: "model not found", 429: "Rate limit reached",
-    500: "Internal server error", 529: "Overloaded",
+    401: "invalid x-api-key", 403: "permission denied", 404: "model not found", 408: "Request timed out",
+    409: "Conflict", 429: "Rate limit reached", 500: "Internal server error", 502: "Bad gateway",
+    503: "Service unavailable", 529: "Overloaded",
 }
 # fmt: on
 
@@ -50,11 +52,16 @@ class Behaviour:
     status: int | None = None  # answer with this HTTP error in the API's own error shape
     retry_after: float | None = None  # sent as the retry-after header with `status`
     message: str | None = None  # error text for `status` / `stream_error`
+    code: str | None = None  # OpenAI: the error's "code" (e.g. "insufficient_quota") for `status` / `stream_error`
     cut_after: int | None = None  # streaming: stop after this many text chunks
     cut_mode: Literal["drop", "eof"] = "drop"  # drop the TCP connection, or end the body cleanly minus terminator
     chunk_delay: float = 0.0  # seconds between streamed chunks
-    stream_error: str | None = None  # Anthropic streaming: emit an `error` event of this type after cut_after chunks
+    stream_error: str | None = None  # streaming: an error of this type after cut_after chunks (Anthropic `error`
+    # event, or an OpenAI-style {"error": ...} data line)
     raw: str | None = None  # answer 200 with exactly this body, to exercise the clients' malformed-response paths
+    finish_reason: str | None = None  # OpenAI: instead of "stop" (e.g. "content_filter"); the reply is what got out
+    stop_reason: str | None = None  # Anthropic: instead of "end_turn" (e.g. "refusal")
+    disconnect: bool = False  # drop the connection (after `delay`) without answering at all
 
 
 @dataclass
@@ -65,6 +72,14 @@ class RecordedRequest:
     model: str | None
     started: float  # time.monotonic()
     finished: float | None = None
+
+
+def closed_port_url() -> str:
+    """A loopback base URL where nothing listens: connecting is refused at once."""
+    with socket.socket() as sock:  # a port that was just free and now has no listener
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 class FakeProviderServer:
@@ -148,6 +163,12 @@ class FakeProviderServer:
             return f"{model} reply #{self._calls[model]}"
         return behaviour.reply(body) if callable(behaviour.reply) else behaviour.reply
 
+    def _dropped(self, request: web.Request) -> web.Response:
+        """Close the connection without a response: what a crashed upstream or a reset looks like."""
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)  # never reaches the client
+
     def _enter(self) -> None:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -199,6 +220,8 @@ class FakeProviderServer:
             model = body["model"]
             behaviour = self._next(model)
             await asyncio.sleep(behaviour.delay)
+            if behaviour.disconnect:
+                return self._dropped(request)
             if behaviour.raw is not None:
                 return raw_response(behaviour.raw, stream=bool(body.get("stream")))
             if behaviour.status:
@@ -207,10 +230,11 @@ class FakeProviderServer:
             reply = self._reply_text(behaviour, model, body)
             usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": len(reply.split())}
             envelope = {"id": f"msg_fake_{len(self.requests)}", "type": "message", "role": "assistant", "model": model}
+            stop_reason = behaviour.stop_reason or "end_turn"
             if not body.get("stream"):
-                content = [{"type": "text", "text": reply}]
+                content = [{"type": "text", "text": reply}] if reply else []  # a refusal may come with no block at all
                 return web.json_response(
-                    {**envelope, "content": content, "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+                    {**envelope, "content": content, "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
                 )
             start = {**envelope, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage}}
             head = [
@@ -222,7 +246,7 @@ class FakeProviderServer:
                 sse("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
                 for piece in split_reply(reply)
             ]
-            final = {"stop_reason": "end_turn", "stop_sequence": None}
+            final = {"stop_reason": stop_reason, "stop_sequence": None}
             tail = [
                 sse("content_block_stop", {"index": 0}),
                 sse("message_delta", {"delta": final, "usage": {"output_tokens": usage["output_tokens"]}}),
@@ -272,17 +296,24 @@ class FakeProviderServer:
             model = body["model"]
             behaviour = self._next(model)
             await asyncio.sleep(behaviour.delay)
+            if behaviour.disconnect:
+                return self._dropped(request)
             if behaviour.raw is not None:
                 return raw_response(behaviour.raw, stream=bool(body.get("stream")))
             if behaviour.status:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
-                return self._openai_error(behaviour.status, message, retry_after=behaviour.retry_after)
+                return self._openai_error(
+                    behaviour.status, message, code=behaviour.code, retry_after=behaviour.retry_after
+                )
             reply = self._reply_text(behaviour, model, body)
             prompt, completion = estimate_input_tokens(body), len(reply.split())
             usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
             base = {"id": f"chatcmpl-fake-{len(self.requests)}", "created": int(time.time()), "model": model}
+            finish_reason = behaviour.finish_reason or "stop"
             if not body.get("stream"):
-                choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                # A filtered reply with nothing to show comes back as content null.
+                message = {"role": "assistant", "content": reply or None}
+                choice = {"index": 0, "message": message, "finish_reason": finish_reason}
                 return web.json_response({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
@@ -293,10 +324,15 @@ class FakeProviderServer:
 
             head = [chunk({"role": "assistant", "content": ""})]
             chunks = [chunk({"content": piece}) for piece in split_reply(reply)]
-            tail = [chunk({}, "stop")]
+            tail = [chunk({}, finish_reason)]
             if include_usage:
                 tail.append(data_line({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
             tail.append(b"data: [DONE]\n\n")
+            if behaviour.stream_error:
+                # OpenAI-compatible servers (vLLM, LiteLLM, OpenRouter) report mid-stream failures as a data line.
+                chunks = chunks[: behaviour.cut_after or 0]
+                error = {"message": behaviour.message or "The server had an error", "type": behaviour.stream_error}
+                tail = [data_line({"error": {**error, "param": None, "code": behaviour.code}})]
             return await self._stream(request, behaviour, head, chunks, tail)
         finally:
             rec.finished = time.monotonic()

@@ -24,6 +24,11 @@ def http_error(status: int, code: int, message: str, errors: dict[str, Any] | No
     return discord.HTTPException(response, body)  # type: ignore[arg-type]
 
 
+def server_error() -> discord.DiscordServerError:
+    """A 502 from Discord's edge, as discord.py raises it once its own retries are spent."""
+    return discord.DiscordServerError(FakeRequest(502, "Bad Gateway"), "502 Bad Gateway")  # type: ignore[arg-type]
+
+
 def form_error(path: list[str | int], code: str, message: str) -> discord.HTTPException:
     """400 / 50035 Invalid Form Body with Discord's nested `errors` shape at `path`."""
     node: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}

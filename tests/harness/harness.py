@@ -283,6 +283,11 @@ class DiscordHarness:
         member._update(data)  # type: ignore[arg-type]
         return member
 
+    def delete_thread(self, thread: discord.Thread) -> None:
+        """A user deletes a thread: it leaves the cache and every route answers Unknown Channel."""
+        self.server.threads.pop(thread.id, None)
+        self.guild._remove_thread(thread)  # type: ignore[attr-defined]
+
     def add_channel(self, name: str) -> discord.TextChannel:
         """Another text channel in the guild (the bot sees it; CHANNEL_CREATE is dispatched)."""
         return dpy_backend.make_text_channel(name, self.guild)

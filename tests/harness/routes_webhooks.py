@@ -9,7 +9,7 @@ import dataclasses
 import discord
 
 from . import limits
-from .errors import form_error, http_error, unknown
+from .errors import form_error, http_error, server_error, unknown
 from .fake_http import Request, Router
 from .interactions import AUTOCOMPLETE, COMPONENT, MODAL_SUBMIT, InteractionSession
 from .modals import check_modal
@@ -94,6 +94,9 @@ class WebhookRoutes:
         if "avatar_url" in body:
             limits.check_avatar_url(body["avatar_url"])
         username = body.get("username") or info.name
+        fault = self.server.execute_faults.pop(0) if self.server.execute_faults else None
+        if fault == "before":
+            raise server_error()
         payload, _ = self.server.create_message(
             channel,
             body,
@@ -104,6 +107,8 @@ class WebhookRoutes:
             webhook_id=info.id,
             application_id=info.application_id,
         )
+        if fault == "after":
+            raise server_error()
         # `wait` arrives as 0/1: without it Discord answers 204 No Content.
         return copy.deepcopy(payload) if int(request.query.get("wait") or 0) else None
 

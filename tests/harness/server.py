@@ -68,6 +68,9 @@ class FakeDiscord:
         self.recorder = recorder
         self.messages: dict[int, JsonDict] = {}  # raw payloads by id, ephemeral ones included
         self.threads: dict[int, JsonDict] = {}  # every thread ever created, archived ones too
+        # Faults for the next webhook executes: "before" fails without posting, "after" posts and then
+        # fails (the uncertain case: the message exists, the caller saw a 5xx).
+        self.execute_faults: list[str] = []
         self.webhooks: dict[int, WebhookInfo] = {}
         self.webhook_creations: Counter[int] = Counter()  # channel id -> POSTs that created one
         self.interactions: dict[str, InteractionSession] = {}  # by token
