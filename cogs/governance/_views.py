@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.council.engine import clean_text
+
 if TYPE_CHECKING:
     from cogs.governance._cog import GovernanceCog
 
@@ -69,14 +71,15 @@ class RejectReasonModal(discord.ui.Modal, title="Reject with reason"):
         self.escalation_id = escalation_id
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        if not " ".join(self.reason.value.split()):
+        reason = clean_text(self.reason.value)
+        if not reason:
             await interaction.response.send_message("Please give a reason; nothing was decided.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         cog: GovernanceCog | None = interaction.client.get_cog("GovernanceCog")  # type: ignore[attr-defined]
         if cog is not None:
             await cog.decide_from_click(
-                interaction, self.escalation_id, approve=False, end_council=False, reason=self.reason.value.strip()
+                interaction, self.escalation_id, approve=False, end_council=False, reason=reason
             )
 
 
