@@ -328,6 +328,8 @@ class CouncilEngine:
             if council is None:
                 return
             await self._post_unposted(council, await self.seats(council_id), recovering=True)
+            if self.moderation is not None:
+                await self.moderation.restore(council)
             for round_number in range(max(council.current_round, 1), council.rounds + 1):
                 if not await self._wait_until_running(council_id):
                     return

@@ -141,6 +141,27 @@ class CouncilModeration:
             )
         return escalation
 
+    async def restore(self, council: Council) -> None:
+        """Finish what an escalation had started when the process stopped: hold the council, tell the
+        thread, put it before the moderators."""
+        for escalation in await gov.list_pending_escalations(self.db, council.guild_id):
+            if escalation.council_id != council.id:
+                continue
+            message = await repo.get_message(self.db, escalation.message_id) if escalation.message_id else None
+            if escalation.held and message is not None and message.author_kind == "ai":
+                await repo.transition_council(self.db, council.id, from_states=("running",), to_state="held")
+                await self.notice(
+                    council,
+                    f"held:{message.id}",
+                    f"🛡️ A message from {message.author_name} awaits moderator review. The council waits for their decision.",
+                )
+            if escalation.mod_message_id is None:
+                where = await self.engine.publisher.post_escalation(
+                    council, escalation, await self.gate.policy(council.guild_id)
+                )
+                if where is not None:
+                    await gov.set_escalation_post(self.db, escalation.id, *where)
+
     # -- decisions ---------------------------------------------------------------------------------
 
     async def decide(

@@ -1,0 +1,187 @@
+"""The council engine as its own process, for crash tests: real storage and providers, a file for Discord.
+
+    python -m tests.crash.child --db URL --dir DIR --action convene|resume|approve:ID [--crash POINT]
+
+The "thread" is DIR/posts.jsonl, appended to like Discord would be; `recovering` posts look there
+first, as the Discord publisher looks at the thread's history. `--crash POINT` makes the process
+stop dead at that point (it writes DIR/at-crash-point and waits for the test's SIGKILL):
+
+- `persisted:N`: right after the Nth member reply is stored, before it is posted;
+- `posted:N`: right after the Nth member post reached the thread, before its id is recorded;
+- `round:N`: when round N is about to start;
+- `escalated:N`: right after escalation N is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.council.engine import CouncilEngine
+from bot.council.seats import Seat
+from bot.governance.gate import GovernanceGate, Policy
+from bot.governance.rules import RuleBook
+from bot.providers.pool import ProviderPool
+from bot.providers.resilience import RetryPolicy
+from bot.text import split_message
+from storage import governance_repository as gov
+from storage import repository as repo
+from storage.database import Database
+from storage.models import Council, Escalation
+from tests.conftest import make_catalog
+
+
+class FileThread:
+    """A CouncilPublisher whose thread is a JSON-lines file that survives the process."""
+
+    def __init__(self, directory: Path, crash: tuple[str, int] | None) -> None:
+        self.posts = directory / "posts.jsonl"
+        self.directory = directory
+        self.crash = crash
+        self.member_posts = 0
+        self.finished = asyncio.Event()
+
+    def _lines(self) -> list[dict[str, Any]]:
+        if not self.posts.exists():
+            return []
+        return [json.loads(line) for line in self.posts.read_text().splitlines() if line.strip()]
+
+    def _append(self, record: dict[str, Any]) -> int:
+        record["id"] = len(self._lines()) + 1
+        with self.posts.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        return record["id"]
+
+    async def _post(self, council: Council, kind: str, author: str, content: str, recovering: bool) -> list[int]:
+        chunks = split_message(content) or ["…"]
+        ids: list[int] = []
+        if recovering:
+            for line in self._lines():
+                if len(ids) == len(chunks):
+                    break
+                if (line["kind"], line["author"], line["content"]) == (kind, author, chunks[len(ids)]):
+                    ids.append(line["id"])
+                elif ids:
+                    ids = []
+        for chunk in chunks[len(ids) :]:
+            ids.append(self._append({"council": council.id, "kind": kind, "author": author, "content": chunk}))
+        if kind == "member":
+            self.member_posts += 1
+            await stop_here(self, "posted", self.member_posts)
+        return ids
+
+    async def post_member_message(
+        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+    ) -> list[int]:
+        return await self._post(council, "member", seat.name, content, recovering)
+
+    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+        return await self._post(council, "notice", "system", text, recovering)
+
+    async def council_finished(self, council: Council) -> None:
+        self._append({"council": council.id, "kind": "finished", "author": "system", "content": council.state})
+        self.finished.set()
+
+    async def post_escalation(self, council: Council, escalation: Escalation, policy: Policy) -> tuple[int, int]:
+        return 1, self._append(
+            {"council": council.id, "kind": "escalation", "author": "moderation", "content": str(escalation.id)}
+        )
+
+    async def escalation_decided(self, council: Council, escalation: Escalation) -> None:
+        self._append({"council": council.id, "kind": "decided", "author": "moderation", "content": escalation.state})
+
+    async def delete_messages(self, council: Council, message_ids: list[int]) -> None:
+        self._append(
+            {"council": council.id, "kind": "deleted", "author": "moderation", "content": json.dumps(message_ids)}
+        )
+
+
+async def stop_here(thread: FileThread, point: str, count: int) -> None:
+    if thread.crash == (point, count):
+        (thread.directory / "at-crash-point").write_text(f"{point}:{count}")
+        await asyncio.Event().wait()  # the test kills the process here
+
+
+def install_crash_points(thread: FileThread) -> None:
+    """Wrap the repository functions the engine calls, so the process can stop between two steps."""
+    counts = {"persisted": 0, "escalated": 0}
+    add_message, set_round, create_escalation = repo.add_message, repo.set_current_round, gov.create_escalation
+
+    async def add_message_then_maybe_stop(db: Database, **fields: Any) -> Any:
+        message, created = await add_message(db, **fields)
+        if created and fields["author_kind"] == "ai":
+            counts["persisted"] += 1
+            await stop_here(thread, "persisted", counts["persisted"])
+        return message, created
+
+    async def set_round_then_maybe_stop(db: Database, council_id: int, round_number: int) -> None:
+        await stop_here(thread, "round", round_number)
+        await set_round(db, council_id, round_number)
+
+    async def create_escalation_then_maybe_stop(db: Database, **fields: Any) -> Any:
+        escalation = await create_escalation(db, **fields)
+        counts["escalated"] += 1
+        await stop_here(thread, "escalated", counts["escalated"])
+        return escalation
+
+    repo.add_message = add_message_then_maybe_stop  # type: ignore[assignment]
+    repo.set_current_round = set_round_then_maybe_stop  # type: ignore[assignment]
+    gov.create_escalation = create_escalation_then_maybe_stop  # type: ignore[assignment]
+
+
+async def main(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    crash = (args.crash.split(":")[0], int(args.crash.split(":")[1])) if args.crash else None
+    thread = FileThread(directory, crash)
+    install_crash_points(thread)
+    db = Database(args.db)
+    await db.migrate()
+    catalog = make_catalog(os.environ["FAKE_PROVIDER_URL"])
+    async with aiohttp.ClientSession() as session:
+        pool = ProviderPool(session, retry=RetryPolicy(base_delay=0.01))
+        engine = CouncilEngine(db, catalog, pool, thread, gate=GovernanceGate(db, RuleBook.load(), catalog, pool))
+        assert engine.moderation is not None
+        if args.action == "convene":
+            await gov.update_guild_settings(db, 1, moderator_channel_id=1)
+            plan = engine.plan(
+                topic="Crash-proof councils",
+                member_names="Claude, DeepSeek, Llama",
+                roles=None,
+                rounds=3,
+                mode="round-robin",
+            )
+            council = await engine.create(plan, guild_id=1, channel_id=2, convener_id=3, convener_name="Ada")
+            await engine.open(council.id, thread_id=99)
+        elif args.action == "resume":
+            await engine.resume_all()
+        elif args.action.startswith("approve:"):
+            await engine.moderation.decide(
+                int(args.action.split(":")[1]), approve=True, moderator_id=7, moderator_name="Mod"
+            )
+        # Done when the council finished, or when it waits for a person (held for review).
+        while not thread.finished.is_set():
+            tasks = list(engine._tasks.values())
+            if not tasks or all(engine.is_waiting(task) for task in tasks):
+                break
+            await asyncio.sleep(0.02)
+        await engine.shutdown()
+    await db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--action", required=True)
+    parser.add_argument("--crash")
+    sys.exit(asyncio.run(main(parser.parse_args())))
