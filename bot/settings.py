@@ -28,6 +28,7 @@ class Settings:
     max_councils_per_user: int = 2
     max_councils_per_server: int = 10
     max_convenes_per_hour: int = 6
+    context_budget_tokens: int = 6000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -56,8 +57,11 @@ class Settings:
                 ("MAX_COUNCILS_PER_USER", 2),
                 ("MAX_COUNCILS_PER_SERVER", 10),
                 ("MAX_CONVENES_PER_HOUR", 6),
+                ("CONTEXT_BUDGET_TOKENS", 6000),
             )
         }
+        if limits["context_budget_tokens"] < 1000:
+            raise SettingsError("CONTEXT_BUDGET_TOKENS must be at least 1000: the roles and topic alone need room.")
         return cls(
             discord_token=token,
             database_url=source.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,

@@ -267,3 +267,33 @@ async def test_limits_refuse_convenes_beyond_the_server_and_hourly_caps(
             await engine.admit(guild_id=1, user_id=3)
     finally:
         await engine.shutdown()
+
+
+async def test_prompts_stay_within_the_context_budget_on_a_200_turn_council(
+    db: Database, catalog: Catalog, session: aiohttp.ClientSession, provider_server: FakeProviderServer
+) -> None:
+    budget = 1500
+    speech = " ".join(f"Point {i} deserves a careful answer." for i in range(60))  # about 90 tokens
+    for model in ("claude-test", "deepseek-test", "llama-test"):
+        provider_server.script(model, speech)
+    publisher = RecordingPublisher()
+    engine = CouncilEngine(db, catalog, ProviderPool(session), publisher, context_budget=budget)
+    seats = engine.plan(
+        topic="Endless", member_names="Claude, DeepSeek, Llama", roles=None, rounds=1, mode="round-robin"
+    ).seats
+    plan = CouncilPlan(topic="Endless", seats=seats, rounds=67, mode="round-robin")  # 201 turns
+    council = await engine.create(plan, guild_id=1, channel_id=2, convener_id=3, convener_name="Ada")
+    await engine.open(council.id, thread_id=4242)
+    await publisher.wait_finished(council.id, timeout=120)
+
+    sizes = [
+        len(r.json.get("system", "")) // 4 + sum(len(m["content"]) // 4 for m in r.json["messages"])
+        for r in provider_server.requests
+    ]
+    assert len(sizes) == 201
+    assert max(sizes) <= budget
+    assert sizes[-1] > budget * 0.8  # the room is used, not starved
+    last = provider_server.requests[-1].json["messages"]
+    text = "\n".join(m["content"] for m in last)
+    assert "Earlier in the council, in brief:" in text and "earlier turn(s) left out for length" in text
+    assert "Topic: Endless" in text and "Round 67 of 67" in text

@@ -76,6 +76,7 @@ class CouncilEngine:
         provider_timeout: float = 120.0,
         gate: GovernanceGate | None = None,
         limits: ConveneLimits | None = None,
+        context_budget: int | None = 6000,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -84,6 +85,7 @@ class CouncilEngine:
         self.provider_timeout = provider_timeout
         self.moderation = CouncilModeration(self, gate) if gate is not None else None
         self.limits = limits or ConveneLimits()
+        self.context_budget = context_budget
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
         self._waiting: set[int] = set()
@@ -417,6 +419,7 @@ class CouncilEngine:
             lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
             round_number=round_number,
             rounds=council.rounds,
+            budget_tokens=self.context_budget,
         )
         started = time.perf_counter()
         try:

@@ -47,30 +47,111 @@ def build_request(
     lines: Sequence[TranscriptLine],
     round_number: int,
     rounds: int,
+    budget_tokens: int | None = None,
 ) -> ChatRequest:
-    """A request for `seat`'s next turn: own words as assistant turns, everyone else's as user turns."""
-    labels = {other.name: other.label for other in seats}
-    turns: list[tuple[Role, str]] = [("user", f"The council is convened. Topic: {topic}")]
-    for line in lines:
-        if line.visibility == "private" and line.author_name == seat.name:
-            _append(turns, "user", f"(A note for you from the moderators: {line.content})")
-            continue
-        if line.author_kind == "system" or line.visibility != "visible":
-            continue
-        if line.author_kind == "ai" and line.author_name == seat.name:
-            _append(turns, "assistant", line.content)
-        elif line.author_kind == "human":
-            _append(turns, "user", f"{line.author_name} (human): {line.content}")
-        else:
-            _append(turns, "user", f"{labels.get(line.author_name, line.author_name)}: {line.content}")
-    _append(turns, "user", f"Round {round_number} of {rounds}. It is your turn, {seat.name}.")
+    """A request for `seat`'s next turn: own words as assistant turns, everyone else's as user turns.
+
+    With a budget, the prompt never exceeds it however long the council runs: the system prompt, the
+    topic and the newest turns verbatim, then a one-line summary of each older turn, newest first,
+    for as long as they fit; the oldest are left out with a note saying how many.
+    """
+    system = system_prompt(seat, seats, topic)
+    opening = f"The council is convened. Topic: {topic}"
+    closing = f"Round {round_number} of {rounds}. It is your turn, {seat.name}."
+    items = _rendered(seat, seats, lines)
+    summary: list[str] = []
+    if budget_tokens is not None:
+        items, summary = _fit(items, budget_tokens - estimate_tokens(system, opening, closing) - _OVERHEAD)
+    turns: list[tuple[Role, str]] = [("user", opening)]
+    if summary:
+        _append(turns, "user", "Earlier in the council, in brief:\n" + "\n".join(summary))
+    for role, content, _ in items:
+        _append(turns, role, content)
+    _append(turns, "user", closing)
     return ChatRequest(
         model=seat.spec.model,
-        system=system_prompt(seat, seats, topic),
+        system=system,
         turns=tuple(ChatTurn(role, content) for role, content in turns),
         max_output_tokens=seat.spec.max_output_tokens,
         temperature=seat.spec.temperature,
     )
+
+
+# Per-message framing the estimate cannot see (roles, separators); generous on purpose.
+_OVERHEAD = 64
+_SUMMARY_WORDS = 30
+
+
+def estimate_tokens(*texts: str) -> int:
+    """A provider-neutral estimate: about four characters a token (English prose, most tokenizers)."""
+    return sum(len(text) // 4 + 1 for text in texts)
+
+
+def _rendered(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine]) -> list[tuple[Role, str, str]]:
+    """(role, content, one-line summary) for every line this member may see, oldest first."""
+    labels = {other.name: other.label for other in seats}
+    items: list[tuple[Role, str, str]] = []
+    for line in lines:
+        if line.visibility == "private" and line.author_name == seat.name:
+            note = f"(A note for you from the moderators: {line.content})"
+            items.append(("user", note, note))
+            continue
+        if line.author_kind == "system" or line.visibility != "visible":
+            continue
+        if line.author_kind == "ai" and line.author_name == seat.name:
+            items.append(("assistant", line.content, f"You: {_gist(line.content)}"))
+        else:
+            who = (
+                f"{line.author_name} (human)"
+                if line.author_kind == "human"
+                else labels.get(line.author_name, line.author_name)
+            )
+            items.append(("user", f"{who}: {line.content}", f"{who}: {_gist(line.content)}"))
+    return items
+
+
+def _fit(items: list[tuple[Role, str, str]], room: int) -> tuple[list[tuple[Role, str, str]], list[str]]:
+    """The newest items verbatim (up to three quarters of the room), then summaries of older ones."""
+    verbatim: list[tuple[Role, str, str]] = []
+    used = 0
+    index = len(items)
+    while index > 0:
+        role, content, gist = items[index - 1]
+        cost = estimate_tokens(content) + 4
+        if used + cost > room * 3 // 4:
+            if not verbatim:  # the newest turn alone is too long: keep its beginning
+                keep = max(0, (room * 3 // 4 - 8) * 4)
+                verbatim.append((role, content[:keep] + " … [cut for length]", gist))
+                index -= 1
+            break
+        verbatim.append(items[index - 1])
+        used += cost
+        index -= 1
+    summary: list[str] = []
+    while index > 0:
+        gist = "- " + items[index - 1][2]
+        cost = estimate_tokens(gist) + 1
+        if used + cost > room - 16:
+            break
+        summary.append(gist)
+        used += cost
+        index -= 1
+    if index > 0:
+        summary.append(f"- ({index} earlier turn(s) left out for length)")
+    summary.reverse()
+    verbatim.reverse()
+    return verbatim, summary
+
+
+def _gist(content: str) -> str:
+    """The first sentence, at most a few dozen words."""
+    first = content.strip().split("\n", 1)[0]
+    for end in (". ", "! ", "? "):
+        if end in first:
+            first = first.split(end, 1)[0] + end.strip()
+            break
+    words = first.split()
+    return " ".join(words[:_SUMMARY_WORDS]) + (" …" if len(words) > _SUMMARY_WORDS else "")
 
 
 def _append(turns: list[tuple[Role, str]], role: Role, content: str) -> None:

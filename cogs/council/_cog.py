@@ -50,6 +50,7 @@ class CouncilCog(commands.Cog):
             self.publisher,
             provider_timeout=settings.provider_timeout,
             gate=GovernanceGate(bot.db, bot.rulebook, bot.catalog, bot.providers),
+            context_budget=settings.context_budget_tokens,
             limits=ConveneLimits(
                 running_per_user=settings.max_councils_per_user,
                 running_per_server=settings.max_councils_per_server,
