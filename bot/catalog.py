@@ -8,7 +8,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 PROVIDERS = ("anthropic", "openai")
 # Discord refuses webhook usernames that contain these words or exceed 80 characters.
@@ -18,6 +18,19 @@ _NAME_PATTERN = re.compile(r"^[\w][\w .'-]{0,31}$")
 
 class CatalogError(Exception):
     """The catalog file cannot be used; the message names the file, member and field."""
+
+
+def endpoint_host(base_url: str) -> str:
+    """`host[:port]` of a base URL, never its user info, path or query (any of which may hold a key)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "unknown host"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +64,7 @@ class MemberSpec:
 
     @property
     def base_url_host(self) -> str:
-        return urlparse(self.base_url).netloc
+        return endpoint_host(self.base_url)
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.price_input_per_mtok + output_tokens * self.price_output_per_mtok) / 1_000_000

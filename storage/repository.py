@@ -94,16 +94,6 @@ async def set_current_round(db: Database, council_id: int, round_number: int) ->
         await session.execute(update(Council).where(Council.id == council_id).values(current_round=round_number))
 
 
-async def add_usage(db: Database, council_id: int, tokens_in: int, tokens_out: int) -> None:
-    """Add to the council's token totals in the database (not read-modify-write in Python)."""
-    async with db.session() as session:
-        await session.execute(
-            update(Council)
-            .where(Council.id == council_id)
-            .values(tokens_in=Council.tokens_in + tokens_in, tokens_out=Council.tokens_out + tokens_out)
-        )
-
-
 async def list_members(db: Database, council_id: int) -> list[CouncilMember]:
     async with db.session() as session:
         result = await session.execute(
@@ -162,7 +152,11 @@ async def add_message(
     tokens_out: int = 0,
     visibility: str = "visible",
 ) -> tuple[CouncilMessage, bool]:
-    """Store a transcript line once per `turn_key`; returns (the row, whether this call created it)."""
+    """Store a transcript line once per `turn_key`; returns (the row, whether this call created it).
+
+    Its tokens are added to the council's totals in the same transaction, so a line and its cost
+    are recorded together or not at all.
+    """
     message = CouncilMessage(
         council_id=council_id,
         round=round_number,
@@ -178,6 +172,12 @@ async def add_message(
     try:
         async with db.session() as session:
             session.add(message)
+            if tokens_in or tokens_out:
+                await session.execute(
+                    update(Council)
+                    .where(Council.id == council_id)
+                    .values(tokens_in=Council.tokens_in + tokens_in, tokens_out=Council.tokens_out + tokens_out)
+                )
         return message, True
     except IntegrityError:
         existing = await get_message_by_turn(db, council_id, turn_key)

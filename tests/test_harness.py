@@ -713,6 +713,7 @@ async def test_files_replies_and_history(harness: DiscordHarness) -> None:
         ("report", ["report.txt"], None),
         ("see above", [], sent.id),
     ]
+    assert harness.posts_in(channel.id)[0].files == {"report.txt": b"abc"}
     assert sent.attachments[0].size == 3
     history = [m.content async for m in channel.history(limit=10)]
     assert history == ["see above", "report"]

@@ -102,7 +102,22 @@ async def test_only_one_of_racing_transitions_wins(db: Database) -> None:
 
 async def test_usage_adds_up_under_concurrency(db: Database) -> None:
     council_id = await new_council(db)
-    await asyncio.gather(*(repo.add_usage(db, council_id, 10, 1) for _ in range(20)))
+    await asyncio.gather(
+        *(
+            repo.add_message(
+                db,
+                council_id=council_id,
+                round_number=1,
+                author_kind="ai",
+                author_name="Claude",
+                turn_key=f"ai:r{i}:Claude",
+                content="x",
+                tokens_in=10,
+                tokens_out=1,
+            )
+            for i in range(20)
+        )
+    )
     council = await repo.get_council(db, council_id)
     assert council is not None and (council.tokens_in, council.tokens_out) == (200, 20)
 

@@ -89,6 +89,7 @@ class CouncilEngine:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
         self._waiting: set[int] = set()
+        self._follow_ups: dict[tuple[int, str], str] = {}
 
     # -- convening ---------------------------------------------------------------------------------
 
@@ -467,18 +468,16 @@ class CouncilEngine:
             tokens_out=completion.output_tokens,
             visibility="held" if screened and screened.hold else "visible",
         )
-        if created:
-            await repo.add_usage(self.db, council.id, completion.input_tokens, completion.output_tokens)
-            if screened and screened.concerns and self.moderation:
-                await self.moderation.escalate(
-                    council,
-                    message,
-                    screened.concerns,
-                    screened.policy,
-                    held=screened.hold,
-                    author_name=seat.name,
-                    content=message.content,
-                )
+        if created and screened and screened.concerns and self.moderation:
+            await self.moderation.escalate(
+                council,
+                message,
+                screened.concerns,
+                screened.policy,
+                held=screened.hold,
+                author_name=seat.name,
+                content=message.content,
+            )
         return message
 
     async def show(self, council: Council, message: CouncilMessage) -> None:
@@ -515,6 +514,7 @@ class CouncilEngine:
                 turn_key=f"benched:{seat.name}",
                 content=f"🪑 {seat.name} failed {BENCH_AFTER_FAILURES} turns in a row and sits out the rest of this council.",
             )
+            self.follow_with(council.id, f"failed:r{round_number}:{seat.name}", f"benched:{seat.name}")
 
     async def _post(
         self, council: Council, seats: Sequence[Seat], message: CouncilMessage, *, recovering: bool = False
@@ -534,18 +534,17 @@ class CouncilEngine:
             ids = await self.publisher.post_notice(council, message.content, recovering=recovering)
         await repo.record_posted(self.db, message.id, ids)
         message.discord_message_ids = ",".join(map(str, ids))
-        # Notices about this line (moderators notified, member benched) follow it directly.
-        follow_up = (
-            f"flagged:{message.id}"
-            if message.author_kind == "ai"
-            else f"benched:{message.author_name}"
-            if message.turn_key.startswith("failed:")
-            else None
-        )
-        if follow_up is not None:
-            notice = await repo.get_message_by_turn(self.db, council.id, follow_up)
+        # Notices about this line (moderators notified, member benched) follow it directly. After a
+        # restart they are posted in transcript order anyway, so knowing them in memory is enough.
+        notice_key = self._follow_ups.pop((council.id, message.turn_key), None)
+        if notice_key is not None:
+            notice = await repo.get_message_by_turn(self.db, council.id, notice_key)
             if notice is not None:
                 await self._post_once(council, seats, notice)
+
+    def follow_with(self, council_id: int, turn_key: str, notice_key: str) -> None:
+        """Post the notice stored under `notice_key` right after the line stored under `turn_key`."""
+        self._follow_ups[(council_id, turn_key)] = notice_key
 
     async def _post_unposted(self, council: Council, seats: Sequence[Seat], *, recovering: bool = False) -> None:
         """Show every stored line not yet shown; `recovering` after a restart, when some may be."""

@@ -129,6 +129,7 @@ class CouncilModeration:
                 await self._store_notice(
                     council, f"flagged:{message.id}", f"🛡️ Moderators were notified about {author_name}'s message."
                 )
+                self.engine.follow_with(council.id, message.turn_key, f"flagged:{message.id}")
         where = await self.engine.publisher.post_escalation(council, escalation, policy)
         if where is not None:
             await gov.set_escalation_post(self.db, escalation.id, *where)
@@ -281,10 +282,12 @@ class CouncilModeration:
         return any(e.council_id == council_id and e.held for e in pending)
 
     async def _store_notice(self, council: Council, key: str, text: str) -> CouncilMessage:
+        # The round now, not when `council` was loaded (a runner holds its Council for the whole run).
+        current = await repo.get_council(self.db, council.id)
         message, _ = await repo.add_message(
             self.db,
             council_id=council.id,
-            round_number=council.current_round,
+            round_number=(current or council).current_round,
             author_kind="system",
             author_name="moderation",
             turn_key=key,
@@ -340,6 +343,7 @@ class GuildControl:
     async def halt(self, guild_id: int, *, actor_id: int, actor_name: str) -> list[int]:
         """The kill switch: every running council in the server stops before its next turn."""
         await gov.update_guild_settings(self.db, guild_id, halted=True)
+        self.moderation.gate.forget(guild_id)
         halted = []
         for council in await repo.list_guild_councils(self.db, guild_id, ("running",)):
             if await repo.transition_council(self.db, council.id, from_states=("running",), to_state="halted"):
@@ -362,6 +366,7 @@ class GuildControl:
 
     async def resume_all(self, guild_id: int, *, actor_id: int, actor_name: str) -> list[int]:
         await gov.update_guild_settings(self.db, guild_id, halted=False)
+        self.moderation.gate.forget(guild_id)
         resumed = []
         for council in await repo.list_guild_councils(self.db, guild_id, ("halted",)):
             if await repo.transition_council(self.db, council.id, from_states=("halted",), to_state="running"):

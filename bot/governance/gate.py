@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,15 +50,38 @@ class GovernanceGate:
         clients: Callable[[MemberSpec], ProviderClient],
         *,
         judge_timeout: float = 60.0,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.rulebook = rulebook
         self.catalog = catalog
         self.clients = clients
         self.judge_timeout = judge_timeout
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        # Every message reads the policy and the server's rules: keep them briefly. Changes made in
+        # this process are seen at once (forget); another process's within `cache_seconds`.
+        self._cache: dict[int, tuple[float, Policy, list[CustomRule]]] = {}
 
     async def policy(self, guild_id: int) -> Policy:
-        return self.policy_from(await gov.get_guild_settings(self.db, guild_id))
+        return (await self._cached(guild_id))[0]
+
+    def forget(self, guild_id: int) -> None:
+        """The server's policy or rules changed: read them again next time."""
+        self._cache.pop(guild_id, None)
+
+    async def _cached(self, guild_id: int) -> tuple[Policy, list[CustomRule]]:
+        hit = self._cache.get(guild_id)
+        if hit is not None and self.clock() - hit[0] < self.cache_seconds:
+            return hit[1], hit[2]
+        policy = self.policy_from(await gov.get_guild_settings(self.db, guild_id))
+        custom = [
+            CustomRule(rule.id, rule.kind, rule.pattern, rule.category)  # type: ignore[arg-type]
+            for rule in await gov.list_guild_rules(self.db, guild_id)
+        ]
+        self._cache[guild_id] = (self.clock(), policy, custom)
+        return policy, custom
 
     def policy_from(self, settings: GuildSettings) -> Policy:
         disabled = {c for c in settings.disabled_categories.split(",") if c}
@@ -75,10 +99,7 @@ class GovernanceGate:
     async def review(
         self, policy: Policy, *, topic: str, author_kind: str, author_name: str, text: str
     ) -> list[Concern]:
-        custom = [
-            CustomRule(rule.id, rule.kind, rule.pattern, rule.category)  # type: ignore[arg-type]
-            for rule in await gov.list_guild_rules(self.db, policy.guild_id)
-        ]
+        _, custom = await self._cached(policy.guild_id)
         concerns = self.rulebook.check(text, enabled=policy.enabled_categories, custom=custom)
         if author_kind == "ai" and policy.judge_member and policy.judge_member != author_name:
             verdict = await self._judge(policy.judge_member, topic=topic, author=author_name, text=text)

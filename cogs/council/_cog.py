@@ -9,9 +9,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.council import reports
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, ConveneLimits, CouncilEngine
 from bot.governance.gate import GovernanceGate
-from cogs.council import _embeds
+from cogs.council import _embeds, _reports
 from cogs.council._publisher import DiscordPublisher
 from storage import repository as repo
 from storage.models import Council
@@ -216,6 +217,37 @@ class CouncilCog(commands.Cog):
     async def members(self, interaction: discord.Interaction) -> None:
         """List every AI member: provider, model, and whether its API key is configured."""
         await interaction.response.send_message(embed=_embeds.catalog(self.bot.catalog), ephemeral=True)
+
+    @council.command(name="info")
+    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
+    async def info(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+        """Show what stands behind each member: provider, model, settings and its exact system prompt."""
+        council = await self._find(interaction, council_id)
+        if council is None:
+            return
+        cards = reports.member_cards(await self.engine.seats(council.id), council.topic)
+        await _reports.send_pages(interaction, _reports.info_pages(council, cards))
+
+    @council.command(name="usage")
+    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
+    async def usage(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+        """Show each member's turns, failed turns, tokens and estimated cost in a council."""
+        council = await self._find(interaction, council_id)
+        if council is None:
+            return
+        rows = reports.usage(await self.engine.seats(council.id), await repo.transcript(self.bot.db, council.id))
+        await interaction.response.send_message(embed=_reports.usage_embed(council, rows), ephemeral=True)
+
+    @council.command(name="export")
+    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
+    async def export(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+        """Download a council's transcript as Markdown and its full record as JSON."""
+        council = await self._find(interaction, council_id)
+        if council is None:
+            return
+        record = await reports.load_record(self.bot.db, self.bot.catalog, council)
+        page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record))
+        await _reports.send_pages(interaction, [page])
 
     # -- humans in threads -------------------------------------------------------------------------
 

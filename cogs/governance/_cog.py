@@ -219,6 +219,7 @@ class GovernanceCog(commands.Cog):
             changes["escalation_timeout_s"] = timeout_minutes * 60
         if changes:
             await gov.update_guild_settings(self.bot.db, interaction.guild.id, **changes)
+            self.moderation.gate.forget(interaction.guild.id)
             await self._record_policy(interaction, ", ".join(f"{k}={v}" for k, v in changes.items()))
         await self._show_policy(interaction)
 
@@ -265,6 +266,7 @@ class GovernanceCog(commands.Cog):
         except ValueError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
+        self.moderation.gate.forget(interaction.guild.id)
         rule = await gov.add_guild_rule(
             self.bot.db,
             guild_id=interaction.guild.id,
@@ -289,6 +291,7 @@ class GovernanceCog(commands.Cog):
         if not await self._moderator_or_refuse(interaction):
             return
         assert interaction.guild is not None
+        self.moderation.gate.forget(interaction.guild.id)
         if not await gov.remove_guild_rule(self.bot.db, interaction.guild.id, rule_id):
             await interaction.response.send_message(f"There is no server rule #{rule_id}.", ephemeral=True)
             return

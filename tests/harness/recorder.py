@@ -73,6 +73,7 @@ class Post:
     embeds: list[dict[str, Any]]
     components: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[str] = field(default_factory=list)  # filenames
+    files: dict[str, bytes] = field(default_factory=dict)  # filename -> the bytes uploaded
     ephemeral: bool = False
     flags: int = 0
     username: str | None = None  # webhook `username` override as sent

@@ -176,9 +176,11 @@ class WebhookRoutes:
         result = session.result
         message: JsonDict | None = None
         if response_type == MESSAGE:
-            limits.check_message(data)
+            limits.check_message(data, attachments=len(request.files))
             flags = int(data.get("flags") or 0)
-            message, result.response = server.interaction_message(session, data, flags=flags, response_type=MESSAGE)
+            message, result.response = server.interaction_message(
+                session, data, flags=flags, response_type=MESSAGE, files=request.files
+            )
             session.original_id = result.response.message_id
         elif response_type == DEFERRED_MESSAGE:
             # The user sees "<bot> is thinking..." until a followup or an edit fills it.
@@ -221,6 +223,8 @@ class WebhookRoutes:
         limits.check_message(body, attachments=len(request.files))
         result = session.result
         if session.loading and session.original_id is not None:
+            if request.files:
+                raise NotImplementedError("the harness does not fake files on the followup that fills a deferral")
             # The first followup after a defer replaces the "thinking" message and keeps its
             # visibility: ephemeral=... on this followup is ignored by Discord.
             fill = {k: v for k, v in body.items() if k != "flags"}
@@ -233,7 +237,9 @@ class WebhookRoutes:
             result.followups.append(post)
             return payload
         flags = int(body.get("flags") or 0) & FLAG_EPHEMERAL
-        payload, post = self.server.interaction_message(session, body, flags=flags, kind="followup")
+        payload, post = self.server.interaction_message(
+            session, body, flags=flags, kind="followup", files=request.files
+        )
         session.followup_ids.add(post.message_id)
         result.followups.append(post)
         return copy.deepcopy(payload)

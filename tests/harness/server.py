@@ -168,7 +168,8 @@ class FakeDiscord:
         pings = compute_pings(content, allowed)
         guild_id = None if isinstance(channel, discord.DMChannel) else self.guild.id
         mentioned = [self.members.get(user_id) for user_id in pings.users]
-        attachments = [self._attachment(channel.id, file) for file in files or []]
+        uploads = [(file.filename, self._read(file)) for file in files or []]
+        attachments = [self._attachment(channel.id, filename, len(data)) for filename, data in uploads]
         payload = message_payload(
             message_id=message_id,
             channel_id=channel.id,
@@ -209,6 +210,7 @@ class FakeDiscord:
             embeds=copy.deepcopy(body.get("embeds") or []),
             components=copy.deepcopy(body.get("components") or []),
             attachments=[a["filename"] for a in attachments],
+            files=dict(uploads),
             ephemeral=bool(flags & FLAG_EPHEMERAL),
             flags=flags,
             username=body.get("username"),
@@ -227,14 +229,18 @@ class FakeDiscord:
             self.state.parse_message_create(copy.deepcopy(payload))
         return payload, post
 
-    def _attachment(self, channel_id: int, file: discord.File) -> JsonDict:
+    @staticmethod
+    def _read(file: discord.File) -> bytes:
         fp = file.fp
         start = fp.tell()
-        size = len(fp.read())
+        data = fp.read()
         fp.seek(start)
+        return data
+
+    def _attachment(self, channel_id: int, filename: str, size: int) -> JsonDict:
         attachment_id = new_id()
-        url = f"https://cdn.discordapp.test/attachments/{channel_id}/{attachment_id}/{file.filename}"
-        return {"id": attachment_id, "filename": file.filename, "size": size, "url": url, "proxy_url": url}
+        url = f"https://cdn.discordapp.test/attachments/{channel_id}/{attachment_id}/{filename}"
+        return {"id": attachment_id, "filename": filename, "size": size, "url": url, "proxy_url": url}
 
     def edit_message(self, message_id: int, body: JsonDict, *, via: str) -> JsonDict:
         payload = self.messages.get(message_id)
@@ -409,12 +415,14 @@ class FakeDiscord:
         flags: int,
         kind: str = "interaction",
         response_type: int | None = None,
+        files: list[discord.File] | None = None,
     ) -> tuple[JsonDict, Post]:
         channel = self.resolve(session.channel_id)
         return self.create_message(
             channel,
             body,
             kind=kind,
+            files=files,
             author=user_payload(self.bot_user),
             author_name=self.display_name(self.bot_user.id),
             application_id=self.application_id,

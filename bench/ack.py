@@ -1,0 +1,216 @@
+"""`/council convene` acknowledgement latency: the real bot in the Discord harness, with councils running.
+
+The harness is the tests' fake Discord (tests/harness). Two of its server-side hooks are wrapped for the
+run only (with a MonkeyPatch, undone afterwards) to stamp when an interaction arrives and when the bot's
+acknowledgement reaches the fake Discord; nothing in the bot is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.report import Figure, percentile
+from bench.rig import BenchProviderServer, bench_catalog, council_topic, database, members
+from bot.app import CouncilBot
+from bot.council.engine import CouncilEngine
+from bot.settings import Settings
+from storage import repository as repo
+from storage.database import Database
+from tests.harness import DiscordHarness
+from tests.harness.interactions import InteractionSession
+from tests.harness.routes_webhooks import WebhookRoutes
+from tests.harness.server import FakeDiscord
+
+CONVENED = re.compile(r"Council #(\d+) is convened")
+UNLIMITED = 10**6
+POOL_LOGGER = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
+
+class CancelledResets(logging.Filter):
+    """Counts and drops what SQLAlchemy's pool logs when a task is cancelled inside a session: an ERROR,
+    "Exception during reset or similar", with the CancelledError."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.getMessage().startswith("Exception during reset") and isinstance(error, asyncio.CancelledError):
+            self.count += 1
+            return False
+        return True
+
+
+class AckClock:
+    """Stamps (perf_counter) when each interaction token arrives and when its callback comes back."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.arrived: dict[str, float] = {}
+        self.acknowledged: dict[str, float] = {}
+        open_interaction = FakeDiscord.open_interaction
+        callback = WebhookRoutes.r_callback
+        clock = self
+
+        def stamped_open(server: FakeDiscord, session: InteractionSession) -> None:
+            clock.arrived[session.token] = time.perf_counter()  # just before the bot parses the interaction
+            open_interaction(server, session)
+
+        async def stamped_callback(routes: WebhookRoutes, request: Any) -> Any:
+            clock.acknowledged.setdefault(request.params["webhook_token"], time.perf_counter())
+            return await callback(routes, request)
+
+        monkeypatch.setattr(FakeDiscord, "open_interaction", stamped_open)
+        monkeypatch.setattr(WebhookRoutes, "r_callback", stamped_callback)
+
+    def latency(self, token: str) -> float | None:
+        if token not in self.arrived or token not in self.acknowledged:
+            return None
+        return self.acknowledged[token] - self.arrived[token]
+
+
+@dataclass
+class Measured:
+    latencies_ms: list[float] = field(default_factory=list)  # arrival to acknowledgement, per convene
+    done_ms: list[float] = field(default_factory=list)  # until the convene command had finished
+    unacknowledged: int = 0
+    running_at_start: int = 0
+    running_at_end: int = 0
+
+
+async def ack_latency(
+    workdir: Path,
+    *,
+    running: int = 50,
+    samples: int = 100,
+    latency_range: tuple[float, float] = (3.0, 8.0),
+    seed: int = 20_240_611,
+    timeout: float = 120,
+) -> list[Figure]:
+    """Convene `samples` councils one after another while `running` councils (4 members, 10 rounds, slow
+    providers) post in their threads; each measured council is concluded once its convene is done."""
+    low, high = latency_range
+
+    def latency(model: str, tag: int | None, index: int) -> float:
+        return random.Random(f"{seed}:{tag}:{model}:{index}").uniform(low, high)
+
+    monkeypatch = pytest.MonkeyPatch()
+    server = BenchProviderServer(delay_for=latency)
+    await server.start()
+    # Cancelling a runner inside a database session makes SQLAlchemy's pool log an error; conclude and
+    # shutdown both cancel runners, so those records are counted and reported, not fatal.
+    resets = CancelledResets()
+    pool_logger = logging.getLogger(POOL_LOGGER)
+    pool_logger.addFilter(resets)
+    measured = Measured()
+    try:
+        clock = AckClock(monkeypatch)
+        seated = members(4)
+        catalog = bench_catalog(server.base_url, seated)
+        async with database("sqlite", workdir) as db:
+            settings = Settings(
+                discord_token="unused",
+                database_url="sqlite://",
+                members_file=workdir / "members.toml",
+                provider_timeout=60,
+                log_level="WARNING",
+                max_councils_per_user=UNLIMITED,
+                max_councils_per_server=UNLIMITED,
+                max_convenes_per_hour=UNLIMITED,
+            )
+            harness = await DiscordHarness.start(CouncilBot(settings, catalog, db), monkeypatch)
+            engine: CouncilEngine = harness.bot.get_cog("CouncilCog").engine  # type: ignore[union-attr]
+            harness.ignore_task = engine.is_waiting
+            try:
+                async with asyncio.timeout(timeout):
+                    names = ", ".join(member.name for member in seated)
+                    await _measure(harness, engine, db, clock, names, running, samples, high, measured)
+            finally:
+                await engine.shutdown()
+                await harness.close()
+    finally:
+        pool_logger.removeFilter(resets)
+        monkeypatch.undo()
+        await server.stop()
+    latencies = measured.latencies_ms
+    return [
+        Figure(
+            "ack_latency_ms_p99",
+            percentile(latencies, 99) if not measured.unacknowledged else None,
+            "ms",
+            50,
+            extra={
+                "p50": percentile(latencies, 50),
+                "max": max(latencies, default=None),
+                "samples": len(latencies),
+                "unacknowledged": measured.unacknowledged,
+                "running_at_start": measured.running_at_start,
+                "running_at_end": measured.running_at_end,
+                "convene_done_ms_p50": percentile(measured.done_ms, 50),
+                "pool_reset_errors_logged": resets.count,
+                "detail": f"real bot in the Discord harness: /council convene arriving to its deferred "
+                f"acknowledgement, while {running} councils (4 members, 10 rounds, provider latency "
+                f"{low:g}-{high:g} s per call, SQLite file) post in their threads",
+            },
+        )
+    ]
+
+
+async def _measure(
+    harness: DiscordHarness,
+    engine: CouncilEngine,
+    db: Database,
+    clock: AckClock,
+    names: str,
+    running: int,
+    samples: int,
+    slowest: float,
+    measured: Measured,
+) -> None:
+    convener = harness.members["convener"]
+
+    async def convene(tag: int) -> tuple[str, int | None]:
+        result = await harness.slash(
+            convener,
+            "council",
+            "convene",
+            topic=council_topic(tag),
+            members=names,
+            rounds=10,
+            wait_background=False,
+        )
+        token = next(token for token, session in harness.server.interactions.items() if session.result is result)
+        found = CONVENED.search(" ".join(result.texts))
+        return token, int(found.group(1)) if found else None
+
+    for tag in range(1, running + 1):
+        await convene(tag)  # returns once the council is open and running
+    # Measure in the steady state, once the councils are posting (a first reply takes up to `slowest` s).
+    async with asyncio.timeout(slowest + 10):
+        # The fake Discord offers no event to wait on; the poll is bounded by the timeout.
+        while sum(post.kind == "webhook" for post in harness.posts) < running:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    measured.running_at_start = len(await repo.list_councils_in_state(db, ("running",)))
+    rng = random.Random(7)
+    for tag in range(running + 1, running + samples + 1):
+        await asyncio.sleep(rng.uniform(0.05, 0.2))  # arrivals out of step with the councils' turns
+        started = time.perf_counter()
+        token, council_id = await convene(tag)
+        measured.done_ms.append((time.perf_counter() - started) * 1000)
+        value = clock.latency(token)
+        if value is None or council_id is None:
+            measured.unacknowledged += 1
+        else:
+            measured.latencies_ms.append(value * 1000)
+        if council_id is not None:
+            await engine.conclude(council_id, "Measured by the benchmark.")
+    measured.running_at_end = len(await repo.list_councils_in_state(db, ("running",)))

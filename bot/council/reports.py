@@ -1,0 +1,325 @@
+"""Reports on one council, without Discord: what stands behind each member, what the council used,
+and the council's record as Markdown and JSON.
+
+Nothing here reveals an API key: a member's key is only ever named by its environment variable, and an
+endpoint is shown by host and port alone (a base URL may carry credentials in its user info or query).
+The Markdown is the transcript as the thread showed it; held and withheld lines, and moderators' private
+notes, stay out. The JSON lists every line with its visibility, but leaves out the words of held and
+withheld ones: an export is for anyone in the server, and moderators kept those words from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.catalog import Catalog, MemberSpec, endpoint_host
+from bot.council.prompts import system_prompt
+from bot.council.seats import Seat
+from storage import report_repository as reports_repo
+from storage import repository as repo
+from storage.database import Database
+from storage.models import AuditEntry, Council, CouncilMessage, Escalation
+
+EXPORT_FORMAT = "ai-council-export/1"
+# Lines whose words an export leaves out: awaiting a moderator, or kept from the thread by one.
+UNSHOWN = ("held", "withheld")
+
+
+# -- /council info -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCard:
+    """What stands behind one seated member, as `/council info` shows it."""
+
+    name: str
+    role: str | None
+    benched: bool
+    provider: str
+    model: str
+    endpoint_host: str
+    temperature: float | None  # None: the provider's default
+    max_output_tokens: int
+    api_key_env: str | None  # the variable's name, never its value
+    system_prompt: str  # exactly what the member is sent as its system prompt
+
+
+def member_cards(seats: Sequence[Seat], topic: str) -> list[MemberCard]:
+    """One card per seat, with the system prompt built by the same function the engine uses."""
+    return [
+        MemberCard(
+            name=seat.name,
+            role=seat.role,
+            benched=seat.benched,
+            provider=seat.spec.provider,
+            model=seat.spec.model,
+            endpoint_host=endpoint_host(seat.spec.base_url),
+            temperature=seat.spec.temperature,
+            max_output_tokens=seat.spec.max_output_tokens,
+            api_key_env=seat.spec.api_key_env,
+            system_prompt=system_prompt(seat, seats, topic),
+        )
+        for seat in seats
+    ]
+
+
+# -- /council usage ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUsage:
+    """One member's turns and tokens in a council. Turn durations are not stored yet, so no latency."""
+
+    name: str
+    turns: int  # answers received (held and withheld ones included: they were paid for)
+    failed_turns: int
+    tokens_in: int
+    tokens_out: int
+    cost: float | None  # None: the member is no longer in the catalog, so its prices are unknown
+    priced: bool  # False: the catalog sets no price for it, so the cost shows as 0
+
+
+def usage(seats: Sequence[Seat], lines: Sequence[CouncilMessage]) -> list[MemberUsage]:
+    """Per member, in seat order; members who spoke but have since left the catalog come last."""
+    specs: dict[str, MemberSpec | None] = {seat.name: seat.spec for seat in seats}
+    for line in lines:
+        if _is_answer(line) or _is_failure(line):
+            specs.setdefault(line.author_name, None)
+    rows = []
+    for name, spec in specs.items():
+        answers = [line for line in lines if line.author_name == name and _is_answer(line)]
+        tokens_in = sum(line.tokens_in for line in answers)
+        tokens_out = sum(line.tokens_out for line in answers)
+        rows.append(
+            MemberUsage(
+                name=name,
+                turns=len(answers),
+                failed_turns=sum(line.author_name == name and _is_failure(line) for line in lines),
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cost=spec.cost(tokens_in, tokens_out) if spec is not None else None,
+                priced=spec is not None and (spec.price_input_per_mtok > 0 or spec.price_output_per_mtok > 0),
+            )
+        )
+    return rows
+
+
+def _is_answer(line: CouncilMessage) -> bool:
+    return line.author_kind == "ai" and line.turn_key.startswith("ai:")
+
+
+def _is_failure(line: CouncilMessage) -> bool:
+    return line.author_kind == "system" and line.turn_key.startswith("failed:")
+
+
+# -- /council export ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMember:
+    name: str
+    role: str | None
+    position: int
+    benched: bool
+    spec: MemberSpec | None  # None: removed from the catalog since
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilRecord:
+    """Everything stored about one council, as an export needs it."""
+
+    council: Council
+    members: tuple[RecordMember, ...]
+    messages: tuple[CouncilMessage, ...]
+    escalations: tuple[Escalation, ...]
+    audit: tuple[AuditEntry, ...]
+
+
+async def load_record(db: Database, catalog: Catalog, council: Council) -> CouncilRecord:
+    assert council.id is not None
+    members = tuple(
+        RecordMember(m.name, m.role, m.position, m.benched, catalog.get(m.name))
+        for m in await repo.list_members(db, council.id)
+    )
+    return CouncilRecord(
+        council=council,
+        members=members,
+        messages=tuple(await repo.transcript(db, council.id)),
+        escalations=tuple(await reports_repo.council_escalations(db, council.id)),
+        audit=tuple(await reports_repo.council_audit(db, council.guild_id, council.id)),
+    )
+
+
+def export_markdown(record: CouncilRecord) -> str:
+    """A readable transcript: what the thread showed, then the moderators' decisions."""
+    council = record.council
+    out = [f"# Council #{council.id}: {council.topic}", ""]
+    out.append(f"- **Topic:** {council.topic}")
+    out.append(f"- **State:** {council.state}" + (f" ({council.end_reason})" if council.end_reason else ""))
+    out.append(f"- **Mode:** {council.mode}, round {council.current_round} of {council.rounds}")
+    out.append(f"- **Convened by:** {council.convener_name}, {_readable(council.created_at)}")
+    if council.ended_at:
+        out.append(f"- **Ended:** {_readable(council.ended_at)}")
+    out.append(f"- **Tokens:** {council.tokens_in:,} in · {council.tokens_out:,} out")
+    out += ["", "## Members", "", "| Member | Role | Provider | Model |", "| --- | --- | --- | --- |"]
+    for member in record.members:
+        provider, model = (member.spec.provider, member.spec.model) if member.spec else ("unknown", "unknown")
+        name = member.name + (" (benched)" if member.benched else "")
+        out.append(f"| {_cell(name)} | {_cell(member.role or '—')} | {_cell(provider)} | `{_cell(model)}` |")
+    out += ["", "## Transcript", ""]
+    labels = {m.name: f"{m.name} ({m.role})" if m.role else m.name for m in record.members}
+    shown = [line for line in record.messages if line.visibility == "visible"]
+    for line in shown:
+        if line.author_kind == "ai":
+            who = labels.get(line.author_name, line.author_name)
+        elif line.author_kind == "human":
+            who = f"{line.author_name} (human)"
+        else:
+            who = "Notice"
+        out += [f"### {who} · round {line.round} · {_readable(line.created_at)}", "", line.content.strip(), ""]
+    if not shown:
+        out += ["Nothing was said.", ""]
+    out += ["## Moderation decisions", ""]
+    for item in record.escalations:
+        out.append(
+            f"- **Escalation #{item.id}** ({item.source} · {item.category}) about {item.author_name}'s message, "
+            f"raised {_readable(item.created_at)}: {_outcome(item)}"
+        )
+        out.append(f"  - Concern: {_one_line(item.reason)}")
+        if item.decision_reason:
+            out.append(f"  - Reason given: {_one_line(item.decision_reason)}")
+    if not record.escalations:
+        out.append("None: no concern was raised.")
+    out.append("")
+    return "\n".join(out)
+
+
+def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -> str:
+    """The whole record, machine-readable. Discord ids are strings (they exceed JavaScript's integers)."""
+    council = record.council
+    data = {
+        "format": EXPORT_FORMAT,
+        "exported_at": _iso(exported_at or datetime.now(UTC)),
+        "council": {
+            "id": council.id,
+            "topic": council.topic,
+            "mode": council.mode,
+            "rounds": council.rounds,
+            "current_round": council.current_round,
+            "state": council.state,
+            "end_reason": council.end_reason,
+            "guild_id": _snowflake(council.guild_id),
+            "channel_id": _snowflake(council.channel_id),
+            "thread_id": _snowflake(council.thread_id),
+            "convener_id": _snowflake(council.convener_id),
+            "convener_name": council.convener_name,
+            "tokens_in": council.tokens_in,
+            "tokens_out": council.tokens_out,
+            "created_at": _iso(council.created_at),
+            "ended_at": _iso(council.ended_at),
+        },
+        "members": [
+            {
+                "name": m.name,
+                "role": m.role,
+                "position": m.position,
+                "benched": m.benched,
+                "provider": m.spec.provider if m.spec else None,
+                "model": m.spec.model if m.spec else None,
+                "endpoint_host": endpoint_host(m.spec.base_url) if m.spec else None,
+            }
+            for m in record.members
+        ],
+        "messages": [
+            {
+                "id": line.id,
+                "turn_key": line.turn_key,
+                "kind": line.author_kind,
+                "author": line.author_name,
+                "author_id": _snowflake(line.author_id),
+                "round": line.round,
+                "visibility": line.visibility,
+                "content": None if line.visibility in UNSHOWN else line.content,
+                "tokens_in": line.tokens_in,
+                "tokens_out": line.tokens_out,
+                "discord_message_ids": [str(i) for i in line.discord_ids],
+                "created_at": _iso(line.created_at),
+                "posted_at": _iso(line.posted_at),
+            }
+            for line in record.messages
+        ],
+        "escalations": [
+            {
+                "id": item.id,
+                "message_id": item.message_id,
+                "source": item.source,
+                "category": item.category,
+                "reason": item.reason,
+                "author": item.author_name,
+                "held": item.held,
+                "state": item.state,
+                "decided_by": item.decided_by_name,
+                "decided_by_id": _snowflake(item.decided_by_id),
+                "decision_reason": item.decision_reason,
+                "end_council": item.end_council,
+                "reported_by_id": _snowflake(item.reported_by_id),
+                "created_at": _iso(item.created_at),
+                "expires_at": _iso(item.expires_at),
+                "decided_at": _iso(item.decided_at),
+            }
+            for item in record.escalations
+        ],
+        "audit": [
+            {
+                "id": entry.id,
+                "kind": entry.kind,
+                "actor": entry.actor_name,
+                "actor_id": _snowflake(entry.actor_id),
+                "detail": entry.detail,
+                "created_at": _iso(entry.created_at),
+            }
+            for entry in record.audit
+        ],
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def _outcome(item: Escalation) -> str:
+    when = f" ({_readable(item.decided_at)})" if item.decided_at else ""
+    if item.state == "approved":
+        return f"approved by {item.decided_by_name}{when}."
+    if item.state == "rejected":
+        ended = " and the council ended" if item.end_council else ""
+        return f"rejected by {item.decided_by_name}{ended}{when}; the message was withheld."
+    if item.state == "expired":
+        stays = "the message stays withheld" if item.held else "the message stays as it was"
+        return f"expired undecided{when}; {stays}."
+    return "pending: no moderator has decided yet."
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything is stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment is not None else None
+
+
+def _readable(moment: datetime) -> str:
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _snowflake(value: int | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
