@@ -409,10 +409,16 @@ class CouncilEngine:
     ) -> CouncilMessage:
         """Ask one member for its turn and store the reply (or the failure notice) before anyone sees it."""
         turn_key = f"ai:r{round_number}:{seat.name}"
-        existing = await repo.get_message_by_turn(self.db, council.id, turn_key)
+        # A turn already stored (before a restart) is not asked again. In round-robin the whole
+        # transcript is read anyway; a parallel round reads only up to its cutoff, so it asks.
+        if up_to_id is None:
+            lines = await repo.transcript(self.db, council.id)
+            existing = next((line for line in lines if line.turn_key == turn_key), None)
+        else:
+            existing = await repo.get_message_by_turn(self.db, council.id, turn_key)
+            lines = [] if existing is not None else await repo.transcript(self.db, council.id, up_to_id=up_to_id)
         if existing is not None:
             return existing
-        lines = await repo.transcript(self.db, council.id, up_to_id=up_to_id)
         request = build_request(
             seat,
             seats,

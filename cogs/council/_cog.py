@@ -108,12 +108,13 @@ class CouncilCog(commands.Cog):
         if missing:
             await _refuse(interaction, f"I need these permissions in {channel.mention} first: {', '.join(missing)}.")
             return
+        # Acknowledge before touching the database: Discord allows three seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             await self.engine.admit(guild_id=interaction.guild.id, user_id=interaction.user.id)
         except ConveneError as error:
             await _refuse(interaction, str(error))
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
         council = await self.engine.create(
             plan,
             guild_id=interaction.guild.id,
