@@ -14,7 +14,6 @@ import functools
 import itertools
 import os
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.catalog import Catalog, MemberSpec
 from bot.council.engine import ConveneLimits, CouncilEngine, CouncilPlan
@@ -34,6 +32,7 @@ from bot.providers.base import ChatRequest, Completion, ProviderClient, StreamDe
 from bot.providers.pool import ProviderPool
 from storage.database import Database
 from storage.models import Council, Escalation
+from storage.scratch import scratch_database
 from tests.fakes.provider_server import Behaviour, FakeProviderServer, RecordedRequest, estimate_input_tokens
 
 # Shaped like real keys (as the tests' keys are), set only inside `bench_keys()`.
@@ -354,29 +353,10 @@ class RssSampler:
 @contextlib.asynccontextmanager
 async def database(backend: str, workdir: Path) -> AsyncIterator[Database]:
     """A freshly migrated database: an SQLite file in `workdir`, or a schema of its own on the
-    PostgreSQL server of TEST_POSTGRES_URL (dropped afterwards), as tests/conftest.py does."""
-    if backend == "sqlite":
-        db = Database(f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}")
-        try:
-            await db.migrate()
-            yield db
-        finally:
-            await db.close()
-        return
-    url = os.environ["TEST_POSTGRES_URL"]
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = Database(url)
-    async with admin.engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(url, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await db.migrate()
+    PostgreSQL server of TEST_POSTGRES_URL (dropped afterwards), as the tests use."""
+    url = os.environ["TEST_POSTGRES_URL"] if backend != "sqlite" else None
+    async with scratch_database(url, workdir) as db:
         yield db
-    finally:
-        await db.close()
-        async with admin.engine.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.close()
 
 
 # -- the whole rig --------------------------------------------------------------------------------------

@@ -4,15 +4,14 @@ the loopback fake provider server, and a members catalog pointing at it."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from bot.catalog import Catalog
 from storage.database import Database
+from storage.scratch import scratch_database
 from tests.council_helpers import start_harness
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
@@ -28,28 +27,13 @@ def _backends() -> list[str]:
 @pytest.fixture(params=_backends())
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A freshly migrated database; on PostgreSQL each test gets a schema of its own."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'council.db'}")
-        await database.migrate()
+    url = None
+    if request.param == "postgresql":
+        url = os.environ.get("TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("TEST_POSTGRES_URL is not set")
+    async with scratch_database(url, tmp_path) as database:
         yield database
-        await database.close()
-        return
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEST_POSTGRES_URL is not set")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = Database(url)
-    async with admin.engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    database = Database(url, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await database.migrate()
-        yield database
-    finally:
-        await database.close()
-        async with admin.engine.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.close()
 
 
 @pytest.fixture

@@ -176,8 +176,9 @@ class GovernanceCog(commands.Cog):
             moderator_channel_id=moderators_channel.id,
             moderator_role_id=role.id if role else None,
         )
-        await self._record_policy(
+        await self._record(
             interaction,
+            "policy",
             f"moderators' channel #{moderators_channel.name}" + (f", role @{role.name}" if role else ", no role"),
         )
         await interaction.response.send_message(
@@ -220,7 +221,7 @@ class GovernanceCog(commands.Cog):
         if changes:
             await gov.update_guild_settings(self.bot.db, interaction.guild.id, **changes)
             self.moderation.gate.forget(interaction.guild.id)
-            await self._record_policy(interaction, ", ".join(f"{k}={v}" for k, v in changes.items()))
+            await self._record(interaction, "policy", ", ".join(f"{k}={v}" for k, v in changes.items()))
         await self._show_policy(interaction)
 
     @governance.command(name="category")
@@ -240,7 +241,7 @@ class GovernanceCog(commands.Cog):
         await gov.update_guild_settings(
             self.bot.db, interaction.guild.id, disabled_categories=",".join(sorted(disabled))
         )
-        await self._record_policy(interaction, f"category {category} {'on' if enabled else 'off'}")
+        await self._record(interaction, "policy", f"category {category} {'on' if enabled else 'off'}")
         await self._show_policy(interaction)
 
     @governance.command(name="rule-add")
@@ -275,14 +276,7 @@ class GovernanceCog(commands.Cog):
             category=category,
             created_by_id=interaction.user.id,
         )
-        await gov.add_audit(
-            self.bot.db,
-            guild_id=interaction.guild.id,
-            kind="rule",
-            actor_id=interaction.user.id,
-            actor_name=interaction.user.display_name,
-            detail=f"added rule #{rule.id}: {kind} {pattern!r} → {category}",
-        )
+        await self._record(interaction, "rule", f"added rule #{rule.id}: {kind} {pattern!r} → {category}")
         await interaction.response.send_message(f"Rule #{rule.id} added.", ephemeral=True)
 
     @governance.command(name="rule-remove")
@@ -295,14 +289,7 @@ class GovernanceCog(commands.Cog):
         if not await gov.remove_guild_rule(self.bot.db, interaction.guild.id, rule_id):
             await interaction.response.send_message(f"There is no server rule #{rule_id}.", ephemeral=True)
             return
-        await gov.add_audit(
-            self.bot.db,
-            guild_id=interaction.guild.id,
-            kind="rule",
-            actor_id=interaction.user.id,
-            actor_name=interaction.user.display_name,
-            detail=f"removed rule #{rule_id}",
-        )
+        await self._record(interaction, "rule", f"removed rule #{rule_id}")
         await interaction.response.send_message(f"Rule #{rule_id} removed.", ephemeral=True)
 
     @governance.command(name="halt")
@@ -365,12 +352,12 @@ class GovernanceCog(commands.Cog):
         )
         return False
 
-    async def _record_policy(self, interaction: discord.Interaction, detail: str) -> None:
+    async def _record(self, interaction: discord.Interaction, kind: str, detail: str) -> None:
         assert interaction.guild is not None
         await gov.add_audit(
             self.bot.db,
             guild_id=interaction.guild.id,
-            kind="policy",
+            kind=kind,
             actor_id=interaction.user.id,
             actor_name=interaction.user.display_name,
             detail=detail,
