@@ -1,4 +1,4 @@
-"""`python -m bot`: settings → database (migrated) → bot."""
+"""`python -m bot`: settings → database (migrated) → bot. `python -m bot rehearse …`: a council in the terminal."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 import discord
 
+from bot import rehearse
 from bot.app import CouncilBot
 from bot.catalog import Catalog, CatalogError
 from bot.governance.rules import RuleBook, RuleFileError
@@ -28,14 +29,25 @@ async def run(settings: Settings, catalog: Catalog, rulebook: RuleBook) -> None:
         await db.close()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rehearsing = bool(argv) and argv[0] == "rehearse"
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(require_token=not rehearsing)
         catalog = Catalog.load(settings.members_file)
         rulebook = RuleBook.load()
         async_url(settings.database_url)  # a bad DATABASE_URL is reported before logging in
     except (SettingsError, CatalogError, DatabaseURLError, RuleFileError) as error:
         print(f"AI Council cannot start: {error}", file=sys.stderr)
+        return 2
+    if rehearsing:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return rehearse.main(argv[1:], settings, catalog)
+    if argv:
+        print(
+            f"Unknown arguments: {' '.join(argv)}. Run `python -m bot` or `python -m bot rehearse --help`.",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # These log SQL parameters (message text) at DEBUG; transcripts belong in the database, not the log.

@@ -31,13 +31,15 @@ class Settings:
     context_budget_tokens: int = 6000
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True, require_token: bool = True
+    ) -> Settings:
         """Read settings; `.env` in the working directory fills in what the environment lacks."""
         if dotenv and env is None:
             load_dotenv(override=False)
         source = os.environ if env is None else env
         token = source.get("DISCORD_TOKEN", "").strip()
-        if not token:
+        if not token and require_token:
             raise SettingsError(
                 "DISCORD_TOKEN is not set. The bot needs its Discord bot token to log in: create an "
                 "application at https://discord.com/developers/applications, add a bot, copy its token "

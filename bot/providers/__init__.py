@@ -6,6 +6,7 @@ import aiohttp
 
 from bot.providers.anthropic import AnthropicClient
 from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderClient, ProviderError, StreamDelta
+from bot.providers.echo import EchoClient
 from bot.providers.openai_compat import OpenAICompatClient
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, is_retriable
 
@@ -39,6 +40,8 @@ def make_client(
 
     `name` is what error messages call the provider ("DeepSeek: rate limited ..."); it defaults to `provider`.
     """
+    if provider == "echo":  # the offline rehearsal member: no network at all
+        return EchoClient(name or provider)
     if provider == "anthropic":
         if not api_key:
             raise ValueError("the anthropic provider needs an API key")
