@@ -57,7 +57,9 @@ class CouncilBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.http_session = aiohttp.ClientSession()
-        self.providers = ProviderPool(self.http_session, self.provider_env)
+        self.providers = ProviderPool(
+            self.http_session, self.provider_env, max_concurrency=self.settings.provider_max_concurrency
+        )
         # Escalation buttons posted by an earlier run of the bot keep working.
         self.add_dynamic_items(EscalationButton)
         for extension in EXTENSIONS:

@@ -29,6 +29,7 @@ class Settings:
     max_councils_per_server: int = 10
     max_convenes_per_hour: int = 6
     context_budget_tokens: int = 6000
+    provider_max_concurrency: int = 8
 
     @classmethod
     def from_env(
@@ -60,6 +61,7 @@ class Settings:
                 ("MAX_COUNCILS_PER_SERVER", 10),
                 ("MAX_CONVENES_PER_HOUR", 6),
                 ("CONTEXT_BUDGET_TOKENS", 6000),
+                ("PROVIDER_MAX_CONCURRENCY", 8),
             )
         }
         if limits["context_budget_tokens"] < 1000:

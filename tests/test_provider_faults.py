@@ -586,12 +586,13 @@ def test_what_is_worth_retrying(kind: str, status: int | None, expected: bool) -
 
 async def test_pool_wraps_every_member_and_shares_breakers_per_endpoint(session: aiohttp.ClientSession) -> None:
     pool = ProviderPool(session, {"FAULT_KEY": KEY})
-    a = pool(member("A", "openai", "https://api.example.com/v1", "x"))
-    b = pool(member("B", "openai", "https://API.example.com/v1/", "y"))
-    c = pool(member("C", "anthropic", "https://api.example.com", "z"))
+    # The pool's client counts calls around the retry layer (CountedClient → ResilientClient → limits).
+    a = pool(member("A", "openai", "https://api.example.com/v1", "x")).inner  # type: ignore[attr-defined]
+    b = pool(member("B", "openai", "https://API.example.com/v1/", "y")).inner  # type: ignore[attr-defined]
+    c = pool(member("C", "anthropic", "https://api.example.com", "z")).inner  # type: ignore[attr-defined]
     assert isinstance(a, ResilientClient) and isinstance(c, ResilientClient) and isinstance(b, ResilientClient)
     assert a.breaker is b.breaker is pool.breaker_for("https://api.example.com/v1")
     assert c.breaker is not a.breaker
     assert a.policy == RetryPolicy() and a.breaker is not None and a.breaker.policy == BreakerPolicy()
-    assert pool(member("A", "openai", "https://api.example.com/v1", "x")) is a
+    assert pool(member("A", "openai", "https://api.example.com/v1", "x")).inner is a  # type: ignore[attr-defined]
     assert KEY not in repr(a)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ import aiohttp
 from bot.catalog import MemberSpec
 from bot.providers import make_client
 from bot.providers.base import ProviderClient
+from bot.providers.limits import CountedClient, LimitedClient, ProviderStats
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, endpoint_of
 
 
@@ -30,6 +32,7 @@ class ProviderPool:
         breaker: BreakerPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        max_concurrency: int = 8,
     ) -> None:
         self._session = session
         self._env = env
@@ -39,6 +42,9 @@ class ProviderPool:
         self._rand = rand
         self._clients: dict[str, ProviderClient] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._max_concurrency = max_concurrency
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self.stats = ProviderStats()
 
     def __call__(self, spec: MemberSpec) -> ProviderClient:
         client = self._clients.get(spec.name)
@@ -46,9 +52,13 @@ class ProviderPool:
             inner = make_client(
                 spec.provider, self._session, base_url=spec.base_url, api_key=spec.api_key(self._env), name=spec.name
             )
-            client = ResilientClient(
-                inner, policy=self._retry, breaker=self.breaker_for(spec.base_url), rand=self._rand
+            endpoint = endpoint_of(spec.base_url)
+            slots = self._slots.setdefault(endpoint, asyncio.Semaphore(self._max_concurrency))
+            limited = LimitedClient(inner, slots, endpoint, self.stats)
+            resilient = ResilientClient(
+                limited, policy=self._retry, breaker=self.breaker_for(spec.base_url), rand=self._rand
             )
+            client = CountedClient(resilient, self.stats)
             self._clients[spec.name] = client
         return client
 
