@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.catalog import Catalog
 from bot.governance.rules import RuleBook
+from bot.health import BotView, HealthServer
 from bot.providers.pool import ProviderPool
 from bot.settings import Settings
 from cogs.governance._views import EscalationButton
@@ -52,6 +53,7 @@ class CouncilBot(commands.Bot):
         self.sync_commands = sync_commands
         self.provider_env = provider_env
         self.http_session: aiohttp.ClientSession | None = None
+        self.health: HealthServer | None = None
         self.providers: ProviderPool
         self.tree.on_error = self.on_app_command_error
 
@@ -66,6 +68,16 @@ class CouncilBot(commands.Bot):
             await self.load_extension(extension)
         if self.sync_commands:
             await self.sync_commands_if_changed()
+        if self.settings.health_port is not None:
+            await self.start_health(self.settings.health_port)
+
+    async def start_health(self, port: int) -> int:
+        """Serve /health and /metrics; returns the port actually bound (0 picks a free one)."""
+        view = BotView(is_ready=self.is_ready, shard_latencies=self.shard_latencies)
+        self.health = HealthServer(view, self.db, self.providers.stats, host=self.settings.health_host, port=port)
+        bound = await self.health.start()
+        log.info("Health and metrics on http://%s:%s/health and /metrics", self.settings.health_host, bound)
+        return bound
 
     async def sync_commands_if_changed(self) -> None:
         """Sync slash commands only when their definitions changed since the last sync."""
@@ -77,7 +89,16 @@ class CouncilBot(commands.Bot):
         await repo.set_state_value(self.db, COMMAND_HASH_KEY, digest)
         log.info("Synced %d slash command(s) with Discord (new commands may take a minute to appear)", len(synced))
 
+    def shard_latencies(self) -> dict[int, float]:
+        """Heartbeat latency in seconds per shard this process runs."""
+        latencies = getattr(self, "latencies", None)  # AutoShardedBot: [(shard id, latency), ...]
+        if latencies:
+            return dict(latencies)
+        return {self.shard_id or 0: self.latency}
+
     async def close(self) -> None:
+        if self.health is not None:
+            await self.health.stop()
         for extension in list(self.extensions):
             await self.unload_extension(extension)
         if self.http_session is not None:

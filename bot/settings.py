@@ -30,6 +30,8 @@ class Settings:
     max_convenes_per_hour: int = 6
     context_budget_tokens: int = 6000
     provider_max_concurrency: int = 8
+    health_port: int | None = None
+    health_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(
@@ -66,8 +68,13 @@ class Settings:
         }
         if limits["context_budget_tokens"] < 1000:
             raise SettingsError("CONTEXT_BUDGET_TOKENS must be at least 1000: the roles and topic alone need room.")
+        health_text = source.get("HEALTH_PORT", "").strip()
+        if health_text and (not health_text.isdigit() or not 1 <= int(health_text) <= 65535):
+            raise SettingsError(f"HEALTH_PORT must be a port number from 1 to 65535, not {health_text!r}.")
         return cls(
             discord_token=token,
+            health_port=int(health_text) if health_text else None,
+            health_host=source.get("HEALTH_HOST", "").strip() or "127.0.0.1",
             database_url=source.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             members_file=Path(source.get("MEMBERS_FILE", "").strip() or DEFAULT_MEMBERS_FILE),
             provider_timeout=timeout,
