@@ -51,6 +51,7 @@ class Database:
     """One async engine and its session factory."""
 
     def __init__(self, url: str, *, connect_args: Mapping[str, Any] | None = None) -> None:
+        self._connect_args = dict(connect_args or {})
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         options: dict[str, Any] = {"connect_args": dict(connect_args or {})}
@@ -73,6 +74,10 @@ class Database:
         """Bring the schema to the newest Alembic revision."""
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade_head)
+
+    def twin(self) -> Database:
+        """Another pool on the same database, as a second process of the bot would have."""
+        return Database(self.url, connect_args=self._connect_args)
 
     async def close(self) -> None:
         await self.engine.dispose()
