@@ -17,6 +17,7 @@ from bench import figures
 from bench.ack import ack_latency
 from bench.report import Figure, exit_status, failed
 from bench.rig import bench_keys
+from bench.streaming import streaming_edits
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ GROUPS = (
     Group("concurrency", lambda w, quick: figures.concurrent_councils(w, councils=40 if quick else 200), 200),
     Group("prompts", lambda w, quick: figures.prompt_budget(w, turns=300), 120),
     Group("ack", lambda w, quick: ack_latency(w, running=50, samples=30 if quick else 100), 120),
+    Group("streaming", lambda w, quick: streaming_edits(w, tokens=1000, seconds=5.0), 60),
 )
 
 

@@ -126,6 +126,8 @@ async def ack_latency(
                 max_councils_per_user=UNLIMITED,
                 max_councils_per_server=UNLIMITED,
                 max_convenes_per_hour=UNLIMITED,
+                # One fake endpoint stands for many providers here: the per-endpoint cap would queue them.
+                provider_max_concurrency=UNLIMITED,
             )
             harness = await DiscordHarness.start(CouncilBot(settings, catalog, db), monkeypatch)
             engine: CouncilEngine = harness.bot.get_cog("CouncilCog").engine  # type: ignore[union-attr]

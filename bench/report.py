@@ -21,10 +21,11 @@ class Figure:
     target: float | None = None
     cmp: Comparison = "<="
     extra: dict[str, Any] = field(default_factory=dict)
+    valid: bool = True  # False: a condition beside the target failed (e.g. a streamed reply did not end exact)
 
     @property
     def ok(self) -> bool:
-        if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
+        if not self.valid or self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
             return False
         if self.target is None:
             return True

@@ -65,6 +65,18 @@ def prose_reply(model: str, call_number: int) -> str:
     return f"{model} reply #{call_number}. " + " ".join(sentences)
 
 
+def prose_words(words: int) -> str:
+    """Exactly `words` words of the same harmless prose, with a paragraph break every four sentences."""
+    out: list[str] = []
+    count = index = 0
+    while count < words:
+        sentence = _PROSE[index % len(_PROSE)].split()[: words - count]
+        count += len(sentence)
+        index += 1
+        out.append(" ".join(sentence) + ("\n\n" if index % 4 == 0 else " "))
+    return "".join(out).strip()
+
+
 @dataclass(frozen=True, slots=True)
 class BenchMember:
     name: str

@@ -39,6 +39,32 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
     return [chunk for chunk in chunks if chunk.strip()]
 
 
+def split_head(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> tuple[str, int, str] | None:
+    """Where a text still being written leaves its first message: None while it fits in one.
+
+    Otherwise (head, used, reopen): `head` is exactly `split_message(text, limit)[0]`, the first
+    `used` characters of `text` are in it, and the rest continues as `reopen + text[used:]`, where
+    `reopen` opens again the code block the head had to close ("" when none is open). Text that
+    arrives later never moves a boundary already chosen, because the piece that did not fit, and
+    everything after it, stays in the rest.
+    """
+    if limit < 40:
+        raise ValueError("limit too small to keep code fences balanced")
+    stripped = text.strip()
+    lead = len(text) - len(text.lstrip())
+    current = ""
+    fence_lang: str | None = None
+    for piece in _pieces(stripped, limit - 8):  # the same walk as split_message's first chunk
+        candidate = current + piece
+        closer = "\n```" if _fence_after(piece, fence_lang) is not None else ""
+        if current and len(candidate.rstrip()) + len(closer) > limit:
+            reopen = f"```{fence_lang}\n" if fence_lang is not None else ""
+            return _close(current, fence_lang), lead + len(current), reopen
+        current = candidate
+        fence_lang = _fence_after(piece, fence_lang)
+    return None
+
+
 def _close(chunk: str, fence_lang: str | None) -> str:
     chunk = chunk.rstrip()
     return chunk + "\n```" if fence_lang is not None else chunk

@@ -99,8 +99,12 @@ class CouncilMessage(SQLModel, table=True):
     tokens_in: int = 0
     tokens_out: int = 0
     discord_message_ids: str = Field(default="", sa_type=Text)
-    # visible: shown and in context; held: awaiting a moderator; withheld: rejected, never shown to members.
+    # visible: shown and in context; held: awaiting a moderator; withheld: rejected, never shown to members;
+    # private: a note only its author reads; streaming: a member reply being shown as it is written (its
+    # words so far, in no one's context yet).
     visibility: str = Field(default="visible", max_length=10)
+    # Set once the line shows in Discord in full. A streamed line records its message ids while it is
+    # written, so ids without posted_at mean "shown, not yet confirmed final" (see bot/council/streaming.py).
     posted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.database import Database
@@ -202,6 +202,87 @@ async def record_posted(db: Database, message_id: int, discord_message_ids: Sequ
             .where(CouncilMessage.id == message_id)
             .values(discord_message_ids=",".join(str(i) for i in discord_message_ids), posted_at=utcnow())
         )
+
+
+async def save_stream_progress(db: Database, message_id: int, content: str, discord_message_ids: Sequence[int]) -> None:
+    """What a streaming line shows so far, and where: a crash leaves exactly that in the database."""
+    async with db.session() as session:
+        await session.execute(
+            update(CouncilMessage)
+            .where(CouncilMessage.id == message_id, CouncilMessage.visibility == "streaming")
+            .values(content=content, discord_message_ids=",".join(str(i) for i in discord_message_ids))
+        )
+
+
+async def complete_stream(
+    db: Database,
+    message: CouncilMessage,
+    *,
+    content: str,
+    visibility: str = "visible",
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    discord_message_ids: Sequence[int] | None = None,
+) -> bool:
+    """Store a streamed line's final words (or its words and the cut note); False if it was no longer
+    streaming. It stays unconfirmed (`posted_at` unset) until `record_posted`, so a restart in between
+    shows the final words. Tokens go to the council's totals in the same transaction, as in add_message."""
+    values: dict[str, object] = {
+        "content": content,
+        "visibility": visibility,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+    }
+    if discord_message_ids is not None:
+        values["discord_message_ids"] = ",".join(str(i) for i in discord_message_ids)
+    async with db.session() as session:
+        result = await session.execute(
+            update(CouncilMessage)
+            .where(CouncilMessage.id == message.id, CouncilMessage.visibility == "streaming")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            return False
+        if tokens_in or tokens_out:
+            await session.execute(
+                update(Council)
+                .where(Council.id == message.council_id)
+                .values(tokens_in=Council.tokens_in + tokens_in, tokens_out=Council.tokens_out + tokens_out)
+            )
+    for key, value in values.items():
+        setattr(message, key, value)
+    return True
+
+
+async def councils_with_unfinished_streams(db: Database) -> list[int]:
+    """Councils with a streamed line a stopped process left half-shown or unconfirmed (see `unfinished_streams`)."""
+    async with db.session() as session:
+        result = await session.execute(
+            select(CouncilMessage.council_id).where(_unfinished_stream()).distinct().order_by(CouncilMessage.council_id)
+        )
+        return list(result.scalars())
+
+
+async def unfinished_streams(db: Database, council_id: int) -> list[CouncilMessage]:
+    """The council's streamed lines still `streaming`, or final but not confirmed in Discord
+    (visible, message ids recorded, `posted_at` unset), oldest first."""
+    async with db.session() as session:
+        result = await session.execute(
+            select(CouncilMessage)
+            .where(CouncilMessage.council_id == council_id, _unfinished_stream())
+            .order_by(CouncilMessage.id)
+        )
+        return list(result.scalars())
+
+
+def _unfinished_stream() -> ColumnElement[bool]:
+    return (CouncilMessage.visibility == "streaming") | (
+        (CouncilMessage.visibility == "visible")
+        & (CouncilMessage.author_kind == "ai")
+        & CouncilMessage.posted_at.is_(None)
+        & (CouncilMessage.discord_message_ids != "")
+    )
 
 
 async def transcript(db: Database, council_id: int, *, up_to_id: int | None = None) -> list[CouncilMessage]:

@@ -14,7 +14,8 @@ import pytest
 from bench.__main__ import main
 from bench.figures import round_ratios
 from bench.report import Figure, exit_status, failed, percentile
-from bench.rig import BENCH_KEYS
+from bench.rig import BENCH_KEYS, prose_words
+from bench.streaming import streaming_edits
 
 REQUIRED_KEYS = {"name", "value", "unit", "target", "ok"}
 
@@ -30,6 +31,7 @@ def test_a_figure_is_one_json_line_with_its_verdict() -> None:
     assert Figure("concurrent_councils", 2400, "messages", 2400, cmp=">=").ok
     assert not Figure("concurrent_councils", 2399, "messages", 2400, cmp=">=").ok
     assert Figure("message_cycle_ms_p50", 3.0, "ms").ok  # reported, not judged
+    assert not Figure("streaming_edits_per_message", 2, "edits", 6, valid=False).ok  # e.g. the text was not exact
 
 
 def test_exit_status_is_1_when_any_target_is_missed_or_a_measurement_broke() -> None:
@@ -70,3 +72,13 @@ async def test_round_ratios_run_the_real_engine(tmp_path: Path, monkeypatch: pyt
     assert parallel["ideal_s"] == 0.05 and round_robin["ideal_s"] == 0.07
     # Both members answered, one after the other or at once: never faster than the latencies allow.
     assert parallel["wall_s"][0] >= 0.05 and round_robin["wall_s"][0] >= 0.07
+
+
+async def test_streaming_edits_run_the_real_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in BENCH_KEYS.items():
+        monkeypatch.setenv(name, value)
+    assert len(prose_words(450).split()) == 450
+    [figure] = await streaming_edits(tmp_path, tokens=450, seconds=1.5)
+    record = json.loads(figure.line())
+    assert record["name"] == "streaming_edits_per_message" and record["final_text_exact"] is True
+    assert record["messages"] == 2 and record["value"] >= 1 and record["edits_total"] >= 2

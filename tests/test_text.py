@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bot.text import DISCORD_MESSAGE_LIMIT, split_message
+from bot.text import DISCORD_MESSAGE_LIMIT, split_head, split_message
 
 
 def test_short_text_is_one_message() -> None:
@@ -54,6 +54,40 @@ def test_random_text_fits_and_loses_nothing(seed: int) -> None:
         parts.append(rng.choice(["word", "longerword", "a", "sentence.", "\n", "\n\n", "```", "```js"]))
     text = " ".join(parts)
     chunks = split_message(text, limit=300)
+    assert all(len(c) <= 300 for c in chunks)
+    original = [t for t in text.split() if not t.startswith("```")]
+    recovered = [t for c in chunks for t in c.split() if not t.startswith("```")]
+    assert recovered == original
+
+
+def test_split_head_is_the_first_message_and_says_where_the_rest_begins() -> None:
+    assert split_head("Short.") is None
+    code = "\n".join(f"value_{i} = compute({i})" for i in range(150))
+    text = f"Here is the plan.\n\n```python\n{code}\n```\n\nThat is all."
+    head = split_head(text)
+    assert head is not None
+    words, used, reopen = head
+    assert words == split_message(text)[0] and reopen == "```python\n"
+    assert text[used:].startswith("value_") and words.endswith("\n```")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_reply_laid_out_while_it_streams_fits_and_loses_nothing(seed: int) -> None:
+    rng = random.Random(seed)
+    parts = [rng.choice(["word", "longerword", "a", "sentence.", "\n", "\n\n", "```", "```js"]) for _ in range(400)]
+    text = " ".join(parts)
+    # Boundaries are chosen from the text as it grows, and never move afterwards.
+    layout: list[str] = []
+    start, reopen = 0, ""
+    for end in range(1, len(text) + 1, 7):
+        segment = reopen + text[start:end]
+        while (head := split_head(segment, 300)) is not None:
+            words, used, reopen_next = head
+            layout.append(words)
+            start += used - len(reopen)
+            reopen = reopen_next
+            segment = reopen + text[start:end]
+    chunks = layout + split_message(reopen + text[start:], 300)
     assert all(len(c) <= 300 for c in chunks)
     original = [t for t in text.split() if not t.startswith("```")]
     recovered = [t for c in chunks for t in c.split() if not t.startswith("```")]

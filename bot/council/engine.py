@@ -15,6 +15,7 @@ from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, build_request
 from bot.council.publisher import CouncilPublisher, PlaceGone
 from bot.council.seats import Seat
+from bot.council.streaming import CONCLUDED, STOPPED, StreamedTurns
 from bot.governance.gate import GovernanceGate
 from bot.providers.base import ProviderClient, ProviderError
 from storage import repository as repo
@@ -77,6 +78,7 @@ class CouncilEngine:
         gate: GovernanceGate | None = None,
         limits: ConveneLimits | None = None,
         context_budget: int | None = 6000,
+        stream_replies: bool = False,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -86,6 +88,10 @@ class CouncilEngine:
         self.moderation = CouncilModeration(self, gate) if gate is not None else None
         self.limits = limits or ConveneLimits()
         self.context_budget = context_budget
+        # Show member replies while they are written, where the server's policy allows (bot/council/streaming.py).
+        self.stream_replies = stream_replies
+        self.streaming = StreamedTurns(self)
+        self._ending: set[int] = set()  # councils being concluded while their runner is stopped
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
         self._waiting: set[int] = set()
@@ -177,6 +183,16 @@ class CouncilEngine:
         for council in councils:
             if council.thread_id is not None and council.id not in self._tasks:
                 self._spawn(council.id)
+        # A council that is not running (paused, held, ended) may still show a reply cut short by the stop.
+        for council_id in await repo.councils_with_unfinished_streams(self.db):
+            idle = await repo.get_council(self.db, council_id)
+            if idle is not None and idle.thread_id is not None and council_id not in self._tasks:
+                try:
+                    await self.streaming.recover(idle)
+                except Exception:
+                    log.exception(
+                        "Council %s: a streamed reply could not be finished; retried at the next start", council_id
+                    )
         return [c.id for c in councils if c.id in self._tasks]
 
     async def shutdown(self) -> None:
@@ -219,8 +235,12 @@ class CouncilEngine:
             return False
         task = self._tasks.get(council_id)
         if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            self._ending.add(council_id)  # a reply streaming now is finished with a note, not left as it is
+            try:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            finally:
+                self._ending.discard(council_id)
         await self._finish(council_id)
         return True
 
@@ -305,6 +325,10 @@ class CouncilEngine:
                 seats.append(Seat(spec, member.role, member.benched))
         return tuple(seats)
 
+    def is_ending(self, council_id: int) -> bool:
+        """Whether the council's runner is being stopped because the council is concluded."""
+        return council_id in self._ending
+
     def is_waiting(self, task: asyncio.Task[object]) -> bool:
         """Whether `task` is a council runner blocked until someone resumes, decides or lifts a halt."""
         return any(self._tasks.get(council_id) is task for council_id in self._waiting)
@@ -330,6 +354,7 @@ class CouncilEngine:
             council = await repo.get_council(self.db, council_id)
             if council is None:
                 return
+            await self.streaming.recover(council)
             await self._post_unposted(council, await self.seats(council_id), recovering=True)
             if self.moderation is not None:
                 await self.moderation.restore(council)
@@ -429,28 +454,12 @@ class CouncilEngine:
             budget_tokens=self.context_budget,
         )
         started = time.perf_counter()
+        if up_to_id is None and await self.streaming.allowed(council):
+            return await self.streaming.turn(council, seat, round_number, request, started)
         try:
             completion = await self.clients(seat.spec).complete(request, timeout=self.provider_timeout)
         except ProviderError as error:
-            log.warning(
-                "turn failed council=%s member=%s round=%s duration_ms=%.0f error=%s",
-                council.id,
-                seat.name,
-                round_number,
-                (time.perf_counter() - started) * 1000,
-                error.kind,
-            )
-            message, _ = await repo.add_message(
-                self.db,
-                council_id=council.id,
-                round_number=round_number,
-                author_kind="system",
-                author_name=seat.name,
-                turn_key=f"failed:r{round_number}:{seat.name}",
-                content=f"⚠️ {seat.name} could not answer in round {round_number}: {error}",
-            )
-            await self._bench_if_failing(council, seat, round_number)
-            return message
+            return await self.turn_failed(council, seat, round_number, error, started)
         # One line per turn, never the words themselves: logs are for operators, transcripts for members.
         log.info(
             "turn council=%s member=%s round=%s duration_ms=%.0f tokens_in=%s tokens_out=%s",
@@ -484,6 +493,39 @@ class CouncilEngine:
                 author_name=seat.name,
                 content=message.content,
             )
+        return message
+
+    async def turn_failed(
+        self,
+        council: Council,
+        seat: Seat,
+        round_number: int,
+        error: ProviderError,
+        started: float,
+        *,
+        cut: bool = False,
+    ) -> CouncilMessage:
+        """Store the notice for a turn the member could not answer (or, `cut`, not finish), to post next."""
+        log.warning(
+            "turn failed council=%s member=%s round=%s duration_ms=%.0f error=%s cut=%d",
+            council.id,
+            seat.name,
+            round_number,
+            (time.perf_counter() - started) * 1000,
+            error.kind,
+            cut,
+        )
+        what = "could not finish its reply" if cut else "could not answer"
+        message, _ = await repo.add_message(
+            self.db,
+            council_id=council.id,
+            round_number=round_number,
+            author_kind="system",
+            author_name=seat.name,
+            turn_key=f"failed:r{round_number}:{seat.name}",
+            content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
+        )
+        await self._bench_if_failing(council, seat, round_number)
         return message
 
     async def show(self, council: Council, message: CouncilMessage) -> None:
@@ -531,15 +573,16 @@ class CouncilEngine:
     async def _post_once(
         self, council: Council, seats: Sequence[Seat], message: CouncilMessage, *, recovering: bool = False
     ) -> None:
-        if message.discord_ids or message.visibility != "visible":
+        if message.visibility != "visible":
             return
-        seat = next((s for s in seats if s.name == message.author_name), None)
-        if message.author_kind == "ai" and seat is not None:
-            ids = await self.publisher.post_member_message(council, seat, message.content, recovering=recovering)
-        else:
-            ids = await self.publisher.post_notice(council, message.content, recovering=recovering)
-        await repo.record_posted(self.db, message.id, ids)
-        message.discord_message_ids = ",".join(map(str, ids))
+        if not message.discord_ids:  # a streamed reply is shown already; its notices still follow it
+            seat = next((s for s in seats if s.name == message.author_name), None)
+            if message.author_kind == "ai" and seat is not None:
+                ids = await self.publisher.post_member_message(council, seat, message.content, recovering=recovering)
+            else:
+                ids = await self.publisher.post_notice(council, message.content, recovering=recovering)
+            await repo.record_posted(self.db, message.id, ids)
+            message.discord_message_ids = ",".join(map(str, ids))
         # Notices about this line (moderators notified, member benched) follow it directly. After a
         # restart they are posted in transcript order anyway, so knowing them in memory is enough.
         notice_key = self._follow_ups.pop((council.id, message.turn_key), None)
@@ -563,6 +606,7 @@ class CouncilEngine:
         if council is None:
             return
         try:
+            await self.streaming.recover(council, CONCLUDED if council.state == "concluded" else STOPPED)
             await self._post_unposted(council, await self.seats(council_id))
         except PlaceGone:
             log.warning("Council %s ended without its thread; its transcript is kept", council_id)

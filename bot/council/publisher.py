@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.council.seats import Seat
@@ -13,6 +14,47 @@ class PlaceGone(Exception):
     """The council's thread is gone or closed to the bot: nothing more can be shown there."""
 
 
+def cut_text(text: str, reason: str) -> str:
+    """A reply that stopped before its end, as it is shown and stored: its words, then why it stopped."""
+    return f"{text.rstrip()}\n\n✂️ cut off: {reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTrace:
+    """Where a reply whose stream was interrupted (the process stopped) may already show.
+
+    `message_ids`: the messages recorded for it, in order. `after_id`: the newest message recorded for
+    the council before it; the member's messages after that one that nobody recorded belong to it too.
+    """
+
+    message_ids: tuple[int, ...]
+    after_id: int | None
+
+
+class MemberStream(Protocol):
+    """One member reply shown while it is written. Only the engine's runner calls it, one call at a time."""
+
+    def wants(self, text: str) -> bool:
+        """Whether `update(text)` would show it now: the first words at once, later ones at the
+        publisher's own pace (about once a second), and only when they change what is shown."""
+        ...
+
+    async def update(self, text: str) -> list[int] | None:
+        """Show the reply so far if `wants(text)`; the ids of every message holding it when this call
+        showed it, None when it showed nothing."""
+        ...
+
+    async def finish(self, text: str, *, cut_note: str | None = None) -> list[int]:
+        """Show exactly `text` (with `cut_note` after it, as `cut_text` renders it), removing any
+        message it no longer needs; the ids of all messages that hold it."""
+        ...
+
+    async def close(self) -> None:
+        """Stop showing the member as typing (the reply ended, or the turn was abandoned). Safe to call
+        more than once; `finish` may still follow."""
+        ...
+
+
 class CouncilPublisher(Protocol):
     async def post_member_message(
         self, council: Council, seat: Seat, content: str, *, recovering: bool = False
@@ -22,6 +64,11 @@ class CouncilPublisher(Protocol):
         With `recovering`, the words may already be there (the process died between posting and
         recording): look in the thread's recent history first and post only what is missing.
         """
+        ...
+
+    async def open_stream(self, council: Council, seat: Seat, *, resume: StreamTrace | None = None) -> MemberStream:
+        """Start showing a member's reply as it is written; the member is shown as typing until its first
+        words. With `resume`, the stream finishes a reply an earlier process had started showing."""
         ...
 
     async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:

@@ -52,6 +52,7 @@ class CouncilCog(commands.Cog):
             provider_timeout=settings.provider_timeout,
             gate=GovernanceGate(bot.db, bot.rulebook, bot.catalog, bot.providers),
             context_budget=settings.context_budget_tokens,
+            stream_replies=True,  # where the server's policy allows it: `notify` without a judge
             limits=ConveneLimits(
                 running_per_user=settings.max_councils_per_user,
                 running_per_server=settings.max_councils_per_server,

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from bot.council.publisher import PlaceGone
+from bot.council.publisher import PlaceGone, StreamTrace
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
 from cogs.council import _embeds
+from cogs.council._stream import EDIT_INTERVAL, DiscordMemberStream
 from cogs.governance import _embeds as governance_embeds
 from cogs.governance._views import escalation_view
 from storage.models import Council, Escalation
@@ -33,8 +34,9 @@ NO_MENTIONS = discord.AllowedMentions.none()
 class DiscordPublisher:
     """The engine's CouncilPublisher for Discord. One webhook per channel, created once and reused."""
 
-    def __init__(self, bot: CouncilBot) -> None:
+    def __init__(self, bot: CouncilBot, *, edit_interval: float = EDIT_INTERVAL) -> None:
         self.bot = bot
+        self.edit_interval = edit_interval  # between two edits of one streamed message
         self._webhooks: dict[int, discord.Webhook] = {}
         self._webhook_locks: dict[int, asyncio.Lock] = {}
 
@@ -47,6 +49,17 @@ class DiscordPublisher:
         for chunk in chunks[len(ids) :]:
             ids.append(await self._send_as_member(council, thread, seat, chunk))
         return ids
+
+    async def open_stream(
+        self, council: Council, seat: Seat, *, resume: StreamTrace | None = None
+    ) -> DiscordMemberStream:
+        """A member reply shown as it is written (see cogs/council/_stream.py)."""
+        stream = DiscordMemberStream(self, council, seat, await self._thread(council), interval=self.edit_interval)
+        if resume is None:
+            await stream.start_typing()
+        else:
+            await stream.resume(resume, (await self._webhook(council.channel_id)).id)
+        return stream
 
     async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
         thread = await self._thread(council)

@@ -167,6 +167,7 @@ class DiscordHarness:
     def _wire(bot: discord.ext.commands.Bot) -> Any:
         """Re-attach what dpytest.configure() drops; returns the bot's (fake) connection state."""
         state = bot._connection
+        state.loop = asyncio.get_running_loop()  # set by Client._async_setup_hook on the state configure() replaced
         state._command_tree = bot.tree
         bot.tree._state = state  # the tree keeps the old state/http for sync() otherwise
         bot.tree._http = bot.http
@@ -552,6 +553,10 @@ class DiscordHarness:
     def webhook_creations(self) -> dict[int, int]:
         """channel id -> how many times the bot created a webhook there."""
         return dict(self.server.webhook_creations)
+
+    def typing_in(self, channel_id: int) -> list[float]:
+        """When the bot sent a typing indicator in the channel or thread (loop time)."""
+        return [at for where, at in self.server.typing if where == channel_id]
 
     @property
     def reactions(self) -> list[Reaction]:

@@ -27,7 +27,7 @@ class ChannelRoutes:
         add("PATCH", "/channels/{channel_id}/messages/{message_id}", self.r_edit_message)
         add("DELETE", "/channels/{channel_id}/messages/{message_id}", self.r_delete_message)
         add("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self.r_react)
-        add("POST", "/channels/{channel_id}/typing", self.r_nothing)
+        add("POST", "/channels/{channel_id}/typing", self.r_typing)
         add("GET", "/channels/{channel_id}", self.r_get_channel)
         add("PATCH", "/channels/{channel_id}", self.r_edit_channel)
         add("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.r_thread_from_message)
@@ -44,6 +44,14 @@ class ChannelRoutes:
 
     async def r_nothing(self, request: Request) -> None:
         return None
+
+    async def r_typing(self, request: Request) -> None:
+        channel = self.server.resolve(int(request.params["channel_id"]))
+        if isinstance(channel, discord.Thread):
+            self.server.require(channel, "view_channel", "send_messages_in_threads")
+        elif isinstance(channel, discord.TextChannel):
+            self.server.require(channel, "view_channel", "send_messages")
+        self.server.typing.append((channel.id, self.server.now()))
 
     async def r_send(self, request: Request) -> JsonDict:
         channel = self.server.resolve(int(request.params["channel_id"]))

@@ -73,6 +73,7 @@ class FakeDiscord:
         self.execute_faults: list[str] = []
         self.webhooks: dict[int, WebhookInfo] = {}
         self.webhook_creations: Counter[int] = Counter()  # channel id -> POSTs that created one
+        self.typing: list[tuple[int, float]] = []  # (channel id, when) for every typing indicator sent
         self.interactions: dict[str, InteractionSession] = {}  # by token
         # Members by id, whatever discord.py caches (without the members intent it caches none).
         self.members: dict[int, discord.Member] = {}

@@ -1,0 +1,217 @@
+"""Member replies shown while they are written: nothing lost, nothing left half-written.
+
+Where: round-robin turns, when the engine is built with `stream_replies` (the Discord cog is) and, with
+moderation, only under a server policy of `notify` without a judge member. Under `hold`, or with a judge,
+a reply must be checked in full before any of it appears; parallel rounds post in seat order. Those keep
+the whole-reply path.
+
+How a streamed line is stored (one `council_message` row, under the turn's usual key):
+
+1. `streaming`: stored when the first words arrive, before anything is posted. `content` holds the
+   words shown so far, saved again before the publisher shows more (at most about once a second), and
+   `discord_message_ids` the messages holding them, saved as soon as a message exists. A crash leaves in
+   the database at least what the thread shows. No prompt includes the line yet.
+2. `visible` with message ids and no `posted_at`: the final words are stored (screened; or the words
+   that arrived plus a "✂️ cut off" note), not yet confirmed in Discord.
+3. `visible` with `posted_at`: the thread shows exactly `content` (`record_posted`).
+
+A process that stops between 1 and 3 leaves a line that the next start finishes before anything else:
+still streaming, it is finished as cut ("the bot restarted"); final but unconfirmed, it is shown in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+from bot.council.publisher import MemberStream, PlaceGone, StreamTrace, cut_text
+from bot.council.seats import Seat
+from bot.providers.base import ChatRequest, Completion, ProviderError
+from storage import repository as repo
+from storage.models import Council, CouncilMessage
+
+if TYPE_CHECKING:
+    from bot.council.engine import CouncilEngine
+
+log = logging.getLogger(__name__)
+
+RESTARTED = "the bot restarted before the reply was finished"
+CONCLUDED = "the council was concluded"
+STOPPED = "the council stopped before the reply was finished"
+THREAD_GONE = "the thread was deleted or closed"
+
+
+class StreamedTurns:
+    """The engine's streamed turns, and the finishing of those a stopped process left behind."""
+
+    def __init__(self, engine: CouncilEngine) -> None:
+        self.engine = engine
+        self.db = engine.db
+        self._completing: set[int] = set()  # lines whose final words this process is showing right now
+
+    async def allowed(self, council: Council) -> bool:
+        """Whether this council's next round-robin turn may be shown as it is written."""
+        if not self.engine.stream_replies:
+            return False
+        moderation = self.engine.moderation
+        if moderation is None:
+            return True
+        policy = await moderation.gate.policy(council.guild_id)
+        return policy.mode == "notify" and not policy.judge_member
+
+    async def turn(
+        self, council: Council, seat: Seat, round_number: int, request: ChatRequest, started: float
+    ) -> CouncilMessage:
+        """Ask one member for its turn and show the reply as it arrives; returns what is still to post
+        (the line itself, already shown, or the failure notice that follows a cut)."""
+        engine = self.engine
+        stream = await engine.publisher.open_stream(council, seat)
+        text = ""
+        line: CouncilMessage | None = None
+        completion: Completion | None = None
+        try:
+            client = engine.clients(seat.spec)
+            async with aclosing(client.stream(request, timeout=engine.provider_timeout)) as items:
+                async for item in items:
+                    if isinstance(item, Completion):
+                        completion = item
+                        continue
+                    text += item.text
+                    if not stream.wants(text):
+                        continue
+                    # Stored before it is shown (once per edit at most), so the database never holds
+                    # less than the thread shows; a new message's id is stored right after it exists.
+                    if line is None:
+                        line, _ = await repo.add_message(
+                            self.db,
+                            council_id=council.id,
+                            round_number=round_number,
+                            author_kind="ai",
+                            author_name=seat.name,
+                            turn_key=f"ai:r{round_number}:{seat.name}",
+                            content=text,
+                            visibility="streaming",
+                        )
+                    else:
+                        await repo.save_stream_progress(self.db, line.id, text, line.discord_ids)
+                    line.content = text
+                    shown = await stream.update(text)
+                    if shown is not None and shown != line.discord_ids:
+                        await repo.save_stream_progress(self.db, line.id, text, shown)
+                        line.discord_message_ids = ",".join(map(str, shown))
+            if completion is None or line is None:
+                raise ProviderError("empty", f"{client.name}: the stream ended without a reply")
+        except ProviderError as error:
+            if line is None:
+                return await engine.turn_failed(council, seat, round_number, error, started)
+            await asyncio.shield(self._cut(council, line, stream, text, str(error)))
+            return await engine.turn_failed(council, seat, round_number, error, started, cut=True)
+        except asyncio.CancelledError:
+            # Concluded mid-reply: say so where the words stop. A shutdown leaves it to the next start.
+            if line is not None and engine.is_ending(council.id):
+                await asyncio.shield(self._cut(council, line, stream, text, CONCLUDED))
+            raise
+        except PlaceGone:
+            if line is not None:  # nothing more can be shown: the database keeps what was, as cut
+                await repo.complete_stream(self.db, line, content=cut_text(text, THREAD_GONE))
+                await repo.record_posted(self.db, line.id, line.discord_ids)
+            raise
+        finally:
+            await stream.close()  # the typing indicator; finish() still works
+        log.info(
+            "turn council=%s member=%s round=%s duration_ms=%.0f tokens_in=%s tokens_out=%s streamed=1",
+            council.id,
+            seat.name,
+            round_number,
+            (time.perf_counter() - started) * 1000,
+            completion.input_tokens,
+            completion.output_tokens,
+        )
+        # Shielded like a post: once the final words are being stored and shown, they are finished.
+        return await asyncio.shield(self._complete(council, seat, line, stream, completion))
+
+    async def _complete(
+        self, council: Council, seat: Seat, line: CouncilMessage, stream: MemberStream, completion: Completion
+    ) -> CouncilMessage:
+        """Screen the whole reply, store it, and make the thread show exactly that (a self-flag line goes)."""
+        assert line.id is not None
+        self._completing.add(line.id)
+        try:
+            return await self._screen_and_show(council, seat, line, stream, completion)
+        finally:
+            self._completing.discard(line.id)
+
+    async def _screen_and_show(
+        self, council: Council, seat: Seat, line: CouncilMessage, stream: MemberStream, completion: Completion
+    ) -> CouncilMessage:
+        moderation = self.engine.moderation
+        screened = await moderation.screen_ai(council, seat.name, completion.text) if moderation else None
+        final = screened.text if screened else completion.text
+        tokens = {"tokens_in": completion.input_tokens, "tokens_out": completion.output_tokens}
+        if screened is not None and screened.hold:
+            # The server switched to `hold` while the reply streamed: take it down until a moderator decides.
+            await self.engine.publisher.delete_messages(council, line.discord_ids)
+            await repo.complete_stream(
+                self.db, line, content=final, visibility="held", discord_message_ids=[], **tokens
+            )
+        else:
+            if not await repo.complete_stream(self.db, line, content=final, **tokens):
+                return line  # finished already, as cut (the council was concluded meanwhile)
+            ids = await stream.finish(final)
+            await repo.record_posted(self.db, line.id, ids)
+            line.discord_message_ids = ",".join(map(str, ids))
+        if screened is not None and screened.concerns and moderation is not None:
+            await moderation.escalate(
+                council,
+                line,
+                screened.concerns,
+                screened.policy,
+                held=screened.hold,
+                author_name=seat.name,
+                content=final,
+            )
+        return line
+
+    async def _cut(self, council: Council, line: CouncilMessage, stream: MemberStream, text: str, reason: str) -> None:
+        """Finish a reply that stopped early: the words that arrived, then why it stopped."""
+        if await repo.complete_stream(self.db, line, content=cut_text(text, reason)):
+            ids = await stream.finish(text, cut_note=reason)
+            await repo.record_posted(self.db, line.id, ids)
+            line.discord_message_ids = ",".join(map(str, ids))
+
+    async def recover(self, council: Council, reason: str = RESTARTED) -> None:
+        """Finish the streamed lines a stopped runner left: a half-shown one as cut (for `reason`), a final
+        one in full."""
+        unfinished = await repo.unfinished_streams(self.db, council.id)
+        if not unfinished:
+            return
+        lines = await repo.transcript(self.db, council.id)
+        seats = {seat.name: seat for seat in await self.engine.seats(council.id)}
+        for line in unfinished:
+            if line.id in self._completing:
+                continue  # its runner, cancelled meanwhile, is still showing its final words
+            # Messages the runner posted before this line; the member's later ones belong to it.
+            earlier = [
+                i for other in lines if other.id < line.id and other.author_kind != "human" for i in other.discord_ids
+            ]
+            trace = StreamTrace(tuple(line.discord_ids), max(earlier, default=None))
+            text, note = line.content, None
+            if line.visibility == "streaming":
+                note = reason
+                await repo.complete_stream(self.db, line, content=cut_text(text, note))
+            ids = list(trace.message_ids)
+            seat = seats.get(line.author_name)
+            if seat is not None:
+                try:
+                    stream = await self.engine.publisher.open_stream(council, seat, resume=trace)
+                    try:
+                        ids = await stream.finish(text, cut_note=note)
+                    finally:
+                        await stream.close()
+                except PlaceGone:
+                    log.info("Council %s: line %s could not be finished, its thread is gone", council.id, line.id)
+            log.info("Council %s: finished streamed line %s left unfinished (cut=%s)", council.id, line.id, bool(note))
+            await repo.record_posted(self.db, line.id, ids)

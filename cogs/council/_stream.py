@@ -1,0 +1,198 @@
+"""A member reply shown in its thread while it is written: one webhook message, edited as words arrive.
+
+The bot shows itself typing in the thread until the member's first words, which create the message.
+Later words edit it at most once a second (EDIT_INTERVAL), and never when the text did not change.
+When the text no longer fits in one message, the message is finished at a safe boundary
+(`bot.text.split_head`, the same boundaries as `split_message`) and the reply continues in a new one;
+boundaries chosen once stay put. `finish` makes every message show its final words exactly, with one
+last edit where needed. discord.py's own limiter handles 429s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+from discord.context_managers import Typing
+
+from bot.council.publisher import PlaceGone, StreamTrace, cut_text
+from bot.council.seats import Seat
+from bot.text import split_head, split_message
+from storage.models import Council
+
+if TYPE_CHECKING:
+    from cogs.council._publisher import DiscordPublisher
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL = 1.0  # seconds between two edits of one message
+HISTORY_LOOKBACK = 50
+NO_MENTIONS = discord.AllowedMentions.none()
+UNCERTAIN = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError)
+
+
+@dataclass
+class _Shown:
+    id: int
+    content: str | None  # None: not known (posted by an earlier process)
+    written: float  # when it was last sent or edited
+
+
+class DiscordMemberStream:
+    """The MemberStream of the Discord publisher."""
+
+    def __init__(
+        self,
+        publisher: DiscordPublisher,
+        council: Council,
+        seat: Seat,
+        thread: discord.Thread,
+        *,
+        interval: float = EDIT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.publisher = publisher
+        self.council = council
+        self.seat = seat
+        self.thread = thread
+        self.interval = interval
+        self.clock = clock
+        self.messages: list[_Shown] = []
+        # The layout so far: the finished messages' words, and where the last message's words begin
+        # in the reply (`reopen` first: a code block the previous message had to close).
+        self.finished: list[str] = []
+        self.start = 0
+        self.reopen = ""
+        self.source = ""  # the reply as last shown, which `finished` and `start` were cut from
+        self._typing: Typing | None = None
+
+    @property
+    def ids(self) -> list[int]:
+        return [shown.id for shown in self.messages]
+
+    async def start_typing(self) -> None:
+        typing = self.thread.typing()
+        try:
+            await typing.__aenter__()  # sends the indicator now and every 5 s until stopped
+        except discord.HTTPException as error:  # only cosmetic: the reply still comes
+            log.info("No typing indicator in thread %s: %s", self.thread.id, error.status)
+            return
+        self._typing = typing
+
+    async def resume(self, trace: StreamTrace, webhook_id: int) -> None:
+        """Take over the messages an earlier process posted for this reply: the recorded ones, then the
+        member's later messages that nobody recorded."""
+        self.messages = [_Shown(message_id, None, 0.0) for message_id in trace.message_ids]
+        after = max(trace.message_ids, default=trace.after_id)
+        try:
+            history = [
+                message
+                async for message in self.thread.history(
+                    limit=HISTORY_LOOKBACK, after=discord.Object(after) if after else None, oldest_first=False
+                )
+            ]
+        except discord.HTTPException:
+            return
+        for message in reversed(history):
+            by_member = (message.webhook_id, message.author.name) == (webhook_id, self.seat.name)
+            if by_member and message.id not in trace.message_ids:
+                self.messages.append(_Shown(message.id, message.content, 0.0))
+
+    def wants(self, text: str) -> bool:
+        if not text.strip():
+            return False
+        if not self.messages:
+            return True  # the first words are shown at once
+        if self.clock() - self.messages[-1].written < self.interval:
+            return False  # shown with a later update, or by finish()
+        return self._layout(text)[0] != [shown.content for shown in self.messages]
+
+    async def update(self, text: str) -> list[int] | None:
+        if not self.wants(text):
+            return None
+        contents, finished, start, reopen = self._layout(text)
+        try:
+            changed = await self._show(contents)
+        except UNCERTAIN as error:
+            log.warning("Council %s: a streaming edit failed (%s); the next one catches up", self.council.id, error)
+            return None
+        self.finished, self.start, self.reopen, self.source = finished, start, reopen, text
+        return self.ids if changed else None
+
+    async def finish(self, text: str, *, cut_note: str | None = None) -> list[int]:
+        final = cut_text(text, cut_note) if cut_note else text
+        if final[: self.start] == self.source[: self.start]:
+            contents = self.finished + split_message(self.reopen + final[self.start :])
+        else:  # the final words differ where messages are finished already: lay them out again
+            contents = split_message(final)
+        await self.close()
+        for attempt in (1, 2):
+            try:
+                await self._show(contents or ["…"], prune=True)
+                return self.ids
+            except UNCERTAIN:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(1)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        typing, self._typing = self._typing, None
+        if typing is not None:
+            await typing.__aexit__(None, None, None)
+
+    def _layout(self, text: str) -> tuple[list[str], list[str], int, str]:
+        """What every message shows for the reply so far: (contents, the finished ones, start, reopen)."""
+        finished, start, reopen = list(self.finished), self.start, self.reopen
+        segment = reopen + text[start:]
+        while (head := split_head(segment)) is not None:
+            words, used, reopen_next = head
+            finished.append(words)
+            start += used - len(reopen)
+            reopen = reopen_next
+            segment = reopen + text[start:]
+        current = segment.strip()  # empty right after a split, until the next words arrive
+        return [*finished, current] if current else list(finished), finished, start, reopen
+
+    async def _show(self, contents: list[str], *, prune: bool = False) -> bool:
+        """Edit, post (and with `prune` delete) messages until they show `contents`; whether anything changed."""
+        changed = False
+        for index, content in enumerate(contents):
+            if index >= len(self.messages):
+                await self.close()  # the member's words stop the typing indicator
+                message_id = await self.publisher._send_as_member(self.council, self.thread, self.seat, content)
+                self.messages.append(_Shown(message_id, content, self.clock()))
+                changed = True
+            elif self.messages[index].content != content:
+                await self._edit(index, content)
+                changed = True
+        if prune and len(self.messages) > len(contents):
+            webhook = await self.publisher._webhook(self.council.channel_id)
+            for extra in self.messages[len(contents) :]:
+                with contextlib.suppress(discord.NotFound):
+                    await webhook.delete_message(extra.id, thread=self.thread)
+            del self.messages[len(contents) :]
+            changed = True
+        return changed
+
+    async def _edit(self, index: int, content: str) -> None:
+        shown = self.messages[index]
+        webhook = await self.publisher._webhook(self.council.channel_id)
+        try:
+            await webhook.edit_message(shown.id, content=content, thread=self.thread, allowed_mentions=NO_MENTIONS)
+        except discord.NotFound:
+            # Someone deleted the message (or the webhook that posted it): show the words anew.
+            log.info("Council %s: streamed message %s is gone; posting its words again", self.council.id, shown.id)
+            message_id = await self.publisher._send_as_member(self.council, self.thread, self.seat, content)
+            self.messages[index] = _Shown(message_id, content, self.clock())
+            return
+        except discord.Forbidden as error:
+            raise PlaceGone(f"council {self.council.id}'s thread is closed to the bot") from error
+        shown.content, shown.written = content, self.clock()
