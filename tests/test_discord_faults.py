@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import discord
 import pytest
 
 from bot.catalog import Catalog
@@ -13,6 +14,7 @@ from storage.database import Database
 from tests.council_helpers import convene, make_bot, member_posts, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
+from tests.harness.harness import BOT_PERMISSIONS
 
 
 async def test_a_deleted_webhook_is_made_again_once(
@@ -112,3 +114,35 @@ async def test_a_member_failing_three_turns_in_a_row_is_benched(
     assert sum(r.model == "deepseek-test" for r in provider_server.requests) == 3 * 3  # three calls per failed turn
     members = await repo.list_members(harness.bot.db, 1)
     assert [m.benched for m in members] == [True, False]
+
+
+async def test_an_archived_thread_is_reopened_by_the_next_post(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("llama-test", delay=0.3)
+    await convene(harness, members="Claude, Llama", rounds=1, wait=False)
+    [thread] = harness.threads
+    await wait_for(lambda: len(provider_server.requests) == 2)
+    harness.server.update_thread(thread.id, {"archived": True})  # Discord's auto-archive, or a user
+    await harness.settle()
+    assert member_posts(harness, thread.id) == [("Claude", "claude-test reply #1"), ("Llama", "llama-test reply #1")]
+    council = await repo.get_council(harness.bot.db, 1)
+    assert council is not None and council.state == "concluded" and council.end_reason.startswith("All 1 round")
+
+
+async def test_a_locked_thread_concludes_the_council_and_keeps_the_transcript(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    provider_server.script("llama-test", delay=0.3)
+    await convene(harness, members="Claude, Llama", rounds=2, wait=False)
+    [thread] = harness.threads
+    await wait_for(lambda: len(provider_server.requests) == 2)
+    # A moderator locks and archives it; the bot may not manage threads, so it cannot post there.
+    harness.set_bot_permissions(BOT_PERMISSIONS & ~discord.Permissions(manage_threads=True))
+    harness.server.update_thread(thread.id, {"archived": True, "locked": True})
+    await harness.settle()
+    council = await repo.get_council(harness.bot.db, 1)
+    assert council is not None and council.state == "concluded"
+    assert council.end_reason == "The council's thread was deleted or closed; its transcript is kept."
+    lines = await repo.transcript(harness.bot.db, 1)
+    assert [line.author_name for line in lines if line.author_kind == "ai"] == ["Claude", "Llama"]

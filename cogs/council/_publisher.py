@@ -15,6 +15,7 @@ from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
 from cogs.council import _embeds
+from cogs.council._errors import UNKNOWN_WEBHOOK, closed_to_us
 from cogs.council._stream import EDIT_INTERVAL, DiscordMemberStream
 from cogs.governance import _embeds as governance_embeds
 from cogs.governance._views import escalation_view
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "AI Council"
-UNKNOWN_WEBHOOK = 10015  # Discord's error code when a webhook was deleted
 HISTORY_LOOKBACK = 50  # how far back to look for a post whose outcome is uncertain
 NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -68,7 +68,9 @@ class DiscordPublisher:
         for chunk in chunks[len(ids) :]:
             try:
                 message = await thread.send(chunk, allowed_mentions=NO_MENTIONS)
-            except (discord.NotFound, discord.Forbidden) as error:
+            except discord.HTTPException as error:
+                if not closed_to_us(error):
+                    raise
                 raise PlaceGone(f"council {council.id}'s thread refused a notice: {error.status}") from error
             ids.append(message.id)
         return ids
@@ -93,8 +95,6 @@ class DiscordPublisher:
                     self._webhooks.pop(council.channel_id, None)
                     continue
                 raise PlaceGone(f"council {council.id}'s thread is gone") from error
-            except discord.Forbidden as error:
-                raise PlaceGone(f"council {council.id}'s thread is closed to the bot") from error
             except (discord.DiscordServerError, aiohttp.ClientError, TimeoutError):
                 # Webhook posts carry no nonce: the message may exist although the call failed.
                 found = await self._already_posted(thread, (webhook.id, seat.name), [chunk])
@@ -102,6 +102,10 @@ class DiscordPublisher:
                     return found[0]
                 if attempt == 2:
                     raise
+            except discord.HTTPException as error:
+                if closed_to_us(error):
+                    raise PlaceGone(f"council {council.id}'s thread is closed to the bot") from error
+                raise
         raise AssertionError("unreachable")
 
     async def _member_author(self, council: Council, seat: Seat) -> tuple[int, str]:

@@ -25,6 +25,7 @@ from discord.context_managers import Typing
 from bot.council.publisher import PlaceGone, StreamTrace, cut_text
 from bot.council.seats import Seat
 from bot.text import split_head, split_message
+from cogs.council._errors import closed_to_us
 from storage.models import Council
 
 if TYPE_CHECKING:
@@ -193,6 +194,8 @@ class DiscordMemberStream:
             message_id = await self.publisher._send_as_member(self.council, self.thread, self.seat, content)
             self.messages[index] = _Shown(message_id, content, self.clock())
             return
-        except discord.Forbidden as error:
-            raise PlaceGone(f"council {self.council.id}'s thread is closed to the bot") from error
+        except discord.HTTPException as error:
+            if closed_to_us(error):
+                raise PlaceGone(f"council {self.council.id}'s thread is closed to the bot") from error
+            raise
         shown.content, shown.written = content, self.clock()
