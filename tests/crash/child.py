@@ -9,7 +9,11 @@ stop dead at that point (it writes DIR/at-crash-point and waits for the test's S
 - `persisted:N`: right after the Nth member reply is stored, before it is posted;
 - `posted:N`: right after the Nth member post reached the thread, before its id is recorded;
 - `round:N`: when round N is about to start;
-- `escalated:N`: right after escalation N is stored.
+- `escalated:N`: right after escalation N is stored;
+- `streamed:N`: right after the Nth streamed update reached the thread (with `--stream`).
+
+With `--stream`, the server's policy is `notify` and replies are streamed: a reply's message is
+created on its first words and edited (an `edit` record) as more arrive.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from bot.council.engine import CouncilEngine
+from bot.council.publisher import StreamTrace, cut_text
 from bot.council.seats import Seat
 from bot.governance.gate import GovernanceGate, Policy
 from bot.governance.rules import RuleBook
@@ -46,6 +51,7 @@ class FileThread:
         self.directory = directory
         self.crash = crash
         self.member_posts = 0
+        self.stream_updates = 0
         self.finished = asyncio.Event()
 
     def _lines(self) -> list[dict[str, Any]]:
@@ -91,6 +97,18 @@ class FileThread:
         self._append({"council": council.id, "kind": "finished", "author": "system", "content": council.state})
         self.finished.set()
 
+    async def open_stream(self, council: Council, seat: Seat, *, resume: StreamTrace | None = None) -> FileStream:
+        message_id = None
+        if resume is not None:
+            recorded = list(resume.message_ids)
+            unrecorded = [
+                line["id"]
+                for line in self._lines()
+                if line["kind"] == "member" and line["author"] == seat.name and line["id"] > (resume.after_id or 0)
+            ]
+            message_id = (recorded or unrecorded or [None])[0]
+        return FileStream(self, council, seat, message_id)
+
     async def post_escalation(self, council: Council, escalation: Escalation, policy: Policy) -> tuple[int, int]:
         return 1, self._append(
             {"council": council.id, "kind": "escalation", "author": "moderation", "content": str(escalation.id)}
@@ -103,6 +121,45 @@ class FileThread:
         self._append(
             {"council": council.id, "kind": "deleted", "author": "moderation", "content": json.dumps(message_ids)}
         )
+
+
+class FileStream:
+    """A MemberStream on the file: the message is created on the first words, then edited."""
+
+    def __init__(self, thread: FileThread, council: Council, seat: Seat, message_id: int | None) -> None:
+        self.thread, self.council, self.seat, self.message_id = thread, council, seat, message_id
+        self.updates = 0
+
+    def wants(self, text: str) -> bool:
+        return bool(text.strip())
+
+    def _show(self, content: str) -> list[int]:
+        if self.message_id is None:
+            record = {"council": self.council.id, "kind": "member", "author": self.seat.name, "content": content}
+            self.message_id = self.thread._append(record)
+        else:
+            self.thread._append(
+                {
+                    "council": self.council.id,
+                    "kind": "edit",
+                    "author": self.seat.name,
+                    "target": self.message_id,
+                    "content": content,
+                }
+            )
+        return [self.message_id]
+
+    async def update(self, text: str) -> list[int] | None:
+        ids = self._show(text.strip())
+        self.thread.stream_updates += 1
+        await stop_here(self.thread, "streamed", self.thread.stream_updates)
+        return ids
+
+    async def finish(self, text: str, *, cut_note: str | None = None) -> list[int]:
+        return self._show((cut_text(text, cut_note) if cut_note else text).strip())
+
+    async def close(self) -> None:
+        return None
 
 
 async def stop_here(thread: FileThread, point: str, count: int) -> None:
@@ -148,10 +205,19 @@ async def main(args: argparse.Namespace) -> int:
     catalog = make_catalog(os.environ["FAKE_PROVIDER_URL"])
     async with aiohttp.ClientSession() as session:
         pool = ProviderPool(session, retry=RetryPolicy(base_delay=0.01))
-        engine = CouncilEngine(db, catalog, pool, thread, gate=GovernanceGate(db, RuleBook.load(), catalog, pool))
+        engine = CouncilEngine(
+            db,
+            catalog,
+            pool,
+            thread,
+            gate=GovernanceGate(db, RuleBook.load(), catalog, pool),
+            stream_replies=args.stream,
+        )
         assert engine.moderation is not None
         if args.action == "convene":
-            await gov.update_guild_settings(db, 1, moderator_channel_id=1)
+            await gov.update_guild_settings(
+                db, 1, moderator_channel_id=1, policy_mode="notify" if args.stream else "hold"
+            )
             plan = engine.plan(
                 topic="Crash-proof councils",
                 member_names="Claude, DeepSeek, Llama",
@@ -184,4 +250,5 @@ if __name__ == "__main__":
     parser.add_argument("--dir", required=True)
     parser.add_argument("--action", required=True)
     parser.add_argument("--crash")
+    parser.add_argument("--stream", action="store_true")
     sys.exit(asyncio.run(main(parser.parse_args())))
