@@ -9,7 +9,7 @@ import sys
 import discord
 
 from bot import rehearse
-from bot.app import CouncilBot
+from bot.app import bot_class
 from bot.catalog import Catalog, CatalogError
 from bot.governance.rules import RuleBook, RuleFileError
 from bot.settings import Settings, SettingsError
@@ -23,7 +23,7 @@ async def run(settings: Settings, catalog: Catalog, rulebook: RuleBook) -> None:
     try:
         await db.migrate()
         log.info("Database ready at %s", safe_url(db.url))
-        async with CouncilBot(settings, catalog, db, rulebook=rulebook) as client:
+        async with bot_class(settings)(settings, catalog, db, rulebook=rulebook) as client:
             await client.start(settings.discord_token)
     finally:
         await db.close()

@@ -40,11 +40,17 @@ class CouncilBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # humans' words in council threads join the discussion
+        shards: dict[str, object] = {}
+        if settings.shard_count is not None:
+            shards["shard_count"] = settings.shard_count
+            if settings.shard_ids is not None:
+                shards["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            **shards,
         )
         self.settings = settings
         self.catalog = catalog
@@ -89,6 +95,13 @@ class CouncilBot(commands.Bot):
         await repo.set_state_value(self.db, COMMAND_HASH_KEY, digest)
         log.info("Synced %d slash command(s) with Discord (new commands may take a minute to appear)", len(synced))
 
+    def owns_guild(self, guild_id: int) -> bool:
+        """Whether this process serves the server: Discord puts a guild on shard (id >> 22) % count."""
+        count, ids = self.settings.shard_count, self.settings.shard_ids
+        if count is None or ids is None:
+            return True
+        return (guild_id >> 22) % count in ids
+
     def shard_latencies(self) -> dict[int, float]:
         """Heartbeat latency in seconds per shard this process runs."""
         latencies = getattr(self, "latencies", None)  # AutoShardedBot: [(shard id, latency), ...]
@@ -117,3 +130,12 @@ class CouncilBot(commands.Bot):
             await interaction.followup.send(text, ephemeral=True)
         else:
             await interaction.response.send_message(text, ephemeral=True)
+
+
+class ShardedCouncilBot(CouncilBot, commands.AutoShardedBot):
+    """The same bot over several gateway shards (SHARD_COUNT, SHARD_IDS); one process per shard range,
+    all on one PostgreSQL database."""
+
+
+def bot_class(settings: Settings) -> type[CouncilBot]:
+    return ShardedCouncilBot if settings.shard_count is not None else CouncilBot

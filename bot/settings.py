@@ -31,6 +31,8 @@ class Settings:
     context_budget_tokens: int = 6000
     provider_max_concurrency: int = 8
     health_port: int | None = None
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
     health_host: str = "127.0.0.1"
 
     @classmethod
@@ -71,8 +73,11 @@ class Settings:
         health_text = source.get("HEALTH_PORT", "").strip()
         if health_text and (not health_text.isdigit() or not 1 <= int(health_text) <= 65535):
             raise SettingsError(f"HEALTH_PORT must be a port number from 1 to 65535, not {health_text!r}.")
+        shard_count, shard_ids = _shards(source)
         return cls(
             discord_token=token,
+            shard_count=shard_count,
+            shard_ids=shard_ids,
             health_port=int(health_text) if health_text else None,
             health_host=source.get("HEALTH_HOST", "").strip() or "127.0.0.1",
             database_url=source.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -81,6 +86,29 @@ class Settings:
             log_level=source.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
             **limits,
         )
+
+
+def _shards(source: Mapping[str, str]) -> tuple[int | None, tuple[int, ...] | None]:
+    """SHARD_COUNT alone: this process runs every shard. With SHARD_IDS: only those (comma-separated)."""
+    count_text, ids_text = source.get("SHARD_COUNT", "").strip(), source.get("SHARD_IDS", "").strip()
+    if not count_text:
+        if ids_text:
+            raise SettingsError("SHARD_IDS needs SHARD_COUNT: say how many shards there are in all.")
+        return None, None
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise SettingsError(f"SHARD_COUNT must be a whole number of at least 1, not {count_text!r}.")
+    count = int(count_text)
+    if not ids_text:
+        return count, None
+    try:
+        ids = tuple(sorted({int(part) for part in ids_text.split(",") if part.strip()}))
+    except ValueError:
+        raise SettingsError(
+            f"SHARD_IDS must be shard numbers separated by commas, like 0,1 — not {ids_text!r}."
+        ) from None
+    if not ids or any(not 0 <= shard < count for shard in ids):
+        raise SettingsError(f"SHARD_IDS must be numbers from 0 to {count - 1} (SHARD_COUNT is {count}).")
+    return count, ids
 
 
 def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:

@@ -177,16 +177,22 @@ class CouncilEngine:
         """Convening failed before the council had a thread."""
         await repo.transition_council(self.db, council_id, from_states=("starting",), to_state="failed", reason=reason)
 
-    async def resume_all(self) -> list[int]:
-        """Restart the runners of councils that were running when the process stopped."""
-        councils = await repo.list_councils_in_state(self.db, ("running",))
+    async def resume_all(self, owns: Callable[[int], bool] = lambda _guild_id: True) -> list[int]:
+        """Restart the runners of councils that were running when the process stopped.
+
+        `owns(guild_id)` says which servers this process serves (its shards); the others' councils are
+        left to the process that owns them.
+        """
+        councils = [c for c in await repo.list_councils_in_state(self.db, ("running",)) if owns(c.guild_id)]
         for council in councils:
             if council.thread_id is not None and council.id not in self._tasks:
                 self._spawn(council.id)
         # A council that is not running (paused, held, ended) may still show a reply cut short by the stop.
         for council_id in await repo.councils_with_unfinished_streams(self.db):
             idle = await repo.get_council(self.db, council_id)
-            if idle is not None and idle.thread_id is not None and council_id not in self._tasks:
+            if idle is None or not owns(idle.guild_id):
+                continue
+            if idle.thread_id is not None and council_id not in self._tasks:
                 try:
                     await self.streaming.recover(idle)
                 except Exception:

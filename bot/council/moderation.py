@@ -9,6 +9,7 @@ second click, or a second process, changes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -202,10 +203,15 @@ class CouncilModeration:
         await self._apply(claimed)
         return Decision(claimed, changed=True)
 
-    async def expire_overdue(self, now: datetime | None = None) -> list[Escalation]:
-        """Decide overdue escalations the safe way: a held message stays withheld."""
+    async def expire_overdue(
+        self, now: datetime | None = None, owns: Callable[[int], bool] = lambda _guild_id: True
+    ) -> list[Escalation]:
+        """Decide overdue escalations the safe way: a held message stays withheld. Only the servers
+        this process `owns` (its shards): the decision posts in their channels."""
         expired = []
         for overdue in await gov.list_overdue_escalations(self.db, now or datetime.now(UTC)):
+            if not owns(overdue.guild_id):
+                continue
             claimed = await gov.claim_escalation(
                 self.db,
                 overdue.id,

@@ -69,7 +69,7 @@ class CouncilCog(commands.Cog):
         # on_ready fires again after reconnects; councils are resumed once per process.
         if not self._resumed:
             self._resumed = True
-            resumed = await self.engine.resume_all()
+            resumed = await self.engine.resume_all(owns=self.bot.owns_guild)
             if resumed:
                 log.info("Resumed councils %s", ", ".join(map(str, resumed)))
 

@@ -66,7 +66,7 @@ class GovernanceCog(commands.Cog):
 
     async def expire_overdue(self, now: datetime | None = None) -> int:
         """Decide overdue escalations the safe way; returns how many expired."""
-        return len(await self.moderation.expire_overdue(now))
+        return len(await self.moderation.expire_overdue(now, owns=self.bot.owns_guild))
 
     # -- decisions (called by the buttons in _views) ----------------------------------------------
 
