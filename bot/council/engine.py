@@ -96,6 +96,7 @@ class CouncilEngine:
         self._wakeups: dict[int, asyncio.Event] = {}
         self._waiting: set[int] = set()
         self._follow_ups: dict[tuple[int, str], str] = {}
+        self._seats: dict[int, tuple[Seat, ...]] = {}
 
     # -- convening ---------------------------------------------------------------------------------
 
@@ -266,6 +267,7 @@ class CouncilEngine:
         if seat is None:
             raise ConveneError(f"{member_name.strip()!r} is not a member of this council.")
         await repo.set_member_role(self.db, council_id, seat.name, role)
+        self._seats.pop(council_id, None)
         return Seat(seat.spec, role)
 
     async def record_human(
@@ -324,11 +326,18 @@ class CouncilEngine:
         )
 
     async def seats(self, council_id: int) -> tuple[Seat, ...]:
+        """The council's seats, read once and kept while it runs: only this engine changes them (assign,
+        bench), and it forgets them when it does. (A council is run by the process owning its server.)"""
+        cached = self._seats.get(council_id)
+        if cached is not None:
+            return cached
         seats = []
         for member in await repo.list_members(self.db, council_id):
             spec = self.catalog.get(member.name)
             if spec is not None:  # a member removed from the catalog since cannot speak any more
                 seats.append(Seat(spec, member.role, member.benched))
+        if council_id in self._tasks:  # kept only while a runner needs them every turn
+            self._seats[council_id] = tuple(seats)
         return tuple(seats)
 
     def is_ending(self, council_id: int) -> bool:
@@ -350,7 +359,13 @@ class CouncilEngine:
     def _spawn(self, council_id: int) -> None:
         task = asyncio.create_task(self._run(council_id), name=f"council-{council_id}")
         self._tasks[council_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(council_id, None))
+        task.add_done_callback(lambda done: self._forget(council_id, done))
+
+    def _forget(self, council_id: int, task: asyncio.Task[None]) -> None:
+        # Only this runner's own entry: a new runner for the council may already have replaced it.
+        if self._tasks.get(council_id) is task:
+            del self._tasks[council_id]
+            self._seats.pop(council_id, None)
 
     def _wake(self, council_id: int) -> None:
         self._wakeups.setdefault(council_id, asyncio.Event()).set()
@@ -558,6 +573,7 @@ class CouncilEngine:
         if len(recent) < BENCH_AFTER_FAILURES or not all(key.startswith("failed:") for key in recent):
             return
         if await repo.bench_member(self.db, council.id, seat.name):
+            self._seats.pop(council.id, None)
             log.warning("benched council=%s member=%s round=%s", council.id, seat.name, round_number)
             await repo.add_message(
                 self.db,
@@ -617,6 +633,7 @@ class CouncilEngine:
         except PlaceGone:
             log.warning("Council %s ended without its thread; its transcript is kept", council_id)
         self._wakeups.pop(council_id, None)
+        self._seats.pop(council_id, None)
         await self.publisher.council_finished(council)
 
 
