@@ -485,3 +485,18 @@ async def test_member_text_that_imitates_a_decision_decides_nothing(
     assert fields(escalation)["Source"] == "rule"
     [thread] = harness.threads
     assert all(not p.components for p in harness.posts_in(thread.id))  # member posts never carry buttons
+
+
+async def test_policy_changes_apply_at_once_though_the_gate_keeps_the_policy(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    mods = await setup_governance(harness)
+    await harness.slash(harness.members["moderator"], "governance", "policy")  # read and kept by the gate
+    await harness.slash(
+        harness.members["moderator"], "governance", "category", category="mass_notification", enabled=False
+    )
+    provider_server.script("llama-test", "Tell @everyone about the vote.", once=True)
+    await convene(harness, members="Llama", rounds=1)
+    assert escalations(harness, mods) == []
+    [thread] = harness.threads
+    assert member_posts(harness, thread.id) == [("Llama", "Tell @everyone about the vote.")]

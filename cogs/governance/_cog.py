@@ -113,10 +113,8 @@ class GovernanceCog(commands.Cog):
             return False
         if interaction.permissions.manage_guild:
             return True
-        settings = await gov.get_guild_settings(self.bot.db, interaction.guild.id)
-        return settings.moderator_role_id is not None and any(
-            role.id == settings.moderator_role_id for role in interaction.user.roles
-        )
+        role_id = (await self.moderation.gate.policy(interaction.guild.id)).moderator_role_id
+        return role_id is not None and any(role.id == role_id for role in interaction.user.roles)
 
     # -- report ------------------------------------------------------------------------------------
 
@@ -220,7 +218,6 @@ class GovernanceCog(commands.Cog):
             changes["escalation_timeout_s"] = timeout_minutes * 60
         if changes:
             await gov.update_guild_settings(self.bot.db, interaction.guild.id, **changes)
-            self.moderation.gate.forget(interaction.guild.id)
             await self._record(interaction, "policy", ", ".join(f"{k}={v}" for k, v in changes.items()))
         await self._show_policy(interaction)
 
@@ -267,7 +264,6 @@ class GovernanceCog(commands.Cog):
         except ValueError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        self.moderation.gate.forget(interaction.guild.id)
         rule = await gov.add_guild_rule(
             self.bot.db,
             guild_id=interaction.guild.id,
@@ -285,7 +281,6 @@ class GovernanceCog(commands.Cog):
         if not await self._moderator_or_refuse(interaction):
             return
         assert interaction.guild is not None
-        self.moderation.gate.forget(interaction.guild.id)
         if not await gov.remove_guild_rule(self.bot.db, interaction.guild.id, rule_id):
             await interaction.response.send_message(f"There is no server rule #{rule_id}.", ephemeral=True)
             return
@@ -353,7 +348,9 @@ class GovernanceCog(commands.Cog):
         return False
 
     async def _record(self, interaction: discord.Interaction, kind: str, detail: str) -> None:
+        """A setting or rule of the server changed: audit it, and let the gate read it anew."""
         assert interaction.guild is not None
+        self.moderation.gate.forget(interaction.guild.id)
         await gov.add_audit(
             self.bot.db,
             guild_id=interaction.guild.id,
