@@ -119,12 +119,7 @@ class CouncilModeration:
         log.info("Council %s: escalation %s (%s, held=%s)", council.id, escalation.id, categories, held)
         if message is not None and message.author_kind == "ai":
             if held:
-                await repo.transition_council(self.db, council.id, from_states=("running",), to_state="held")
-                await self.notice(
-                    council,
-                    f"held:{message.id}",
-                    f"🛡️ A message from {author_name} awaits moderator review. The council waits for their decision.",
-                )
+                await self._hold(council, message)
             else:
                 # Stored now, shown by the engine right after the message it is about.
                 await self._store_notice(
@@ -151,18 +146,22 @@ class CouncilModeration:
                 continue
             message = await repo.get_message(self.db, escalation.message_id) if escalation.message_id else None
             if escalation.held and message is not None and message.author_kind == "ai":
-                await repo.transition_council(self.db, council.id, from_states=("running",), to_state="held")
-                await self.notice(
-                    council,
-                    f"held:{message.id}",
-                    f"🛡️ A message from {message.author_name} awaits moderator review. The council waits for their decision.",
-                )
+                await self._hold(council, message)
             if escalation.mod_message_id is None:
                 where = await self.engine.publisher.post_escalation(
                     council, escalation, await self.gate.policy(council.guild_id)
                 )
                 if where is not None:
                     await gov.set_escalation_post(self.db, escalation.id, *where)
+
+    async def _hold(self, council: Council, message: CouncilMessage) -> None:
+        """The council waits for the moderators, and its thread says so (once: the notice has a key)."""
+        await repo.transition_council(self.db, council.id, from_states=("running",), to_state="held")
+        await self.notice(
+            council,
+            f"held:{message.id}",
+            f"🛡️ A message from {message.author_name} awaits moderator review. The council waits for their decision.",
+        )
 
     # -- decisions ---------------------------------------------------------------------------------
 
