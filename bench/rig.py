@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bot.catalog import Catalog, MemberSpec
 from bot.council.engine import ConveneLimits, CouncilEngine, CouncilPlan
+from bot.council.publisher import Table
 from bot.council.seats import Seat
 from bot.governance.gate import GovernanceGate, Policy
 from bot.governance.rules import RuleBook
@@ -259,6 +260,10 @@ class BenchPublisher:
 
     async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
         self.posts.append(PostRecord(time.perf_counter(), "notice", council.id, "system", text))
+        return [next(self._ids)]
+
+    async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:
+        self.posts.append(PostRecord(time.perf_counter(), "table", council.id, "system", table.as_text()))
         return [next(self._ids)]
 
     # Moderation: the bench's replies raise no concerns, so these only complete the protocol.

@@ -56,6 +56,9 @@ class Council(SQLModel, table=True):
     convener_name: str = Field(max_length=100)
     tokens_in: int = 0
     tokens_out: int = 0
+    chair: str | None = Field(default=None, max_length=64)  # leads conductor rounds and writes review syntheses
+    max_tokens: int | None = None  # the council concludes once its members have used this many tokens
+    max_cost: float | None = None  # ... or cost this many US dollars (estimated from the catalog's prices)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
@@ -74,6 +77,7 @@ class CouncilMember(SQLModel, table=True):
     role: str | None = Field(default=None, max_length=100)
     position: int
     benched: bool = False  # failed too many turns in a row; sits out the rest of the council
+    dismissed: bool = False  # sent away by the convener; kept so its words keep their author
 
 
 class CouncilMessage(SQLModel, table=True):
@@ -98,9 +102,12 @@ class CouncilMessage(SQLModel, table=True):
     content: str = Field(sa_type=Text)
     tokens_in: int = 0
     tokens_out: int = 0
+    latency_ms: int | None = None  # how long the member took to answer (AI turns)
+    addressed_to: str | None = Field(default=None, max_length=64)  # a human line asking this member to answer
     discord_message_ids: str = Field(default="", sa_type=Text)
     # visible: shown and in context; held: awaiting a moderator; withheld: rejected, never shown to members;
-    # private: a note only its author reads; streaming: a member reply being shown as it is written (its
+    # private: a note only its author reads; record: kept for the record only (review ballots), shown
+    # to no one and in no prompt; streaming: a member reply being shown as it is written (its
     # words so far, in no one's context yet).
     visibility: str = Field(default="visible", max_length=10)
     # Set once the line shows in Discord in full. A streamed line records its message ids while it is
@@ -172,4 +179,28 @@ class AuditEntry(SQLModel, table=True):
     actor_id: int | None = Field(default=None, sa_type=BigInteger)
     actor_name: str = Field(max_length=100)
     detail: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class ReviewBallot(SQLModel, table=True):
+    """One member's ranking of the others' anonymized answers in a review council.
+
+    `labels` maps each label to the member behind it (JSON, in the order the reviewer saw them), drawn
+    from `seed` so the same ballot is shown the same way again; `ranking` is the members, best first, or
+    None when the reply could not be read (`state` says which).
+    """
+
+    __tablename__ = "review_ballot"
+    __table_args__ = (UniqueConstraint("council_id", "round", "reviewer", name="uq_review_ballot_reviewer"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    council_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    round: int
+    reviewer: str = Field(max_length=64)
+    seed: str = Field(max_length=64)
+    labels: str = Field(sa_type=Text)
+    ranking: str | None = Field(default=None, sa_type=Text)
+    state: str = Field(default="asked", max_length=12)  # asked | ranked | unreadable | failed
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

@@ -30,10 +30,16 @@ async def create_council(
     convener_id: int,
     convener_name: str,
     members: Sequence[tuple[str, str | None]],
+    chair: str | None = None,
+    max_tokens: int | None = None,
+    max_cost: float | None = None,
 ) -> Council:
     """Create a council in state `starting` with its members seated in the given order."""
     async with db.session() as session:
         council = Council(
+            chair=chair,
+            max_tokens=max_tokens,
+            max_cost=max_cost,
             guild_id=guild_id,
             channel_id=channel_id,
             topic=topic,
@@ -151,6 +157,8 @@ async def add_message(
     tokens_in: int = 0,
     tokens_out: int = 0,
     visibility: str = "visible",
+    latency_ms: int | None = None,
+    addressed_to: str | None = None,
 ) -> tuple[CouncilMessage, bool]:
     """Store a transcript line once per `turn_key`; returns (the row, whether this call created it).
 
@@ -168,6 +176,8 @@ async def add_message(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         visibility=visibility,
+        latency_ms=latency_ms,
+        addressed_to=addressed_to,
     )
     try:
         async with db.session() as session:
@@ -223,6 +233,7 @@ async def complete_stream(
     tokens_in: int = 0,
     tokens_out: int = 0,
     discord_message_ids: Sequence[int] | None = None,
+    latency_ms: int | None = None,
 ) -> bool:
     """Store a streamed line's final words (or its words and the cut note); False if it was no longer
     streaming. It stays unconfirmed (`posted_at` unset) until `record_posted`, so a restart in between
@@ -233,6 +244,8 @@ async def complete_stream(
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
     }
+    if latency_ms is not None:
+        values["latency_ms"] = latency_ms
     if discord_message_ids is not None:
         values["discord_message_ids"] = ",".join(str(i) for i in discord_message_ids)
     async with db.session() as session:

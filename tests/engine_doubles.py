@@ -6,7 +6,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 
-from bot.council.publisher import StreamTrace, cut_text
+from bot.council.publisher import StreamTrace, Table, cut_text
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from storage.models import Council, Escalation
@@ -79,6 +79,9 @@ class RecordingPublisher:
 
     async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
         return self._post("notice", council, "system", text, recovering)
+
+    async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:
+        return self._post("table", council, "system", table.as_text(), recovering)
 
     async def open_stream(self, council: Council, seat: Seat, *, resume: StreamTrace | None = None) -> RecordingStream:
         stream = RecordingStream(self, council, seat, show_every=self.show_every)

@@ -5,19 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
+from bot.council.deliberation import MODES, Deliberation
 from bot.council.moderation import CouncilModeration
-from bot.council.prompts import TranscriptLine, build_request
-from bot.council.publisher import CouncilPublisher, PlaceGone
+from bot.council.prompts import TranscriptLine, build_request, digest
+from bot.council.publisher import CouncilPublisher, PlaceGone, Table
 from bot.council.seats import Seat
+from bot.council.steering import CouncilSteering, addressee
 from bot.council.streaming import CONCLUDED, STOPPED, StreamedTurns
+from bot.council.validation import (
+    MAX_MEMBERS,
+    MAX_ROUNDS,
+    ConveneError,
+    clean_text,
+    has_control_characters,
+    parse_roles,
+)
 from bot.governance.gate import GovernanceGate
 from bot.providers.base import ProviderClient, ProviderError
+from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
 from storage.database import Database
 from storage.models import Council, CouncilMessage
@@ -25,15 +35,24 @@ from storage.repository import ACTIVE_STATES
 
 log = logging.getLogger(__name__)
 
-MODES = ("round-robin", "parallel")
-MAX_ROUNDS = 10
-MAX_MEMBERS = 8
+__all__ = [
+    "MAX_MEMBERS",
+    "MAX_ROUNDS",
+    "MODES",
+    "ConveneError",
+    "ConveneLimits",
+    "CouncilEngine",
+    "CouncilPlan",
+    "clean_text",
+    "has_control_characters",
+    "parse_roles",
+]
 BENCH_AFTER_FAILURES = 3  # a member failing this many turns in a row sits out the rest of the council
 ClientFactory = Callable[[MemberSpec], ProviderClient]
 
 
-class ConveneError(ValueError):
-    """A convene request that cannot be honoured; the message is shown to the user as is."""
+class CouncilEnded(Exception):
+    """The council is no longer active (concluded, failed): its runner stops quietly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +63,9 @@ class CouncilPlan:
     seats: tuple[Seat, ...]
     rounds: int
     mode: str
+    chair: str | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +84,7 @@ class CouncilStatus:
     ai_messages: int
     human_messages: int
     estimated_cost: float
+    chair: str | None = None
 
 
 class CouncilEngine:
@@ -91,16 +114,30 @@ class CouncilEngine:
         # Show member replies while they are written, where the server's policy allows (bot/council/streaming.py).
         self.stream_replies = stream_replies
         self.streaming = StreamedTurns(self)
+        self.deliberation = Deliberation(self)
+        self.steering = CouncilSteering(self)
         self._ending: set[int] = set()  # councils being concluded while their runner is stopped
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
         self._waiting: set[int] = set()
         self._follow_ups: dict[tuple[int, str], str] = {}
         self._seats: dict[int, tuple[Seat, ...]] = {}
+        self._asked: set[int] = set()  # councils where a human has asked a member something (see answer_requests)
 
     # -- convening ---------------------------------------------------------------------------------
 
-    def plan(self, *, topic: str, member_names: str, roles: str | None, rounds: int, mode: str) -> CouncilPlan:
+    def plan(
+        self,
+        *,
+        topic: str,
+        member_names: str,
+        roles: str | None,
+        rounds: int,
+        mode: str,
+        chair: str | None = None,
+        max_tokens: int | None = None,
+        max_cost: float | None = None,
+    ) -> CouncilPlan:
         """Validate a convene request; raise ConveneError with a message for the user."""
         if has_control_characters(topic):
             raise ConveneError("The topic contains control characters; please type it as plain text.")
@@ -134,7 +171,25 @@ class CouncilEngine:
             )
         assigned = parse_roles(roles or "", specs)
         seats = tuple(Seat(spec, assigned.get(spec.name, spec.role)) for spec in specs)
-        return CouncilPlan(topic=topic, seats=seats, rounds=rounds, mode=mode)
+        chair_name: str | None = None
+        if chair is not None and chair.strip():
+            chair_seat = next((s for s in seats if s.name.casefold() == chair.strip().casefold()), None)
+            if chair_seat is None:
+                raise ConveneError(f"The chair must be one of the council's members; {chair.strip()!r} is not.")
+            chair_name = chair_seat.name
+        if max_tokens is not None and max_tokens < 1000:
+            raise ConveneError("A token limit below 1,000 would end the council before it starts.")
+        if max_cost is not None and not 0 < max_cost <= 1000:
+            raise ConveneError("A cost limit must be more than $0 and at most $1,000.")
+        return CouncilPlan(
+            topic=topic,
+            seats=seats,
+            rounds=rounds,
+            mode=mode,
+            chair=chair_name,
+            max_tokens=max_tokens,
+            max_cost=max_cost,
+        )
 
     async def admit(self, *, guild_id: int, user_id: int) -> None:
         """Refuse a convene the server's halt or the running limits do not allow."""
@@ -166,6 +221,9 @@ class CouncilEngine:
             convener_id=convener_id,
             convener_name=convener_name,
             members=[(seat.name, seat.role) for seat in plan.seats],
+            chair=plan.chair,
+            max_tokens=plan.max_tokens,
+            max_cost=plan.max_cost,
         )
 
     async def open(self, council_id: int, thread_id: int) -> None:
@@ -251,32 +309,25 @@ class CouncilEngine:
         await self._finish(council_id)
         return True
 
-    async def assign(self, council_id: int, member_name: str, role: str) -> Seat:
-        """Give a seated member a new role from its next turn on."""
-        council = await repo.get_council(self.db, council_id)
-        if council is None or council.state not in ACTIVE_STATES:
-            raise ConveneError("Roles can only change while the council is running or paused.")
-        if has_control_characters(role):
-            raise ConveneError("A role may not contain control characters.")
-        role = clean_text(role)
-        if not 1 <= len(role) <= 100:
-            raise ConveneError("A role must be 1 to 100 visible characters.")
-        seat = next(
-            (s for s in await self.seats(council_id) if s.name.casefold() == member_name.strip().casefold()), None
-        )
-        if seat is None:
-            raise ConveneError(f"{member_name.strip()!r} is not a member of this council.")
-        await repo.set_member_role(self.db, council_id, seat.name, role)
-        self._seats.pop(council_id, None)
-        return Seat(seat.spec, role)
-
     async def record_human(
-        self, *, thread_id: int, message_id: int, author_id: int, author_name: str, content: str
+        self,
+        *,
+        thread_id: int,
+        message_id: int,
+        author_id: int,
+        author_name: str,
+        content: str,
+        replied_to: str | None = None,
     ) -> bool:
-        """Store a human's words in a council thread; members whose turn starts later will see them."""
+        """Store a human's words in a council thread; members whose turn starts later will see them.
+
+        A member the human replied to (`replied_to`, the name on the message) or @-named answers them
+        after the turn in progress.
+        """
         council = await repo.get_council_by_thread(self.db, thread_id)
         if council is None or council.state not in ACTIVE_STATES or not content.strip():
             return False
+        addressed_to = addressee(await self.seats(council.id), replied_to, content)
         screened = await self.moderation.screen_human(council, author_name, content) if self.moderation else None
         message, created = await repo.add_message(
             self.db,
@@ -289,7 +340,10 @@ class CouncilEngine:
             content=content,
             # Flagged human words stay out of the members' prompts until a moderator lets them in.
             visibility="held" if screened and screened.hold else "visible",
+            addressed_to=addressed_to,
         )
+        if created and addressed_to is not None:
+            self._asked.add(council.id)
         if created:
             await repo.record_posted(self.db, message.id, [message_id])
             if screened and screened.concerns and self.moderation:
@@ -310,19 +364,15 @@ class CouncilEngine:
             return None
         seats = await self.seats(council_id)
         lines = await repo.transcript(self.db, council_id)
-        cost = sum(
-            seat.spec.cost(line.tokens_in, line.tokens_out)
-            for line in lines
-            if line.author_kind == "ai"
-            for seat in seats
-            if seat.name == line.author_name
-        )
+        chair = self.chair_seat(council, seats) if council.mode in ("conductor", "review") or council.chair else None
         return CouncilStatus(
             council=council,
             seats=seats,
-            ai_messages=sum(line.author_kind == "ai" for line in lines),
+            ai_messages=sum(line.author_kind == "ai" and line.visibility != "record" for line in lines),
             human_messages=sum(line.author_kind == "human" for line in lines),
-            estimated_cost=cost,
+            # Every call counts: turns, a chair's choices, review rankings.
+            estimated_cost=await self.cost(council_id),
+            chair=chair.name if chair else None,
         )
 
     async def seats(self, council_id: int) -> tuple[Seat, ...]:
@@ -335,7 +385,7 @@ class CouncilEngine:
         for member in await repo.list_members(self.db, council_id):
             spec = self.catalog.get(member.name)
             if spec is not None:  # a member removed from the catalog since cannot speak any more
-                seats.append(Seat(spec, member.role, member.benched))
+                seats.append(Seat(spec, member.role, member.benched, member.dismissed))
         if council_id in self._tasks:  # kept only while a runner needs them every turn
             self._seats[council_id] = tuple(seats)
         return tuple(seats)
@@ -367,6 +417,10 @@ class CouncilEngine:
             del self._tasks[council_id]
             self._seats.pop(council_id, None)
 
+    def forget_seats(self, council_id: int) -> None:
+        """The council's seats changed: read them again before the next turn."""
+        self._seats.pop(council_id, None)
+
     def _wake(self, council_id: int) -> None:
         self._wakeups.setdefault(council_id, asyncio.Event()).set()
 
@@ -379,31 +433,27 @@ class CouncilEngine:
             await self._post_unposted(council, await self.seats(council_id), recovering=True)
             if self.moderation is not None:
                 await self.moderation.restore(council)
+            self._asked.add(council_id)  # requests made before a restart are looked for once
+            reason: str | None = None
             for round_number in range(max(council.current_round, 1), council.rounds + 1):
-                if not await self._wait_until_running(council_id):
-                    return
+                council = await self.ready(council_id)
+                if reason := await self.limit_reached(council):
+                    break
                 await repo.set_current_round(self.db, council_id, round_number)
-                if council.mode == "parallel":
-                    await self._parallel_round(council, await self.seats(council_id), round_number)
-                    continue
-                for position in range(len(await self.seats(council_id))):
-                    if not await self._wait_until_running(council_id):
-                        return
-                    # Seats are read again before every turn: a role assigned meanwhile applies now.
-                    seats = await self.seats(council_id)
-                    seat = seats[position]
-                    if not seat.benched:
-                        await self._post(council, seats, await self._generate(council, seats, seat, round_number))
+                council.current_round = round_number
+                if reason := await self.deliberation.round(council, round_number):
+                    break
+            else:
+                reason = await self.deliberation.finale(await self.ready(council_id))
+            reason = reason or f"All {council.rounds} round(s) are done."
             if await self._wait_until_running(council_id) and await repo.transition_council(
-                self.db,
-                council_id,
-                from_states=("running",),
-                to_state="concluded",
-                reason=f"All {council.rounds} round(s) are done.",
+                self.db, council_id, from_states=("running",), to_state="concluded", reason=reason
             ):
                 await self._finish(council_id)
         except asyncio.CancelledError:
             raise
+        except CouncilEnded:
+            return  # concluded, or failed, by someone else meanwhile: they finished it
         except PlaceGone as gone:
             log.warning("Council %s lost its thread: %s", council_id, gone)
             await self._end_without_thread(council_id)
@@ -417,6 +467,16 @@ class CouncilEngine:
                 reason="The council stopped on an internal error; its transcript is kept.",
             ):
                 await self._finish(council_id)
+
+    async def ready(self, council_id: int) -> Council:
+        """The council, once it may take its next turn (it waits while paused, held or halted).
+        Raises CouncilEnded once it has ended, which stops its runner."""
+        if not await self._wait_until_running(council_id):
+            raise CouncilEnded(council_id)
+        council = await repo.get_council(self.db, council_id)
+        if council is None or council.state != "running":
+            raise CouncilEnded(council_id)
+        return council
 
     async def _wait_until_running(self, council_id: int) -> bool:
         """Block while paused, held for review or halted; False once the council has ended."""
@@ -434,27 +494,93 @@ class CouncilEngine:
                 self._waiting.discard(council_id)
             wakeup.clear()
 
-    async def _parallel_round(self, council: Council, seats: Sequence[Seat], round_number: int) -> None:
-        # Everyone answers the transcript as it stood when the round began; posts follow seat order,
-        # each as soon as it and the ones before it are ready.
-        cutoff = await repo.last_message_id(self.db, council.id)
-        tasks = [
-            asyncio.create_task(self._generate(council, seats, seat, round_number, up_to_id=cutoff))
-            for seat in seats
-            if not seat.benched
-        ]
-        try:
-            for task in tasks:
-                await self._post(council, seats, await task)
-        finally:
-            for task in tasks:
-                task.cancel()
+    async def limit_reached(self, council: Council) -> str | None:
+        """Why the council must stop now for its token or cost limit, or None."""
+        if council.max_tokens is not None and council.tokens_in + council.tokens_out >= council.max_tokens:
+            used = council.tokens_in + council.tokens_out
+            return f"The council reached its limit of {council.max_tokens:,} tokens ({used:,} used)."
+        if council.max_cost is not None:
+            cost = await self.cost(council.id)
+            if cost >= council.max_cost:
+                return f"The council reached its cost limit of ${council.max_cost:,.2f} (about ${cost:,.2f} spent)."
+        return None
 
-    async def _generate(
-        self, council: Council, seats: Sequence[Seat], seat: Seat, round_number: int, *, up_to_id: int | None = None
+    async def cost(self, council_id: int) -> float:
+        """The council's estimated cost so far, from the catalog's prices for whoever used the tokens."""
+        total = 0.0
+        for name, (tokens_in, tokens_out) in (await deliberation_repo.tokens_by_author(self.db, council_id)).items():
+            spec = self.catalog.get(name)
+            if spec is not None:
+                total += spec.cost(tokens_in, tokens_out)
+        return total
+
+    def chair_seat(self, council: Council, seats: Sequence[Seat]) -> Seat | None:
+        """The chair: the one chosen at convene, else the catalog's coordinator, else the first member;
+        whoever of them still takes turns."""
+        active = [seat for seat in seats if seat.active]
+        coordinator = self.catalog.coordinator
+        for name in (council.chair, coordinator.name if coordinator else None):
+            seat = next((s for s in active if s.name == name), None)
+            if seat is not None:
+                return seat
+        return active[0] if active else None
+
+    async def transcript_text(self, council: Council, seat: Seat) -> str:
+        """The discussion so far as plain text, as `seat` may see it, within the context budget."""
+        lines = await repo.transcript(self.db, council.id)
+        return digest(
+            seat,
+            await self.seats(council.id),
+            [TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
+            budget_tokens=self.context_budget,
+        )
+
+    async def screened_aside(self, council: Council, author_name: str, text: str | None) -> str | None:
+        """A member's short aside (a chair's reason) as it may be shown; None if the policy has a concern."""
+        if text is None or self.moderation is None:
+            return text
+        screened = await self.moderation.screen_ai(council, author_name, text)
+        return None if screened.concerns else screened.text
+
+    async def answer_requests(self, council: Council) -> None:
+        """Members answer the humans who replied to them or named them, oldest request first."""
+        if council.id not in self._asked:
+            return
+        self._asked.discard(council.id)
+        for line in await deliberation_repo.open_requests(self.db, council.id):
+            council = await self.ready(council.id)
+            seats = await self.seats(council.id)
+            seat = next((s for s in seats if s.active and s.name == line.addressed_to), None)
+            if seat is None:
+                continue
+            quoted = " ".join(line.content.split())[:500]
+            instruction = (
+                f'{line.author_name} (human) addressed you directly: "{quoted}". Answer {line.author_name} by '
+                "name, before the council goes on."
+            )
+            message = await self.generate(
+                council, seats, seat, council.current_round, turn_key=f"ai:reply:{line.id}", instruction=instruction
+            )
+            await self.post(council, seats, message)
+
+    async def generate(
+        self,
+        council: Council,
+        seats: Sequence[Seat],
+        seat: Seat,
+        round_number: int,
+        *,
+        turn_key: str | None = None,
+        up_to_id: int | None = None,
+        instruction: str | None = None,
+        shape: Callable[[str], str] | None = None,
     ) -> CouncilMessage:
-        """Ask one member for its turn and store the reply (or the failure notice) before anyone sees it."""
-        turn_key = f"ai:r{round_number}:{seat.name}"
+        """Ask one member for its turn and store the reply (or the failure notice) before anyone sees it.
+
+        `instruction` is what the mode asks of this turn; `shape` rewrites the reply before it is checked
+        and stored (a debate's stance line becomes a marker).
+        """
+        turn_key = turn_key or f"ai:r{round_number}:{seat.name}"
         # A turn already stored (before a restart) is not asked again. In round-robin the whole
         # transcript is read anyway; a parallel round reads only up to its cutoff, so it asks.
         if up_to_id is None:
@@ -473,25 +599,28 @@ class CouncilEngine:
             round_number=round_number,
             rounds=council.rounds,
             budget_tokens=self.context_budget,
+            instruction=instruction,
         )
         started = time.perf_counter()
-        if up_to_id is None and await self.streaming.allowed(council):
-            return await self.streaming.turn(council, seat, round_number, request, started)
+        if up_to_id is None and shape is None and await self.streaming.allowed(council):
+            return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)
         try:
             completion = await self.clients(seat.spec).complete(request, timeout=self.provider_timeout)
         except ProviderError as error:
-            return await self.turn_failed(council, seat, round_number, error, started)
+            return await self.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
+        latency_ms = round((time.perf_counter() - started) * 1000)
         # One line per turn, never the words themselves: logs are for operators, transcripts for members.
         log.info(
-            "turn council=%s member=%s round=%s duration_ms=%.0f tokens_in=%s tokens_out=%s",
+            "turn council=%s member=%s round=%s duration_ms=%d tokens_in=%s tokens_out=%s",
             council.id,
             seat.name,
             round_number,
-            (time.perf_counter() - started) * 1000,
+            latency_ms,
             completion.input_tokens,
             completion.output_tokens,
         )
-        screened = await self.moderation.screen_ai(council, seat.name, completion.text) if self.moderation else None
+        text = shape(completion.text) if shape is not None else completion.text
+        screened = await self.moderation.screen_ai(council, seat.name, text) if self.moderation else None
         message, created = await repo.add_message(
             self.db,
             council_id=council.id,
@@ -499,10 +628,11 @@ class CouncilEngine:
             author_kind="ai",
             author_name=seat.name,
             turn_key=turn_key,
-            content=screened.text if screened else completion.text,
+            content=screened.text if screened else text,
             tokens_in=completion.input_tokens,
             tokens_out=completion.output_tokens,
             visibility="held" if screened and screened.hold else "visible",
+            latency_ms=latency_ms,
         )
         if created and screened and screened.concerns and self.moderation:
             await self.moderation.escalate(
@@ -525,6 +655,7 @@ class CouncilEngine:
         started: float,
         *,
         cut: bool = False,
+        turn_key: str | None = None,
     ) -> CouncilMessage:
         """Store the notice for a turn the member could not answer (or, `cut`, not finish), to post next."""
         log.warning(
@@ -537,22 +668,24 @@ class CouncilEngine:
             cut,
         )
         what = "could not finish its reply" if cut else "could not answer"
+        failed_key = "failed:" + (turn_key or f"ai:r{round_number}:{seat.name}").removeprefix("ai:")
         message, _ = await repo.add_message(
             self.db,
             council_id=council.id,
             round_number=round_number,
             author_kind="system",
             author_name=seat.name,
-            turn_key=f"failed:r{round_number}:{seat.name}",
+            turn_key=failed_key,
             content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
+            latency_ms=round((time.perf_counter() - started) * 1000),
         )
-        await self._bench_if_failing(council, seat, round_number)
+        await self._bench_if_failing(council, seat, round_number, failed_key)
         return message
 
     async def show(self, council: Council, message: CouncilMessage) -> None:
         """Post a stored line now (moderation uses this for approved messages and notices)."""
         try:
-            await self._post(council, await self.seats(council.id), message)
+            await self.post(council, await self.seats(council.id), message)
         except PlaceGone:
             await self._end_without_thread(council.id)
 
@@ -568,7 +701,7 @@ class CouncilEngine:
             if council is not None:
                 await self.publisher.council_finished(council)
 
-    async def _bench_if_failing(self, council: Council, seat: Seat, round_number: int) -> None:
+    async def _bench_if_failing(self, council: Council, seat: Seat, round_number: int, failed_key: str) -> None:
         recent = await repo.recent_turn_keys(self.db, council.id, seat.name, BENCH_AFTER_FAILURES)
         if len(recent) < BENCH_AFTER_FAILURES or not all(key.startswith("failed:") for key in recent):
             return
@@ -584,9 +717,9 @@ class CouncilEngine:
                 turn_key=f"benched:{seat.name}",
                 content=f"🪑 {seat.name} failed {BENCH_AFTER_FAILURES} turns in a row and sits out the rest of this council.",
             )
-            self.follow_with(council.id, f"failed:r{round_number}:{seat.name}", f"benched:{seat.name}")
+            self.follow_with(council.id, failed_key, f"benched:{seat.name}")
 
-    async def _post(
+    async def post(
         self, council: Council, seats: Sequence[Seat], message: CouncilMessage, *, recovering: bool = False
     ) -> None:
         # Shielded: once a post has started, cancelling the council must not leave it unrecorded.
@@ -601,6 +734,8 @@ class CouncilEngine:
             seat = next((s for s in seats if s.name == message.author_name), None)
             if message.author_kind == "ai" and seat is not None:
                 ids = await self.publisher.post_member_message(council, seat, message.content, recovering=recovering)
+            elif message.author_kind == "table":
+                ids = await self.publisher.post_table(council, Table.loads(message.content), recovering=recovering)
             else:
                 ids = await self.publisher.post_notice(council, message.content, recovering=recovering)
             await repo.record_posted(self.db, message.id, ids)
@@ -621,7 +756,7 @@ class CouncilEngine:
         """Show every stored line not yet shown; `recovering` after a restart, when some may be."""
         for line in await repo.transcript(self.db, council.id):
             if line.author_kind != "human" and not line.discord_ids and line.visibility == "visible":
-                await self._post(council, seats, line, recovering=recovering)
+                await self.post(council, seats, line, recovering=recovering)
 
     async def _finish(self, council_id: int) -> None:
         council = await repo.get_council(self.db, council_id)
@@ -635,39 +770,3 @@ class CouncilEngine:
         self._wakeups.pop(council_id, None)
         self._seats.pop(council_id, None)
         await self.publisher.council_finished(council)
-
-
-def has_control_characters(text: str) -> bool:
-    """Control characters other than line breaks and tabs have no place in a topic or role."""
-    return any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text)
-
-
-def clean_text(text: str) -> str:
-    """Collapse whitespace and drop invisible format characters (zero-width spaces and the like),
-    so that a name or topic that looks empty is empty."""
-    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf" or ch == "\u200d")
-    return " ".join(visible.split())
-
-
-def parse_roles(text: str, specs: Sequence[MemberSpec]) -> dict[str, str]:
-    """Parse `"DeepSeek=Philosopher, Llama=the Realist"` into {member name: role}."""
-    roles: dict[str, str] = {}
-    by_name = {spec.name.casefold(): spec.name for spec in specs}
-    for part in text.replace(";", ",").split(","):
-        if not part.strip():
-            continue
-        name, sep, role = part.partition("=")
-        if not sep or not name.strip() or not role.strip():
-            raise ConveneError(f"Write roles as `Member=Role, Member=Role`; {part.strip()!r} is not of that form.")
-        member = by_name.get(name.strip().casefold())
-        if member is None:
-            raise ConveneError(f"{name.strip()!r} is given a role but is not a member of this council.")
-        if has_control_characters(role):
-            raise ConveneError("A role may not contain control characters.")
-        role = clean_text(role)
-        if not role:
-            raise ConveneError(f"The role for {member} is empty.")
-        if len(role) > 100:
-            raise ConveneError("A role may be at most 100 characters.")
-        roles[member] = role
-    return roles

@@ -21,7 +21,7 @@ class TranscriptLine:
 
 
 def system_prompt(seat: Seat, seats: Sequence[Seat], topic: str) -> str:
-    others = [other.label for other in seats if other.name != seat.name]
+    others = [other.label for other in seats if other.name != seat.name and other.active]
     role = f", {seat.role}," if seat.role else ""
     lines = [
         seat.spec.persona,
@@ -48,6 +48,7 @@ def build_request(
     round_number: int,
     rounds: int,
     budget_tokens: int | None = None,
+    instruction: str | None = None,
 ) -> ChatRequest:
     """A request for `seat`'s next turn: own words as assistant turns, everyone else's as user turns.
 
@@ -58,6 +59,8 @@ def build_request(
     system = system_prompt(seat, seats, topic)
     opening = f"The council is convened. Topic: {topic}"
     closing = f"Round {round_number} of {rounds}. It is your turn, {seat.name}."
+    if instruction:
+        closing = f"{closing}\n{instruction}"
     items = _rendered(seat, seats, lines)
     summary: list[str] = []
     if budget_tokens is not None:
@@ -82,6 +85,18 @@ _OVERHEAD = 64
 _SUMMARY_WORDS = 30
 
 
+def digest(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine], *, budget_tokens: int | None) -> str:
+    """The discussion as `seat` may see it, as plain text (for requests outside the turns: a chair's choice),
+    the newest lines verbatim and older ones in brief, within half the budget."""
+    items = _rendered(seat, seats, lines)
+    summary: list[str] = []
+    if budget_tokens is not None:
+        items, summary = _fit(items, budget_tokens // 2)
+    own = f"{seat.label} (you)"
+    text = [f"{own}: {content}" if role == "assistant" else content for role, content, _ in items]
+    return "\n\n".join([*summary, *text])
+
+
 def estimate_tokens(*texts: str) -> int:
     """A provider-neutral estimate: about four characters a token (English prose, most tokenizers)."""
     return sum(len(text) // 4 + 1 for text in texts)
@@ -96,7 +111,7 @@ def _rendered(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine]
             note = f"(A note for you from the moderators: {line.content})"
             items.append(("user", note, note))
             continue
-        if line.author_kind == "system" or line.visibility != "visible":
+        if line.author_kind not in ("ai", "human") or line.visibility != "visible":
             continue
         if line.author_kind == "ai" and line.author_name == seat.name:
             items.append(("assistant", line.content, f"You: {_gist(line.content)}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +30,30 @@ class StreamTrace:
 
     message_ids: tuple[int, ...]
     after_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A small report shown as one block (Discord: an embed), e.g. a review council's ranking.
+
+    Stored as JSON in a transcript line (author kind "table") before it is shown, like every line.
+    """
+
+    title: str
+    rows: tuple[str, ...]
+    note: str | None = None
+
+    def dumps(self) -> str:
+        return json.dumps({"title": self.title, "rows": list(self.rows), "note": self.note}, ensure_ascii=False)
+
+    @classmethod
+    def loads(cls, text: str) -> Table:
+        data = json.loads(text)
+        return cls(title=data["title"], rows=tuple(data["rows"]), note=data.get("note"))
+
+    def as_text(self) -> str:
+        lines = [f"**{self.title}**", *self.rows]
+        return "\n".join([*lines, self.note] if self.note else lines)
 
 
 class MemberStream(Protocol):
@@ -73,6 +98,10 @@ class CouncilPublisher(Protocol):
 
     async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
         """Show a short system notice in the council's thread; return the message ids."""
+        ...
+
+    async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:
+        """Show a table in the council's thread; return the message ids."""
         ...
 
     async def council_finished(self, council: Council) -> None:

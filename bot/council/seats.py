@@ -11,7 +11,13 @@ from bot.catalog import MemberSpec
 class Seat:
     spec: MemberSpec
     role: str | None
-    benched: bool = False
+    benched: bool = False  # failed too many turns in a row
+    dismissed: bool = False  # sent away by the convener
+
+    @property
+    def active(self) -> bool:
+        """Whether the member still takes turns."""
+        return not (self.benched or self.dismissed)
 
     @property
     def name(self) -> str:

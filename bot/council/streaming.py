@@ -63,7 +63,7 @@ class StreamedTurns:
         return policy.mode == "notify" and not policy.judge_member
 
     async def turn(
-        self, council: Council, seat: Seat, round_number: int, request: ChatRequest, started: float
+        self, council: Council, seat: Seat, round_number: int, request: ChatRequest, started: float, *, turn_key: str
     ) -> CouncilMessage:
         """Ask one member for its turn and show the reply as it arrives; returns what is still to post
         (the line itself, already shown, or the failure notice that follows a cut)."""
@@ -91,7 +91,7 @@ class StreamedTurns:
                             round_number=round_number,
                             author_kind="ai",
                             author_name=seat.name,
-                            turn_key=f"ai:r{round_number}:{seat.name}",
+                            turn_key=turn_key,
                             content=text,
                             visibility="streaming",
                         )
@@ -106,9 +106,9 @@ class StreamedTurns:
                 raise ProviderError("empty", f"{client.name}: the stream ended without a reply")
         except ProviderError as error:
             if line is None:
-                return await engine.turn_failed(council, seat, round_number, error, started)
+                return await engine.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
             await asyncio.shield(self._cut(council, line, stream, text, str(error)))
-            return await engine.turn_failed(council, seat, round_number, error, started, cut=True)
+            return await engine.turn_failed(council, seat, round_number, error, started, cut=True, turn_key=turn_key)
         except asyncio.CancelledError:
             # Concluded mid-reply: say so where the words stop. A shutdown leaves it to the next start.
             if line is not None and engine.is_ending(council.id):
@@ -131,26 +131,43 @@ class StreamedTurns:
             completion.output_tokens,
         )
         # Shielded like a post: once the final words are being stored and shown, they are finished.
-        return await asyncio.shield(self._complete(council, seat, line, stream, completion))
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        return await asyncio.shield(self._complete(council, seat, line, stream, completion, latency_ms))
 
     async def _complete(
-        self, council: Council, seat: Seat, line: CouncilMessage, stream: MemberStream, completion: Completion
+        self,
+        council: Council,
+        seat: Seat,
+        line: CouncilMessage,
+        stream: MemberStream,
+        completion: Completion,
+        latency_ms: int,
     ) -> CouncilMessage:
         """Screen the whole reply, store it, and make the thread show exactly that (a self-flag line goes)."""
         assert line.id is not None
         self._completing.add(line.id)
         try:
-            return await self._screen_and_show(council, seat, line, stream, completion)
+            return await self._screen_and_show(council, seat, line, stream, completion, latency_ms)
         finally:
             self._completing.discard(line.id)
 
     async def _screen_and_show(
-        self, council: Council, seat: Seat, line: CouncilMessage, stream: MemberStream, completion: Completion
+        self,
+        council: Council,
+        seat: Seat,
+        line: CouncilMessage,
+        stream: MemberStream,
+        completion: Completion,
+        latency_ms: int,
     ) -> CouncilMessage:
         moderation = self.engine.moderation
         screened = await moderation.screen_ai(council, seat.name, completion.text) if moderation else None
         final = screened.text if screened else completion.text
-        tokens = {"tokens_in": completion.input_tokens, "tokens_out": completion.output_tokens}
+        tokens = {
+            "tokens_in": completion.input_tokens,
+            "tokens_out": completion.output_tokens,
+            "latency_ms": latency_ms,
+        }
         if screened is not None and screened.hold:
             # The server switched to `hold` while the reply streamed: take it down until a moderator decides.
             await self.engine.publisher.delete_messages(council, line.discord_ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import discord
@@ -10,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.council import reports
+from bot.council.deliberation import MODE_HELP
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, ConveneLimits, CouncilEngine
 from bot.governance.gate import GovernanceGate
 from cogs.council import _embeds, _reports
@@ -31,6 +33,8 @@ REQUIRED_PERMISSIONS = {
     "manage_webhooks": "Manage Webhooks",
     "read_message_history": "Read Message History",
 }
+
+MODE_CHOICES = [app_commands.Choice(name=f"{mode}: {MODE_HELP[mode]}"[:100], value=mode) for mode in MODES]
 
 
 class CouncilCog(commands.Cog):
@@ -81,9 +85,12 @@ class CouncilCog(commands.Cog):
         members="Members by name, separated by commas, e.g. Claude, DeepSeek, Llama",
         roles="Optional roles, e.g. DeepSeek=Philosopher, Llama=Realist",
         rounds=f"How many rounds (1-{MAX_ROUNDS}, default 2)",
-        mode="round-robin: one after another; parallel: all at once each round",
+        mode="How members take turns (default round-robin)",
+        chair="The member who chairs (conductor and review modes); default: the catalog's coordinator",
+        max_tokens="Conclude once the council has used this many tokens in all",
+        max_cost="Conclude once the council's estimated cost reaches this many US dollars",
     )
-    @app_commands.choices(mode=[app_commands.Choice(name=mode, value=mode) for mode in MODES])
+    @app_commands.choices(mode=MODE_CHOICES)
     async def convene(
         self,
         interaction: discord.Interaction,
@@ -92,6 +99,9 @@ class CouncilCog(commands.Cog):
         roles: app_commands.Range[str, 0, 500] | None = None,
         rounds: app_commands.Range[int, 1, MAX_ROUNDS] = 2,
         mode: str = "round-robin",
+        chair: app_commands.Range[str, 1, 64] | None = None,
+        max_tokens: app_commands.Range[int, 1000, 10_000_000] | None = None,
+        max_cost: app_commands.Range[float, 0.01, 1000.0] | None = None,
     ) -> None:
         """Convene a council of AI members in a new thread."""
         channel = interaction.channel
@@ -99,7 +109,16 @@ class CouncilCog(commands.Cog):
             await _refuse(interaction, "Convene a council from a server text channel; it opens its own thread there.")
             return
         try:
-            plan = self.engine.plan(topic=topic, member_names=members, roles=roles, rounds=rounds, mode=mode)
+            plan = self.engine.plan(
+                topic=topic,
+                member_names=members,
+                roles=roles,
+                rounds=rounds,
+                mode=mode,
+                chair=chair,
+                max_tokens=max_tokens,
+                max_cost=max_cost,
+            )
         except ConveneError as error:
             await _refuse(interaction, str(error))
             return
@@ -206,7 +225,7 @@ class CouncilCog(commands.Cog):
         if council is None:
             return
         try:
-            seat = await self.engine.assign(council.id, member, role)
+            seat = await self.engine.steering.assign(council.id, member, role)
         except ConveneError as error:
             await _refuse(interaction, str(error))
             return
@@ -214,6 +233,74 @@ class CouncilCog(commands.Cog):
             f"🎭 {interaction.user.mention} made **{seat.name}** {seat.role}, from its next turn on.",
             allowed_mentions=discord.AllowedMentions.none(),
         )
+
+    @council.command(name="mode")
+    @app_commands.describe(mode="How members take turns from the next round on")
+    @app_commands.choices(mode=MODE_CHOICES)
+    async def mode(self, interaction: discord.Interaction, mode: str) -> None:
+        """Change how this thread's council deliberates, from its next round on."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await self.engine.steering.switch_mode(
+                council.id, mode, by=interaction.user.display_name, key=f"mode:{interaction.id}"
+            )
+        except ConveneError as error:
+            await _refuse(interaction, str(error))
+            return
+        await interaction.followup.send(
+            f"Council #{council.id} deliberates in {mode} mode from now on.", ephemeral=True
+        )
+
+    @council.command(name="invite")
+    @app_commands.describe(member="A member from the catalog (see /council members)")
+    async def invite(self, interaction: discord.Interaction, member: app_commands.Range[str, 1, 64]) -> None:
+        """Seat another member at this thread's council; it speaks from the next round on."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            seat = await self.engine.steering.invite(
+                council.id, member, by=interaction.user.display_name, key=f"invite:{interaction.id}"
+            )
+        except ConveneError as error:
+            await _refuse(interaction, str(error))
+            return
+        await interaction.followup.send(f"{seat.name} joins council #{council.id}.", ephemeral=True)
+
+    @council.command(name="dismiss")
+    @app_commands.describe(member="The member's name, e.g. DeepSeek")
+    async def dismiss(self, interaction: discord.Interaction, member: app_commands.Range[str, 1, 64]) -> None:
+        """Send a member away from this thread's council; its words stay in the transcript."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            seat = await self.engine.steering.dismiss(
+                council.id, member, by=interaction.user.display_name, key=f"dismiss:{interaction.id}"
+            )
+        except ConveneError as error:
+            await _refuse(interaction, str(error))
+            return
+        await interaction.followup.send(f"{seat.name} has left council #{council.id}.", ephemeral=True)
+
+    @invite.autocomplete("member")
+    async def _catalog_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return _choices((spec.name for spec in self.bot.catalog), current)
+
+    @dismiss.autocomplete("member")
+    @assign.autocomplete("member")
+    async def _seated_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        if interaction.channel is None:
+            return []
+        council = await repo.get_council_by_thread(self.bot.db, interaction.channel.id)
+        if council is None:
+            return []
+        return _choices((seat.name for seat in await self.engine.seats(council.id) if seat.active), current)
 
     @council.command(name="members")
     async def members(self, interaction: discord.Interaction) -> None:
@@ -264,7 +351,17 @@ class CouncilCog(commands.Cog):
             author_id=message.author.id,
             author_name=message.author.display_name,
             content=message.clean_content,
+            replied_to=self._replied_member(message),
         )
+
+    def _replied_member(self, message: discord.Message) -> str | None:
+        """The name on the webhook message this one replies to, if it replies to one."""
+        reference = message.reference
+        replied = reference.resolved if reference is not None else None
+        # Members post through a webhook under their own names; the engine checks the name is seated.
+        if isinstance(replied, discord.Message) and replied.webhook_id is not None:
+            return replied.author.name
+        return None
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -300,6 +397,11 @@ async def _refuse(interaction: discord.Interaction, text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
     else:
         await interaction.response.send_message(text, ephemeral=True)
+
+
+def _choices(names: Iterable[str], current: str) -> list[app_commands.Choice[str]]:
+    wanted = current.casefold()
+    return [app_commands.Choice(name=name, value=name) for name in names if wanted in name.casefold()][:25]
 
 
 def thread_name(topic: str, limit: int = 100) -> str:

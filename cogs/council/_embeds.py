@@ -8,6 +8,7 @@ import discord
 
 from bot.catalog import Catalog
 from bot.council.engine import CouncilPlan, CouncilStatus
+from bot.council.publisher import Table
 from bot.council.seats import Seat
 from storage.models import Council
 
@@ -19,7 +20,14 @@ def clip(text: str, limit: int) -> str:
 
 
 def _seat_lines(seats: Sequence[Seat]) -> str:
-    return clip("\n".join(f"**{seat.name}** — {seat.role or 'no role'} · `{seat.spec.model}`" for seat in seats), 1024)
+    return clip("\n".join(_seat_line(seat) for seat in seats), 1024)
+
+
+def _seat_line(seat: Seat) -> str:
+    line = f"**{seat.name}** — {seat.role or 'no role'} · `{seat.spec.model}`"
+    if seat.dismissed:
+        return f"~~{line}~~ (dismissed)"
+    return f"{line} (benched)" if seat.benched else line
 
 
 def convened(plan: CouncilPlan, council_id: int, convener_mention: str) -> discord.Embed:
@@ -29,6 +37,11 @@ def convened(plan: CouncilPlan, council_id: int, convener_mention: str) -> disco
     embed.add_field(name="Mode", value=plan.mode)
     embed.add_field(name="Rounds", value=str(plan.rounds))
     embed.add_field(name="Convened by", value=convener_mention)
+    if plan.chair:
+        embed.add_field(name="Chair", value=plan.chair)
+    limits = _limits(plan.max_tokens, plan.max_cost)
+    if limits:
+        embed.add_field(name="Limits", value=limits)
     embed.set_footer(
         text="Write in the thread to join the discussion. /council info shows what stands behind each member."
     )
@@ -41,6 +54,12 @@ def status(report: CouncilStatus) -> discord.Embed:
     embed.add_field(name="State", value=council.state)
     embed.add_field(name="Round", value=f"{council.current_round} of {council.rounds}")
     embed.add_field(name="Mode", value=council.mode)
+    chair = report.chair
+    if chair:
+        embed.add_field(name="Chair", value=chair)
+    limits = _limits(council.max_tokens, council.max_cost)
+    if limits:
+        embed.add_field(name="Limits", value=limits)
     embed.add_field(name="Members", value=_seat_lines(report.seats) or "none", inline=False)
     embed.add_field(name="Messages", value=f"{report.ai_messages} from members, {report.human_messages} from humans")
     embed.add_field(
@@ -52,6 +71,33 @@ def status(report: CouncilStatus) -> discord.Embed:
     if council.end_reason:
         embed.add_field(name="Ended", value=clip(council.end_reason, 1024), inline=False)
     return embed
+
+
+def table(table: Table) -> discord.Embed:
+    """A table from the engine (a review's ranking); rows that would pass the embed's limit are counted."""
+    embed = discord.Embed(title=clip(table.title, 256), colour=COLOUR)
+    lines: list[str] = []
+    used = 0
+    for index, row in enumerate(table.rows):
+        row = clip(row, 300)
+        if used + len(row) + 1 > 3900:
+            lines.append(f"… and {len(table.rows) - index} more")
+            break
+        lines.append(row)
+        used += len(row) + 1
+    embed.description = "\n".join(lines) or "—"
+    if table.note:
+        embed.set_footer(text=clip(table.note, 2048))
+    return embed
+
+
+def _limits(max_tokens: int | None, max_cost: float | None) -> str:
+    parts = []
+    if max_tokens is not None:
+        parts.append(f"{max_tokens:,} tokens")
+    if max_cost is not None:
+        parts.append(f"${max_cost:,.2f}")
+    return " · ".join(parts)
 
 
 def finished(council: Council) -> discord.Embed:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from bot.council.publisher import PlaceGone, StreamTrace
+from bot.council.publisher import PlaceGone, StreamTrace, Table
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
@@ -75,6 +75,21 @@ class DiscordPublisher:
             ids.append(message.id)
         return ids
 
+    async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:
+        thread = await self._thread(council)
+        embed = _embeds.table(table)
+        if recovering:
+            found = await self._already_posted(thread, None, [""], embed_title=embed.title)
+            if found:
+                return found
+        try:
+            message = await thread.send(embed=embed, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as error:
+            if not closed_to_us(error):
+                raise
+            raise PlaceGone(f"council {council.id}'s thread refused a table: {error.status}") from error
+        return [message.id]
+
     async def _send_as_member(self, council: Council, thread: discord.Thread, seat: Seat, chunk: str) -> int:
         """One webhook post; a deleted webhook is made again once, an uncertain failure is checked first."""
         for attempt in (1, 2):
@@ -112,10 +127,16 @@ class DiscordPublisher:
         return (await self._webhook(council.channel_id)).id, seat.name
 
     async def _already_posted(
-        self, thread: discord.Thread, author: tuple[int, str] | None, chunks: list[str]
+        self,
+        thread: discord.Thread,
+        author: tuple[int, str] | None,
+        chunks: list[str],
+        *,
+        embed_title: str | None = None,
     ) -> list[int]:
         """Ids of the leading `chunks` found, in order, among the thread's recent messages by `author`
-        (our webhook id and a member's name, or None for the bot itself)."""
+        (our webhook id and a member's name, or None for the bot itself); with `embed_title`, only
+        messages carrying an embed of that title count."""
         ids: list[int] = []
         try:
             history = [message async for message in thread.history(limit=HISTORY_LOOKBACK, oldest_first=False)]
@@ -129,7 +150,8 @@ class DiscordPublisher:
                 if author is None
                 else (message.webhook_id, message.author.name) == author
             )
-            if by_author and message.content == chunks[len(ids)]:
+            titled = embed_title is None or any(embed.title == embed_title for embed in message.embeds)
+            if by_author and titled and message.content == chunks[len(ids)]:
                 ids.append(message.id)
             elif ids:
                 ids = []  # not a contiguous run: start over
