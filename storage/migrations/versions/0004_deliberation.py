@@ -1,6 +1,6 @@
 """Deliberation: chair, limits, strategies' records, invited and dismissed members, turn latency
 
-Revision ID: 0007
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26 16:40:00.000000
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
