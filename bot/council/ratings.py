@@ -280,6 +280,9 @@ def build_scoreboard(council: Council, number: int, ratees: Sequence[str], rows:
             )
         )
     members.sort(key=lambda m: (m.overall is None, -(m.overall or 0), m.name.casefold()))
+    # Seat order, whatever order the raters answered in.
+    order = {name: n for n, name in enumerate(ratees)}
+    rows = sorted(rows, key=lambda r: (order.get(r.rater, len(order)), order.get(r.ratee, len(order))))
     reasons = tuple(
         RatingReason(
             r.rater,
@@ -296,7 +299,7 @@ def build_scoreboard(council: Council, number: int, ratees: Sequence[str], rows:
         own = [r for r in rows if r.rater == rater]
         failed = next((r for r in own if r.status == "failed"), None)
         if failed is not None:
-            problems.append(f"{rater} could not rate: {failed.reason}")
+            problems.append(f"{rater} could not rate: {failed.reason.removeprefix(f'{rater}: ')}")
             continue
         unread = [r.ratee for r in own if r.status == "unparseable"]
         if unread:
