@@ -62,8 +62,8 @@ def rating_bodies(server: FakeProviderServer) -> list[dict[str, Any]]:
     return [r.json for r in server.requests if is_rating(r.json)]
 
 
-def replies(server: FakeProviderServer, ratings: dict[str, str]) -> None:
-    """Members answer turns as usual and ratings with the given text."""
+def replies(server: FakeProviderServer, ratings: dict[str, str], **options: Any) -> None:
+    """Members answer turns as usual and ratings with the given text (options: the fake's Behaviour fields)."""
     for name, text in ratings.items():
         model = MODELS[name]
 
@@ -71,7 +71,7 @@ def replies(server: FakeProviderServer, ratings: dict[str, str]) -> None:
             turns = sum(1 for r in server.requests if r.model == model and not is_rating(r.json))
             return text if is_rating(body) else f"{model} reply #{turns}"
 
-        server.script(model, reply)
+        server.script(model, reply, **options.get(name, {}))
 
 
 async def convene(engine: CouncilEngine, members: str = "Claude, DeepSeek, Llama", rounds: int = 1) -> int:
