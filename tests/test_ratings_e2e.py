@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from bot.catalog import Catalog
+from bot.council.ratings import MemberScores, RatingReason, Scoreboard
+from cogs.council import _ratings
 from storage import repository as repo
 from storage.database import Database
 from tests.council_helpers import convene, make_bot, member_posts, start_harness, wait_for
 from tests.fakes.provider_server import FakeProviderServer
-from tests.harness import DiscordHarness
+from tests.harness import DiscordHarness, limits
 from tests.harness.recorder import Post
 from tests.test_ratings import rating_bodies, replies
 
@@ -187,3 +189,34 @@ async def test_council_conclude_rates_the_members_who_spoke(
     assert board.embeds[0]["title"] == "Peer ratings, at its end"
     assert len(rating_bodies(provider_server)) == 3
     assert all("reply #2" not in json.dumps(body) for body in rating_bodies(provider_server))
+
+
+def test_a_full_scoreboard_keeps_within_discords_limits_and_drops_no_member() -> None:
+    names = [f"Member{n}-with-a-long-name" for n in range(8)]
+    board = Scoreboard(
+        council_id=7,
+        topic="t",
+        number=2,
+        round_number=3,
+        rounds=10,
+        ended=False,
+        members=tuple(MemberScores(name, 7, 4.0, 3.0, 2.0) for name in names),
+        reasons=tuple(
+            RatingReason(rater, ratee, (4, 3, 2), "x" * 300, withheld=False)
+            for rater in names
+            for ratee in names
+            if rater != ratee
+        ),
+        problems=tuple(f"{name} could not rate: " + "y" * 300 for name in names),
+    )
+    pages = _ratings.scoreboard_messages(board)
+    assert len(pages) > 1
+    assert [content for content, _ in pages] == [
+        f"📊 **Peer ratings #2** · council #7 · part {n} of {len(pages)}" for n in range(1, len(pages) + 1)
+    ]
+    for content, embeds in pages:
+        limits.check_message({"content": content, "embeds": [e.to_dict() for e in embeds]})
+    titles = [e.title for _, embeds in pages for e in embeds]
+    assert titles == ["Peer ratings, during round 3 of 10", *[f"On {name}" for name in names]]
+    on_first = pages[0][1][1].description or ""
+    assert on_first.count("x" * 300) == 7  # every reason whole
