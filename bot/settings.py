@@ -34,6 +34,7 @@ class Settings:
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
     health_host: str = "127.0.0.1"
+    peer_ratings: bool = True  # members rate each other when a council concludes (one call per member)
 
     @classmethod
     def from_env(
@@ -74,7 +75,11 @@ class Settings:
         if health_text and (not health_text.isdigit() or not 1 <= int(health_text) <= 65535):
             raise SettingsError(f"HEALTH_PORT must be a port number from 1 to 65535, not {health_text!r}.")
         shard_count, shard_ids = _shards(source)
+        ratings_text = source.get("PEER_RATINGS", "").strip().lower() or "on"
+        if ratings_text not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+            raise SettingsError(f"PEER_RATINGS must be on or off, not {ratings_text!r}.")
         return cls(
+            peer_ratings=ratings_text in ("on", "true", "1", "yes"),
             discord_token=token,
             shard_count=shard_count,
             shard_ids=shard_ids,

@@ -204,3 +204,35 @@ class ReviewBallot(SQLModel, table=True):
     ranking: str | None = Field(default=None, sa_type=Text)
     state: str = Field(default="asked", max_length=12)  # asked | ranked | unreadable | failed
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class PeerRating(SQLModel, table=True):
+    """One member's rating of another's contribution to a council, in one rating round.
+
+    A rating round is named by `as_of_message_id`, the newest member turn it rates: asking again with no
+    new turn lands on the same rows (unique per rater and ratee), so a repeated or resumed round adds
+    nothing. `status` is `rated` (three scores 1-5 and a reason), `unparseable` (the reply had no valid
+    line for this member; nothing is guessed) or `failed` (the provider did not answer; `reason` says why).
+    """
+
+    __tablename__ = "peer_rating"
+    __table_args__ = (
+        UniqueConstraint("council_id", "as_of_message_id", "rater", "ratee", name="uq_peer_rating_round_pair"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    council_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    guild_id: int = Field(sa_type=BigInteger, index=True)
+    as_of_message_id: int
+    rater: str = Field(max_length=64)
+    ratee: str = Field(max_length=64)
+    status: str = Field(max_length=12)  # rated | unparseable | failed
+    clarity: int | None = None
+    insight: int | None = None
+    self_awareness: int | None = None
+    reason: str = Field(default="", sa_type=Text)
+    reason_withheld: bool = False  # the server's moderation flagged the reason: stored, never shown
+    raw_reply: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

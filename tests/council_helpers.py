@@ -18,13 +18,15 @@ TOPIC = "Should our city replace its parking lots with parks?"
 
 
 def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: int) -> CouncilBot:
+    # Automatic peer ratings add a call per member at every conclusion; tests about them turn them on.
+    limits.setdefault("peer_ratings", False)
     settings = Settings(
         discord_token="unused",
         database_url="sqlite://",
         members_file=tmp_path / "members.toml",
         provider_timeout=5,
         log_level="INFO",
-        **limits,
+        **limits,  # type: ignore[arg-type]
     )
     return CouncilBot(settings, catalog, db)
 

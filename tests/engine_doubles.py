@@ -7,6 +7,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from bot.council.publisher import StreamTrace, Table, cut_text
+from bot.council.ratings import Scoreboard, scoreboard_text
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from storage.models import Council, Escalation
@@ -14,7 +15,7 @@ from storage.models import Council, Escalation
 
 @dataclass
 class Post:
-    kind: str  # "member" or "notice"
+    kind: str  # "member", "notice" or "scoreboard"
     council_id: int
     author: str
     content: str
@@ -67,6 +68,7 @@ class RecordingPublisher:
     post_delay: float = 0.0
     show_every: int = 1  # streams show every n-th update
     streams: list[RecordingStream] = field(default_factory=list)
+    scoreboards: list[Scoreboard] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _done: dict[int, asyncio.Event] = field(default_factory=dict)
@@ -104,6 +106,10 @@ class RecordingPublisher:
                 if (post.kind, post.council_id, post.author, post.content) == (kind, council.id, author, content):
                     return post.ids
         return list(self._new(kind, council, author, content).ids)
+
+    async def post_scoreboard(self, council: Council, board: Scoreboard, *, recovering: bool = False) -> list[int]:
+        self.scoreboards.append(board)
+        return self._post("scoreboard", council, "system", scoreboard_text(board), recovering)
 
     # Moderation: no moderators' channel here; deletions are recorded.
     async def post_escalation(self, council: Council, escalation: Escalation, policy: Policy) -> tuple[int, int] | None:

@@ -14,6 +14,7 @@ from bot.council.deliberation import MODES, Deliberation
 from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, build_request, digest
 from bot.council.publisher import CouncilPublisher, PlaceGone, Table
+from bot.council.ratings import PeerRatings
 from bot.council.seats import Seat
 from bot.council.steering import CouncilSteering, addressee
 from bot.council.streaming import CONCLUDED, STOPPED, StreamedTurns
@@ -102,6 +103,7 @@ class CouncilEngine:
         limits: ConveneLimits | None = None,
         context_budget: int | None = 6000,
         stream_replies: bool = False,
+        peer_ratings: bool = False,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -116,6 +118,8 @@ class CouncilEngine:
         self.streaming = StreamedTurns(self)
         self.deliberation = Deliberation(self)
         self.steering = CouncilSteering(self)
+        # Peer ratings (bot/council/ratings.py); `peer_ratings`: also automatically when a council concludes.
+        self.ratings = PeerRatings(self, automatic=peer_ratings)
         self._ending: set[int] = set()  # councils being concluded while their runner is stopped
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
@@ -258,6 +262,7 @@ class CouncilEngine:
                     log.exception(
                         "Council %s: a streamed reply could not be finished; retried at the next start", council_id
                     )
+        await self.ratings.recover(owns)  # peer ratings: a scoreboard stored but not posted before the stop
         return [c.id for c in councils if c.id in self._tasks]
 
     async def shutdown(self) -> None:
@@ -291,8 +296,9 @@ class CouncilEngine:
         else:
             self._spawn(council_id)
 
-    async def conclude(self, council_id: int, reason: str) -> bool:
-        """End a council now; in-flight member calls are dropped, anything already generated is shown."""
+    async def conclude(self, council_id: int, reason: str, *, rate: bool = True) -> bool:
+        """End a council now; in-flight member calls are dropped, anything already generated is shown.
+        `rate`: run the automatic peer ratings (not when moderators end a council)."""
         changed = await repo.transition_council(
             self.db, council_id, from_states=("starting", *ACTIVE_STATES), to_state="concluded", reason=reason
         )
@@ -306,7 +312,7 @@ class CouncilEngine:
                 await asyncio.gather(task, return_exceptions=True)
             finally:
                 self._ending.discard(council_id)
-        await self._finish(council_id)
+        await self._finish(council_id, rate=rate)
         return True
 
     async def record_human(
@@ -758,7 +764,7 @@ class CouncilEngine:
             if line.author_kind != "human" and not line.discord_ids and line.visibility == "visible":
                 await self.post(council, seats, line, recovering=recovering)
 
-    async def _finish(self, council_id: int) -> None:
+    async def _finish(self, council_id: int, *, rate: bool = True) -> None:
         council = await repo.get_council(self.db, council_id)
         if council is None:
             return
@@ -767,6 +773,9 @@ class CouncilEngine:
             await self._post_unposted(council, await self.seats(council_id))
         except PlaceGone:
             log.warning("Council %s ended without its thread; its transcript is kept", council_id)
+            rate = False
         self._wakeups.pop(council_id, None)
         self._seats.pop(council_id, None)
         await self.publisher.council_finished(council)
+        if rate:  # peer ratings hook: only for a council that concluded (bot/council/ratings.py)
+            await self.ratings.after_conclude(council)

@@ -251,7 +251,7 @@ class CouncilModeration:
         await self.engine.publisher.escalation_decided(council, escalation)
         if escalation.end_council:
             await self.engine.conclude(
-                council.id, f"Ended by moderator {escalation.decided_by_name} after rejecting a message."
+                council.id, f"Ended by moderator {escalation.decided_by_name} after rejecting a message.", rate=False
             )
         elif council.state == "held" and not await self._still_held(council.id):
             policy = await self.gate.policy(council.guild_id)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from storage.models import Council, Escalation
+
+if TYPE_CHECKING:
+    from bot.council.ratings import Scoreboard
 
 
 class PlaceGone(Exception):
@@ -102,6 +105,10 @@ class CouncilPublisher(Protocol):
 
     async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:
         """Show a table in the council's thread; return the message ids."""
+
+    async def post_scoreboard(self, council: Council, board: Scoreboard, *, recovering: bool = False) -> list[int]:
+        """Show a peer-ratings scoreboard (bot/council/ratings.py) in the council's thread; return the message
+        ids. With `recovering`, it may be there already: look in the thread's recent history first."""
         ...
 
     async def council_finished(self, council: Council) -> None:

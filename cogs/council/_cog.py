@@ -13,8 +13,9 @@ from discord.ext import commands
 from bot.council import reports
 from bot.council.deliberation import MODE_HELP
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, ConveneLimits, CouncilEngine
+from bot.council.ratings import RatingError
 from bot.governance.gate import GovernanceGate
-from cogs.council import _embeds, _reports
+from cogs.council import _embeds, _ratings, _reports
 from cogs.council._publisher import DiscordPublisher
 from storage import repository as repo
 from storage.models import Council
@@ -57,6 +58,7 @@ class CouncilCog(commands.Cog):
             gate=GovernanceGate(bot.db, bot.rulebook, bot.catalog, bot.providers),
             context_budget=settings.context_budget_tokens,
             stream_replies=True,  # where the server's policy allows it: `notify` without a judge
+            peer_ratings=settings.peer_ratings,
             limits=ConveneLimits(
                 running_per_user=settings.max_councils_per_user,
                 running_per_server=settings.max_councils_per_server,
@@ -337,6 +339,34 @@ class CouncilCog(commands.Cog):
         record = await reports.load_record(self.bot.db, self.bot.catalog, council)
         page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record))
         await _reports.send_pages(interaction, [page])
+
+    @council.command(name="rate")
+    async def rate(self, interaction: discord.Interaction) -> None:
+        """Have this thread's members rate each other (clarity, insight, self-awareness) and post the scoreboard."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        # One provider call per member: acknowledge first, Discord allows three seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            board = await self.engine.ratings.rate(council.id)
+        except RatingError as error:
+            await interaction.followup.send(str(error), ephemeral=True)
+            return
+        problems = f" {len(board.problems)} rater(s) could not be counted in full." if board.problems else ""
+        await interaction.followup.send(
+            f"The members of council #{council.id} rated each other; the scoreboard is in the thread.{problems}",
+            ephemeral=True,
+        )
+
+    @council.command(name="scoreboard")
+    async def scoreboard(self, interaction: discord.Interaction) -> None:
+        """Show how members rated each other across this server's ended councils."""
+        assert interaction.guild is not None  # the group is guild_only
+        board = await self.engine.ratings.server_scoreboard(interaction.guild.id)
+        await interaction.response.send_message(
+            embed=_ratings.server_embed(interaction.guild.name, board), ephemeral=True
+        )
 
     # -- humans in threads -------------------------------------------------------------------------
 

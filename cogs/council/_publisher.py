@@ -11,10 +11,11 @@ import aiohttp
 import discord
 
 from bot.council.publisher import PlaceGone, StreamTrace, Table
+from bot.council.ratings import Scoreboard
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
-from cogs.council import _embeds
+from cogs.council import _embeds, _ratings
 from cogs.council._errors import UNKNOWN_WEBHOOK, closed_to_us
 from cogs.council._stream import EDIT_INTERVAL, DiscordMemberStream
 from cogs.governance import _embeds as governance_embeds
@@ -89,6 +90,21 @@ class DiscordPublisher:
                 raise
             raise PlaceGone(f"council {council.id}'s thread refused a table: {error.status}") from error
         return [message.id]
+
+    async def post_scoreboard(self, council: Council, board: Scoreboard, *, recovering: bool = False) -> list[int]:
+        """A peer-ratings scoreboard as embeds from the bot, over as many messages as Discord's limits need."""
+        thread = await self._thread(council)
+        pages = _ratings.scoreboard_messages(board)
+        ids = await self._already_posted(thread, None, [content for content, _ in pages]) if recovering else []
+        for content, embeds in pages[len(ids) :]:
+            try:
+                message = await thread.send(content, embeds=embeds, allowed_mentions=NO_MENTIONS)
+            except discord.HTTPException as error:
+                if not closed_to_us(error):
+                    raise
+                raise PlaceGone(f"council {council.id}'s thread refused its scoreboard: {error.status}") from error
+            ids.append(message.id)
+        return ids
 
     async def _send_as_member(self, council: Council, thread: discord.Thread, seat: Seat, chunk: str) -> int:
         """One webhook post; a deleted webhook is made again once, an uncertain failure is checked first."""

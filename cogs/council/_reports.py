@@ -149,7 +149,8 @@ def usage_embed(council: Council, rows: Sequence[MemberUsage]) -> discord.Embed:
         inline=False,
     )
     embed.set_footer(
-        text="Costs are estimates from the catalog's prices. Calls by the moderation judge are not counted."
+        text="Costs are estimates from the catalog's prices. Calls by the moderation judge are not counted, nor "
+        "peer-rating calls (their tokens are in /council status)."
     )
     return embed
 
