@@ -30,6 +30,7 @@ async def create_council(
     convener_id: int,
     convener_name: str,
     members: Sequence[tuple[str, str | None]],
+    template_id: int | None = None,  # templates: the permanent council this is a session of
 ) -> Council:
     """Create a council in state `starting` with its members seated in the given order."""
     async with db.session() as session:
@@ -42,6 +43,7 @@ async def create_council(
             state="starting",
             convener_id=convener_id,
             convener_name=convener_name,
+            template_id=template_id,
         )
         session.add(council)
         await session.flush()

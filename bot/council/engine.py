@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
+from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, build_request
 from bot.council.publisher import CouncilPublisher, PlaceGone
@@ -44,6 +45,7 @@ class CouncilPlan:
     seats: tuple[Seat, ...]
     rounds: int
     mode: str
+    template_id: int | None = None  # templates: convened from this permanent council (bot/council/templates.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class CouncilEngine:
         # Show member replies while they are written, where the server's policy allows (bot/council/streaming.py).
         self.stream_replies = stream_replies
         self.streaming = StreamedTurns(self)
+        self.memory = CouncilMemory(self)  # templates: minutes of sessions, recalled in the next ones
         self._ending: set[int] = set()  # councils being concluded while their runner is stopped
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
@@ -166,6 +169,7 @@ class CouncilEngine:
             convener_id=convener_id,
             convener_name=convener_name,
             members=[(seat.name, seat.role) for seat in plan.seats],
+            template_id=plan.template_id,
         )
 
     async def open(self, council_id: int, thread_id: int) -> None:
@@ -200,6 +204,7 @@ class CouncilEngine:
                     log.exception(
                         "Council %s: a streamed reply could not be finished; retried at the next start", council_id
                     )
+        await self.memory.recover(owns)  # templates: minutes of sessions that ended as the process stopped
         return [c.id for c in councils if c.id in self._tasks]
 
     async def shutdown(self) -> None:
@@ -473,6 +478,7 @@ class CouncilEngine:
             round_number=round_number,
             rounds=council.rounds,
             budget_tokens=self.context_budget,
+            memory=await self.memory.recollections(council),  # templates: earlier sessions' conclusions
         )
         started = time.perf_counter()
         if up_to_id is None and await self.streaming.allowed(council):
@@ -549,10 +555,10 @@ class CouncilEngine:
         await self._bench_if_failing(council, seat, round_number)
         return message
 
-    async def show(self, council: Council, message: CouncilMessage) -> None:
-        """Post a stored line now (moderation uses this for approved messages and notices)."""
+    async def show(self, council: Council, message: CouncilMessage, *, recovering: bool = False) -> None:
+        """Post a stored line now (moderation uses this for approved messages and notices, memory for minutes)."""
         try:
-            await self._post(council, await self.seats(council.id), message)
+            await self._post(council, await self.seats(council.id), message, recovering=recovering)
         except PlaceGone:
             await self._end_without_thread(council.id)
 
@@ -630,8 +636,10 @@ class CouncilEngine:
         try:
             await self.streaming.recover(council, CONCLUDED if council.state == "concluded" else STOPPED)
             await self._post_unposted(council, await self.seats(council_id))
+            await self.memory.close_session(council)  # templates: the session's minutes, before the closing embed
         except PlaceGone:
             log.warning("Council %s ended without its thread; its transcript is kept", council_id)
+        self.memory.forget(council_id)
         self._wakeups.pop(council_id, None)
         self._seats.pop(council_id, None)
         await self.publisher.council_finished(council)

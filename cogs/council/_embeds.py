@@ -22,13 +22,17 @@ def _seat_lines(seats: Sequence[Seat]) -> str:
     return clip("\n".join(f"**{seat.name}** — {seat.role or 'no role'} · `{seat.spec.model}`" for seat in seats), 1024)
 
 
-def convened(plan: CouncilPlan, council_id: int, convener_mention: str) -> discord.Embed:
+def convened(
+    plan: CouncilPlan, council_id: int, convener_mention: str, *, template_name: str | None = None
+) -> discord.Embed:
     embed = discord.Embed(title=clip(f"Council #{council_id}: {plan.topic}", 256), colour=COLOUR)
     embed.description = clip(plan.topic, 4096)
     embed.add_field(name="Members", value=_seat_lines(plan.seats), inline=False)
     embed.add_field(name="Mode", value=plan.mode)
     embed.add_field(name="Rounds", value=str(plan.rounds))
     embed.add_field(name="Convened by", value=convener_mention)
+    if template_name:  # templates: a session of a permanent council, whose members recall its earlier sessions
+        embed.add_field(name="Template", value=clip(discord.utils.escape_markdown(template_name), 1024))
     embed.set_footer(
         text="Write in the thread to join the discussion. /council info shows what stands behind each member."
     )
