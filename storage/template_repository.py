@@ -149,7 +149,7 @@ async def list_templates(db: Database, guild_id: int) -> list[StoredTemplate]:
                     .where(Council.template_id.in_(ids))
                     .group_by(Council.template_id)
                 )
-            ).tuple_results()
+            ).all()
         )
     return [
         StoredTemplate(t, tuple(m for m in members if m.template_id == t.id), counts.get(t.id, 0)) for t in templates
@@ -203,7 +203,7 @@ async def previous_minutes(db: Database, template_id: int, before_council_id: in
         .limit(limit)
     )
     async with db.session() as session:
-        return [SessionMinutes(council, message) for council, message in (await session.execute(query)).tuple_results()]
+        return [SessionMinutes(council, message) for council, message in (await session.execute(query)).all()]
 
 
 async def sessions_awaiting_minutes(db: Database, ended_since: datetime) -> list[Council]:
