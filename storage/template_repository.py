@@ -65,6 +65,7 @@ async def save_template(
                 )
             ).scalar_one_or_none()
             if existing is not None and not replace:
+                session.expunge(existing)  # kept readable: the rollback would expire it
                 raise TemplateExists(existing)
             if existing is None:
                 template = CouncilTemplate(
