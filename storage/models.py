@@ -61,6 +61,10 @@ class Council(SQLModel, table=True):
     max_cost: float | None = None  # ... or cost this many US dollars (estimated from the catalog's prices)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Templates: the permanent council this one is a session of. No foreign key on purpose: adding one
+    # to an existing SQLite table means rebuilding it, and dropping the old `council` table would cascade
+    # into every transcript. Deleting a template clears this column in the same transaction instead.
+    template_id: int | None = Field(default=None, index=True)
 
 
 class CouncilMember(SQLModel, table=True):
@@ -236,3 +240,40 @@ class PeerRating(SQLModel, table=True):
     reason_withheld: bool = False  # the server's moderation flagged the reason: stored, never shown
     raw_reply: str = Field(default="", sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class CouncilTemplate(SQLModel, table=True):
+    """A server's saved council (members, roles, mode, rounds, chair, limits): a permanent council whose
+    councils are its sessions."""
+
+    __tablename__ = "council_template"
+    __table_args__ = (UniqueConstraint("guild_id", "name_key", name="uq_council_template_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    guild_id: int = Field(sa_type=BigInteger, index=True)
+    name: str = Field(max_length=50)
+    name_key: str = Field(max_length=200)  # the name casefolded: unique per server whatever the case
+    mode: str = Field(max_length=16)
+    rounds: int
+    chair: str | None = Field(default=None, max_length=64)
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    created_by_id: int = Field(sa_type=BigInteger)
+    created_by_name: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class CouncilTemplateMember(SQLModel, table=True):
+    """A member a template seats, in order, with its role there (None: the catalog's role)."""
+
+    __tablename__ = "council_template_member"
+    __table_args__ = (UniqueConstraint("template_id", "name", name="uq_council_template_member_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    template_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council_template.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    name: str = Field(max_length=64)
+    role: str | None = Field(default=None, max_length=100)
+    position: int

@@ -33,6 +33,7 @@ async def create_council(
     chair: str | None = None,
     max_tokens: int | None = None,
     max_cost: float | None = None,
+    template_id: int | None = None,  # templates: the permanent council this is a session of
 ) -> Council:
     """Create a council in state `starting` with its members seated in the given order."""
     async with db.session() as session:
@@ -48,6 +49,7 @@ async def create_council(
             state="starting",
             convener_id=convener_id,
             convener_name=convener_name,
+            template_id=template_id,
         )
         session.add(council)
         await session.flush()

@@ -47,6 +47,7 @@ from bot import app as bot_app
 from bot import rehearse
 from bot.catalog import Catalog, CatalogError
 from bot.council.engine import ConveneError, CouncilEngine
+from bot.council.templates import DEFAULT_MODE, DEFAULT_ROUNDS
 from bot.governance.rules import CustomRule, RuleBook, RuleFileError
 from bot.settings import Settings, SettingsError
 
@@ -493,14 +494,14 @@ class Checker:
     def check_meaning(self, command: str, params: dict[str, Any], given: dict[str, str], where: str) -> None:
         """What the values name must exist: members, categories, valid rules."""
         if command == "council convene" and {"topic", "members"} <= set(given):
-            rounds = given.get("rounds", str(params["rounds"].default))
+            rounds = given.get("rounds", str(DEFAULT_ROUNDS))  # the options default to None: a template may give them
             try:
                 self.engine.plan(
                     topic=given["topic"],
                     member_names=given["members"],
                     roles=given.get("roles"),
                     rounds=int(rounds) if rounds.isdigit() else 0,
-                    mode=given.get("mode", str(params["mode"].default)),
+                    mode=given.get("mode", DEFAULT_MODE),
                 )
             except ConveneError as error:
                 self.problem(where, f"/council convene: {error}")
@@ -751,7 +752,7 @@ EXPECTED = [
     "CONTEXT_BUDGET_TOKENS must be at least 1000",
     "```yaml blocks are not checked",
     "has no subcommand 'polcy'",
-    "the option list leaves out ['chair', 'max_cost', 'max_tokens', 'mode']",
+    "the option list leaves out ['chair', 'max_cost', 'max_tokens', 'mode', 'template']",
     "council_id is optional",
     "`CONTEXT_BUDGET` is neither a setting",
     "link to nowhere.md points at nothing",

@@ -10,9 +10,12 @@ import pytest
 
 from bot.catalog import Catalog
 from bot.council.engine import ConveneError, ConveneLimits, CouncilEngine, CouncilPlan
+from bot.council.memory import MINUTES_HEADING
+from bot.council.seats import Seat
 from bot.providers.pool import ProviderPool
 from storage import repository as repo
 from storage.database import Database
+from storage.template_repository import MINUTES_TURN_KEY, save_template
 from tests.engine_doubles import RecordingPublisher
 from tests.fakes.provider_server import FakeProviderServer
 
@@ -269,8 +272,13 @@ async def test_limits_refuse_convenes_beyond_the_server_and_hourly_caps(
         await engine.shutdown()
 
 
+@pytest.mark.parametrize("with_memory", [False, True], ids=["plain", "template-with-memory"])
 async def test_prompts_stay_within_the_context_budget_on_a_200_turn_council(
-    db: Database, catalog: Catalog, session: aiohttp.ClientSession, provider_server: FakeProviderServer
+    db: Database,
+    catalog: Catalog,
+    session: aiohttp.ClientSession,
+    provider_server: FakeProviderServer,
+    with_memory: bool,
 ) -> None:
     budget = 1500
     speech = " ".join(f"Point {i} deserves a careful answer." for i in range(60))  # about 90 tokens
@@ -281,7 +289,8 @@ async def test_prompts_stay_within_the_context_budget_on_a_200_turn_council(
     seats = engine.plan(
         topic="Endless", member_names="Claude, DeepSeek, Llama", roles=None, rounds=1, mode="round-robin"
     ).seats
-    plan = CouncilPlan(topic="Endless", seats=seats, rounds=67, mode="round-robin")  # 201 turns
+    template_id = await _template_with_past_sessions(db, seats) if with_memory else None
+    plan = CouncilPlan(topic="Endless", seats=seats, rounds=67, mode="round-robin", template_id=template_id)
     council = await engine.create(plan, guild_id=1, channel_id=2, convener_id=3, convener_name="Ada")
     await engine.open(council.id, thread_id=4242)
     await publisher.wait_finished(council.id, timeout=120)
@@ -290,10 +299,54 @@ async def test_prompts_stay_within_the_context_budget_on_a_200_turn_council(
         len(r.json.get("system", "")) // 4 + sum(len(m["content"]) // 4 for m in r.json["messages"])
         for r in provider_server.requests
     ]
-    assert len(sizes) == 201
+    assert len(sizes) == (202 if with_memory else 201)  # a template's session ends with its minutes
+    if with_memory:  # the newest past conclusions that fit, in every turn's prompt
+        for request in provider_server.requests[:201]:
+            text = "\n".join(m["content"] for m in request.json["messages"])
+            assert "This council has met before" in text and "NEWEST-SESSION" in text
+            assert "OLDEST-SESSION" not in text  # three sessions of 150 words do not fit in a third of 1,500
     assert max(sizes) <= budget
-    assert sizes[-1] > budget * 0.8  # the room is used, not starved
-    last = provider_server.requests[-1].json["messages"]
+    assert sizes[200] > budget * 0.8  # the room is used, not starved
+    last = provider_server.requests[200].json["messages"]
     text = "\n".join(m["content"] for m in last)
     assert "Earlier in the council, in brief:" in text and "earlier turn(s) left out for length" in text
     assert "Topic: Endless" in text and "Round 67 of 67" in text
+
+
+async def _template_with_past_sessions(db: Database, seats: tuple[Seat, ...]) -> int:
+    """A template with three concluded sessions whose minutes are about 150 words each."""
+    template, _ = await save_template(
+        db,
+        guild_id=1,
+        name="Endless",
+        mode="round-robin",
+        rounds=67,
+        members=[(seat.name, seat.role) for seat in seats],
+        created_by_id=3,
+        created_by_name="Ada",
+    )
+    assert template.id is not None
+    for marker in ("OLDEST-SESSION", "MIDDLE-SESSION", "NEWEST-SESSION"):
+        past = await repo.create_council(
+            db,
+            guild_id=1,
+            channel_id=2,
+            topic="Endless",
+            mode="round-robin",
+            rounds=1,
+            convener_id=3,
+            convener_name="Ada",
+            members=[(seat.name, seat.role) for seat in seats],
+            template_id=template.id,
+        )
+        await repo.add_message(
+            db,
+            council_id=past.id,
+            round_number=1,
+            author_kind="ai",
+            author_name="Claude",
+            turn_key=MINUTES_TURN_KEY,
+            content=f"{MINUTES_HEADING}\n{marker} " + "We agreed on several careful points today. " * 21,
+        )
+        await repo.transition_council(db, past.id, from_states=("starting",), to_state="concluded", reason="done")
+    return template.id

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
 from bot.council.deliberation import MODES, Deliberation
+from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, build_request, digest
 from bot.council.publisher import CouncilPublisher, PlaceGone, Table
@@ -67,6 +68,7 @@ class CouncilPlan:
     chair: str | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
+    template_id: int | None = None  # templates: convened from this permanent council (bot/council/templates.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class CouncilEngine:
         self.steering = CouncilSteering(self)
         # Peer ratings (bot/council/ratings.py); `peer_ratings`: also automatically when a council concludes.
         self.ratings = PeerRatings(self, automatic=peer_ratings)
+        self.memory = CouncilMemory(self)  # templates: minutes of sessions, recalled in the next ones
         self._ending: set[int] = set()  # councils being concluded while their runner is stopped
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
@@ -228,6 +231,7 @@ class CouncilEngine:
             chair=plan.chair,
             max_tokens=plan.max_tokens,
             max_cost=plan.max_cost,
+            template_id=plan.template_id,
         )
 
     async def open(self, council_id: int, thread_id: int) -> None:
@@ -263,6 +267,7 @@ class CouncilEngine:
                         "Council %s: a streamed reply could not be finished; retried at the next start", council_id
                     )
         await self.ratings.recover(owns)  # peer ratings: a scoreboard stored but not posted before the stop
+        await self.memory.recover(owns)  # templates: minutes of sessions that ended as the process stopped
         return [c.id for c in councils if c.id in self._tasks]
 
     async def shutdown(self) -> None:
@@ -606,6 +611,7 @@ class CouncilEngine:
             rounds=council.rounds,
             budget_tokens=self.context_budget,
             instruction=instruction,
+            memory=await self.memory.recollections(council),  # templates: earlier sessions' conclusions
         )
         started = time.perf_counter()
         if up_to_id is None and shape is None and await self.streaming.allowed(council):
@@ -688,10 +694,10 @@ class CouncilEngine:
         await self._bench_if_failing(council, seat, round_number, failed_key)
         return message
 
-    async def show(self, council: Council, message: CouncilMessage) -> None:
-        """Post a stored line now (moderation uses this for approved messages and notices)."""
+    async def show(self, council: Council, message: CouncilMessage, *, recovering: bool = False) -> None:
+        """Post a stored line now (moderation uses this for approved messages and notices, memory for minutes)."""
         try:
-            await self.post(council, await self.seats(council.id), message)
+            await self.post(council, await self.seats(council.id), message, recovering=recovering)
         except PlaceGone:
             await self._end_without_thread(council.id)
 
@@ -771,9 +777,11 @@ class CouncilEngine:
         try:
             await self.streaming.recover(council, CONCLUDED if council.state == "concluded" else STOPPED)
             await self._post_unposted(council, await self.seats(council_id))
+            await self.memory.close_session(council)  # templates: the session's minutes, before the closing embed
         except PlaceGone:
             log.warning("Council %s ended without its thread; its transcript is kept", council_id)
             rate = False
+        self.memory.forget(council_id)
         self._wakeups.pop(council_id, None)
         self._seats.pop(council_id, None)
         await self.publisher.council_finished(council)

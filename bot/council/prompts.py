@@ -48,6 +48,7 @@ def build_request(
     round_number: int,
     rounds: int,
     budget_tokens: int | None = None,
+    memory: Sequence[str] = (),
     instruction: str | None = None,
 ) -> ChatRequest:
     """A request for `seat`'s next turn: own words as assistant turns, everyone else's as user turns.
@@ -55,17 +56,25 @@ def build_request(
     With a budget, the prompt never exceeds it however long the council runs: the system prompt, the
     topic and the newest turns verbatim, then a one-line summary of each older turn, newest first,
     for as long as they fit; the oldest are left out with a note saying how many.
+
+    `memory` (templates): the conclusions of the council's earlier sessions, newest first, given after the
+    opening for as many as fit in a third of the room. `instruction` replaces the closing turn prompt
+    (the minutes are asked for that way).
     """
     system = system_prompt(seat, seats, topic)
     opening = f"The council is convened. Topic: {topic}"
     closing = f"Round {round_number} of {rounds}. It is your turn, {seat.name}."
     if instruction:
         closing = f"{closing}\n{instruction}"
+    fixed = estimate_tokens(system, opening, closing) + _OVERHEAD
+    recalled = _recalled(memory, None if budget_tokens is None else (budget_tokens - fixed) // 3)
     items = _rendered(seat, seats, lines)
     summary: list[str] = []
     if budget_tokens is not None:
-        items, summary = _fit(items, budget_tokens - estimate_tokens(system, opening, closing) - _OVERHEAD)
+        items, summary = _fit(items, budget_tokens - fixed - (estimate_tokens(recalled) if recalled else 0))
     turns: list[tuple[Role, str]] = [("user", opening)]
+    if recalled:
+        _append(turns, "user", recalled)
     if summary:
         _append(turns, "user", "Earlier in the council, in brief:\n" + "\n".join(summary))
     for role, content, _ in items:
@@ -100,6 +109,18 @@ def digest(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine], *
 def estimate_tokens(*texts: str) -> int:
     """A provider-neutral estimate: about four characters a token (English prose, most tokenizers)."""
     return sum(len(text) // 4 + 1 for text in texts)
+
+
+def _recalled(memory: Sequence[str], room: int | None) -> str:
+    """The earlier sessions' conclusions that fit in `room` tokens, newest first; "" when none do."""
+    text = "This council has met before. The conclusions of its previous sessions, newest first:"
+    kept = 0
+    for entry in memory:
+        longer = f"{text}\n\n{entry}"
+        if room is not None and estimate_tokens(longer) > room:
+            break
+        text, kept = longer, kept + 1
+    return text if kept else ""
 
 
 def _rendered(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine]) -> list[tuple[Role, str, str]]:

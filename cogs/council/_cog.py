@@ -14,11 +14,14 @@ from bot.council import reports
 from bot.council.deliberation import MODE_HELP
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, ConveneLimits, CouncilEngine
 from bot.council.ratings import RatingError
+from bot.council.templates import DEFAULT_ROUNDS, CouncilTemplates, TemplateError, clean_template_name
 from bot.governance.gate import GovernanceGate
-from cogs.council import _embeds, _ratings, _reports
+from cogs.council import _embeds, _ratings, _reports, _templates
 from cogs.council._publisher import DiscordPublisher
 from storage import repository as repo
-from storage.models import Council
+from storage import template_repository as templates_repo
+from storage.models import Council, CouncilTemplate
+from storage.template_repository import TemplateExists
 
 if TYPE_CHECKING:
     from bot.app import CouncilBot
@@ -44,6 +47,9 @@ class CouncilCog(commands.Cog):
     council = app_commands.Group(
         name="council", description="Convene and steer councils of AI members.", guild_only=True
     )
+    template = app_commands.Group(
+        name="template", description="Save councils as templates (permanent councils) and reuse them.", parent=council
+    )
 
     def __init__(self, bot: CouncilBot) -> None:
         self.bot = bot
@@ -65,6 +71,7 @@ class CouncilCog(commands.Cog):
                 convenes_per_user_per_hour=settings.max_convenes_per_hour,
             ),
         )
+        self.templates = CouncilTemplates(self.engine)
         self._resumed = False
 
     async def cog_unload(self) -> None:
@@ -84,46 +91,52 @@ class CouncilCog(commands.Cog):
     @council.command(name="convene")
     @app_commands.describe(
         topic="What the council should deliberate on",
-        members="Members by name, separated by commas, e.g. Claude, DeepSeek, Llama",
+        members="Members by name, separated by commas, e.g. Claude, DeepSeek, Llama (or give a template)",
         roles="Optional roles, e.g. DeepSeek=Philosopher, Llama=Realist",
-        rounds=f"How many rounds (1-{MAX_ROUNDS}, default 2)",
-        mode="How members take turns (default round-robin)",
+        mode="How members take turns (default round-robin, or the template's)",
         chair="The member who chairs (conductor and review modes); default: the catalog's coordinator",
         max_tokens="Conclude once the council has used this many tokens in all",
         max_cost="Conclude once the council's estimated cost reaches this many US dollars",
+        rounds=f"How many rounds (1-{MAX_ROUNDS}, default {DEFAULT_ROUNDS} or the template's)",
+        template="A saved template: its members, roles, mode and rounds; options you give override them",
     )
     @app_commands.choices(mode=MODE_CHOICES)
     async def convene(
         self,
         interaction: discord.Interaction,
         topic: app_commands.Range[str, 3, 1000],
-        members: app_commands.Range[str, 1, 300],
+        members: app_commands.Range[str, 1, 300] | None = None,
         roles: app_commands.Range[str, 0, 500] | None = None,
-        rounds: app_commands.Range[int, 1, MAX_ROUNDS] = 2,
-        mode: str = "round-robin",
         chair: app_commands.Range[str, 1, 64] | None = None,
         max_tokens: app_commands.Range[int, 1000, 10_000_000] | None = None,
         max_cost: app_commands.Range[float, 0.01, 1000.0] | None = None,
+        rounds: app_commands.Range[int, 1, MAX_ROUNDS] | None = None,
+        mode: str | None = None,
+        template: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         """Convene a council of AI members in a new thread."""
         channel = interaction.channel
         if not isinstance(channel, discord.TextChannel) or interaction.guild is None:
             await _refuse(interaction, "Convene a council from a server text channel; it opens its own thread there.")
             return
-        try:
-            plan = self.engine.plan(
-                topic=topic,
-                member_names=members,
-                roles=roles,
-                rounds=rounds,
-                mode=mode,
-                chair=chair,
-                max_tokens=max_tokens,
-                max_cost=max_cost,
-            )
-        except ConveneError as error:
-            await _refuse(interaction, str(error))
-            return
+        guild_id = interaction.guild.id
+        options = {
+            "topic": topic,
+            "member_names": members,
+            "roles": roles,
+            "rounds": rounds,
+            "mode": mode,
+            "chair": chair,
+            "max_tokens": max_tokens,
+            "max_cost": max_cost,
+        }
+        plan = None
+        if template is None:  # no database read needed: refused before the acknowledgement, as always
+            try:
+                plan = await self.templates.plan(guild_id=guild_id, template=None, **options)
+            except ConveneError as error:
+                await _refuse(interaction, str(error))
+                return
         missing = [
             label for perm, label in REQUIRED_PERMISSIONS.items() if not getattr(interaction.app_permissions, perm)
         ]
@@ -133,20 +146,22 @@ class CouncilCog(commands.Cog):
         # Acknowledge before touching the database: Discord allows three seconds.
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            await self.engine.admit(guild_id=interaction.guild.id, user_id=interaction.user.id)
+            if plan is None:  # templates: the template is read after the acknowledgement
+                plan = await self.templates.plan(guild_id=guild_id, template=template, **options)
+            await self.engine.admit(guild_id=guild_id, user_id=interaction.user.id)
         except ConveneError as error:
             await _refuse(interaction, str(error))
             return
         council = await self.engine.create(
             plan,
-            guild_id=interaction.guild.id,
+            guild_id=guild_id,
             channel_id=channel.id,
             convener_id=interaction.user.id,
             convener_name=interaction.user.display_name,
         )
         try:
             starter = await channel.send(
-                embed=_embeds.convened(plan, council.id, interaction.user.mention),
+                embed=_embeds.convened(plan, council.id, interaction.user.mention, template_name=template),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
             thread = await starter.create_thread(name=thread_name(plan.topic), auto_archive_duration=1440)
@@ -368,6 +383,128 @@ class CouncilCog(commands.Cog):
             embed=_ratings.server_embed(interaction.guild.name, board), ephemeral=True
         )
 
+    # -- templates (permanent councils) -------------------------------------------------------------
+
+    @template.command(name="save")
+    @app_commands.describe(
+        name="The template's name (1-50 characters, unique in this server)",
+        replace="Overwrite the template of that name (its creator or Manage Server only)",
+    )
+    async def template_save(
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 100], replace: bool = False
+    ) -> None:
+        """Save this thread's council (members, roles, mode, rounds) as a template."""
+        channel = interaction.channel
+        council = await repo.get_council_by_thread(self.bot.db, channel.id) if channel is not None else None
+        if council is None:
+            await _refuse(interaction, "Use `/council template save` inside a council's thread: it saves that council.")
+            return
+        try:
+            name = clean_template_name(name)
+        except TemplateError as error:
+            await _refuse(interaction, str(error))
+            return
+        existing = await templates_repo.get_template(self.bot.db, council.guild_id, name)
+        if existing is not None and not replace:
+            await _refuse(
+                interaction,
+                f"There is already a template called {existing.template.name!r}. "
+                "Choose another name, or add `replace:true` to overwrite it.",
+            )
+            return
+        if existing is not None and not _may_change(interaction, existing.template):
+            await _refuse(interaction, "Only the template's creator or someone with Manage Server can replace it.")
+            return
+        try:
+            saved, replaced = await self.templates.save(
+                council, name, user_id=interaction.user.id, user_name=interaction.user.display_name, replace=replace
+            )
+        except TemplateExists as taken:
+            await _refuse(interaction, f"Someone has just saved a template called {taken.existing.name!r}.")
+            return
+        stored = await templates_repo.get_template(self.bot.db, council.guild_id, saved.name)
+        assert stored is not None
+        await interaction.response.send_message(
+            f"{'Replaced' if replaced else 'Saved'} the template **{discord.utils.escape_markdown(saved.name)}**: "
+            f"{_templates.describe_members(stored)} · {saved.mode} · {saved.rounds} round(s). "
+            f"Convene it with `/council convene template:{saved.name}`.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @template.command(name="list")
+    async def template_list(self, interaction: discord.Interaction) -> None:
+        """List this server's council templates."""
+        assert interaction.guild is not None  # the group is guild_only
+        templates = await templates_repo.list_templates(self.bot.db, interaction.guild.id)
+        await interaction.response.send_message(embed=_templates.template_list(templates), ephemeral=True)
+
+    @template.command(name="delete")
+    @app_commands.describe(name="The template to delete")
+    async def template_delete(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 100]) -> None:
+        """Delete a template (its creator or Manage Server); its past councils stay."""
+        assert interaction.guild is not None
+        try:
+            stored = await self.templates.find(interaction.guild.id, name)
+        except TemplateError as error:
+            await _refuse(interaction, str(error))
+            return
+        if not _may_change(interaction, stored.template):
+            await _refuse(interaction, "Only the template's creator or someone with Manage Server can delete it.")
+            return
+        assert stored.template.id is not None
+        await templates_repo.delete_template(self.bot.db, stored.template.id)
+        await interaction.response.send_message(
+            f"Deleted the template **{discord.utils.escape_markdown(stored.template.name)}**. "
+            f"Its {stored.sessions} council(s) and their threads stay.",
+            ephemeral=True,
+        )
+
+    @council.command(name="history")
+    @app_commands.describe(template="A template: its sessions (without it: this server's latest councils)")
+    async def history(
+        self, interaction: discord.Interaction, template: app_commands.Range[str, 1, 100] | None = None
+    ) -> None:
+        """List past councils, newest first, with links to their threads."""
+        assert interaction.guild is not None
+        stored = None
+        if template is not None:
+            try:
+                stored = await self.templates.find(interaction.guild.id, template)
+            except TemplateError as error:
+                await _refuse(interaction, str(error))
+                return
+        councils, total = await templates_repo.list_sessions(
+            self.bot.db,
+            interaction.guild.id,
+            template_id=stored.template.id if stored else None,
+            limit=_templates.HISTORY_LIMIT,
+        )
+        await interaction.response.send_message(embed=_templates.history(councils, total, stored), ephemeral=True)
+
+    async def _template_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild is None:
+            return []
+        needle = current.strip().casefold()
+        names = await templates_repo.template_names(self.bot.db, interaction.guild.id)
+        return [app_commands.Choice(name=name, value=name) for name in names if needle in name.casefold()][:25]
+
+    @convene.autocomplete("template")
+    async def _convene_template(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await self._template_choices(interaction, current)
+
+    @template_save.autocomplete("name")
+    async def _save_name(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await self._template_choices(interaction, current)
+
+    @template_delete.autocomplete("name")
+    async def _delete_name(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await self._template_choices(interaction, current)
+
+    @history.autocomplete("template")
+    async def _history_template(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await self._template_choices(interaction, current)
+
     # -- humans in threads -------------------------------------------------------------------------
 
     @commands.Cog.listener()
@@ -419,6 +556,11 @@ class CouncilCog(commands.Cog):
             )
             return None
         return council
+
+
+def _may_change(interaction: discord.Interaction, template: CouncilTemplate) -> bool:
+    """A template belongs to whoever saved it; the server's managers may change any."""
+    return interaction.user.id == template.created_by_id or interaction.permissions.manage_guild
 
 
 async def _refuse(interaction: discord.Interaction, text: str) -> None:

@@ -30,7 +30,9 @@ def _seat_line(seat: Seat) -> str:
     return f"{line} (benched)" if seat.benched else line
 
 
-def convened(plan: CouncilPlan, council_id: int, convener_mention: str) -> discord.Embed:
+def convened(
+    plan: CouncilPlan, council_id: int, convener_mention: str, *, template_name: str | None = None
+) -> discord.Embed:
     embed = discord.Embed(title=clip(f"Council #{council_id}: {plan.topic}", 256), colour=COLOUR)
     embed.description = clip(plan.topic, 4096)
     embed.add_field(name="Members", value=_seat_lines(plan.seats), inline=False)
@@ -42,6 +44,8 @@ def convened(plan: CouncilPlan, council_id: int, convener_mention: str) -> disco
     limits = _limits(plan.max_tokens, plan.max_cost)
     if limits:
         embed.add_field(name="Limits", value=limits)
+    if template_name:  # templates: a session of a permanent council, whose members recall its earlier sessions
+        embed.add_field(name="Template", value=clip(discord.utils.escape_markdown(template_name), 1024))
     embed.set_footer(
         text="Write in the thread to join the discussion. /council info shows what stands behind each member."
     )
