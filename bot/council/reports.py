@@ -71,7 +71,10 @@ def member_cards(seats: Sequence[Seat], topic: str) -> list[MemberCard]:
 
 @dataclass(frozen=True, slots=True)
 class MemberUsage:
-    """One member's turns and tokens in a council. Turn durations are not stored yet, so no latency."""
+    """One member's turns, tokens, latency and cost in a council.
+
+    Tokens and cost count every call the member made: its turns, and its work as chair (floor choices,
+    minutes) or reviewer (rankings). Latency is over its answered turns that recorded one."""
 
     name: str
     turns: int  # answers received (held and withheld ones included: they were paid for)
@@ -80,6 +83,8 @@ class MemberUsage:
     tokens_out: int
     cost: float | None  # None: the member is no longer in the catalog, so its prices are unknown
     priced: bool  # False: the catalog sets no price for it, so the cost shows as 0
+    latency_p50_ms: int | None = None
+    latency_max_ms: int | None = None
 
 
 def usage(seats: Sequence[Seat], lines: Sequence[CouncilMessage]) -> list[MemberUsage]:
@@ -91,8 +96,10 @@ def usage(seats: Sequence[Seat], lines: Sequence[CouncilMessage]) -> list[Member
     rows = []
     for name, spec in specs.items():
         answers = [line for line in lines if line.author_name == name and _is_answer(line)]
-        tokens_in = sum(line.tokens_in for line in answers)
-        tokens_out = sum(line.tokens_out for line in answers)
+        paid = [line for line in lines if line.author_name == name and line.author_kind != "human"]
+        tokens_in = sum(line.tokens_in for line in paid)
+        tokens_out = sum(line.tokens_out for line in paid)
+        latencies = sorted(line.latency_ms for line in answers if line.latency_ms is not None)
         rows.append(
             MemberUsage(
                 name=name,
@@ -102,6 +109,8 @@ def usage(seats: Sequence[Seat], lines: Sequence[CouncilMessage]) -> list[Member
                 tokens_out=tokens_out,
                 cost=spec.cost(tokens_in, tokens_out) if spec is not None else None,
                 priced=spec is not None and (spec.price_input_per_mtok > 0 or spec.price_output_per_mtok > 0),
+                latency_p50_ms=latencies[(len(latencies) - 1) // 2] if latencies else None,
+                latency_max_ms=latencies[-1] if latencies else None,
             )
         )
     return rows

@@ -143,13 +143,9 @@ def usage_embed(council: Council, rows: Sequence[MemberUsage]) -> discord.Embed:
         f"{total_in:,} tokens in · {total_out:,} out\n{total_cost}",
         inline=False,
     )
-    embed.add_field(
-        name="Latency",
-        value="Not recorded yet: turn durations are not stored, so none are shown rather than guessed.",
-        inline=False,
-    )
     embed.set_footer(
-        text="Costs are estimates from the catalog's prices. Calls by the moderation judge are not counted, nor "
+        text="Latency: from the request to the whole reply (p50 is the median turn). Costs are estimates from the "
+        "catalog's prices and count chair and review calls. Calls by the moderation judge are not counted, nor "
         "peer-rating calls (their tokens are in /council status)."
     )
     return embed
@@ -163,7 +159,11 @@ def _usage_value(row: MemberUsage) -> str:
     else:
         cost = f"≈ ${row.cost:.4f}"
     turns = f"{row.turns} turn{'s' if row.turns != 1 else ''} answered, {row.failed_turns} failed"
-    return f"{turns}\n{row.tokens_in:,} tokens in · {row.tokens_out:,} out\n{cost}"
+    if row.latency_p50_ms is None or row.latency_max_ms is None:
+        latency = "latency: not recorded"
+    else:
+        latency = f"latency p50 {row.latency_p50_ms / 1000:.1f} s · max {row.latency_max_ms / 1000:.1f} s"
+    return f"{turns}\n{row.tokens_in:,} tokens in · {row.tokens_out:,} out\n{latency}\n{cost}"
 
 
 # -- /council export ---------------------------------------------------------------------------------
