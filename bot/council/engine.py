@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
+from bot.council.claims import PostClaims
 from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, build_request
 from bot.council.publisher import CouncilPublisher, PlaceGone
@@ -90,6 +91,8 @@ class CouncilEngine:
         self.context_budget = context_budget
         # Show member replies while they are written, where the server's policy allows (bot/council/streaming.py).
         self.stream_replies = stream_replies
+        # Lines are claimed in the database before they are posted: one post each, whatever runs them.
+        self.claims = PostClaims(db)
         self.streaming = StreamedTurns(self)
         self._ending: set[int] = set()  # councils being concluded while their runner is stopped
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -207,6 +210,7 @@ class CouncilEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.claims.release()
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -503,6 +507,7 @@ class CouncilEngine:
             tokens_in=completion.input_tokens,
             tokens_out=completion.output_tokens,
             visibility="held" if screened and screened.hold else "visible",
+            claimed_by=self.claims.claimant,
         )
         if created and screened and screened.concerns and self.moderation:
             await self.moderation.escalate(
@@ -545,6 +550,7 @@ class CouncilEngine:
             author_name=seat.name,
             turn_key=f"failed:r{round_number}:{seat.name}",
             content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
+            claimed_by=self.claims.claimant,
         )
         await self._bench_if_failing(council, seat, round_number)
         return message
@@ -583,6 +589,7 @@ class CouncilEngine:
                 author_name=seat.name,
                 turn_key=f"benched:{seat.name}",
                 content=f"🪑 {seat.name} failed {BENCH_AFTER_FAILURES} turns in a row and sits out the rest of this council.",
+                claimed_by=self.claims.claimant,
             )
             self.follow_with(council.id, f"failed:r{round_number}:{seat.name}", f"benched:{seat.name}")
 
@@ -597,7 +604,11 @@ class CouncilEngine:
     ) -> None:
         if message.visibility != "visible":
             return
-        if not message.discord_ids:  # a streamed reply is shown already; its notices still follow it
+        # A streamed reply is shown already; its notices still follow it. A line claimed by another
+        # process (running this council too) is that process's to post: this one skips it.
+        if not message.discord_ids and (claim := await self.claims.claim(message)).won:
+            # Taken over from a stopped claimant, which may have posted it before recording the post.
+            recovering = recovering or claim.took_over
             seat = next((s for s in seats if s.name == message.author_name), None)
             if message.author_kind == "ai" and seat is not None:
                 ids = await self.publisher.post_member_message(council, seat, message.content, recovering=recovering)
