@@ -75,6 +75,11 @@ class Database:
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade_head)
 
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema its connections use, when one was set (scratch databases)."""
+        return self._connect_args.get("server_settings", {}).get("search_path")
+
     def twin(self) -> Database:
         """Another pool on the same database, as a second process of the bot would have."""
         return Database(self.url, connect_args=self._connect_args)

@@ -117,6 +117,10 @@ class CouncilMessage(SQLModel, table=True):
     # Set once the line shows in Discord in full. A streamed line records its message ids while it is
     # written, so ids without posted_at mean "shown, not yet confirmed final" (see bot/council/streaming.py).
     posted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Who may post the line to Discord (an engine's claimant id, '' for nobody yet) and since when: two
+    # processes running the same council post each line once (storage/repository.py `claim_post`).
+    claimed_by: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
+    claimed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
     @property

@@ -6,8 +6,9 @@ the same council cannot both win, whatever process they run in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -161,13 +162,17 @@ async def add_message(
     visibility: str = "visible",
     latency_ms: int | None = None,
     addressed_to: str | None = None,
+    claimed_by: str = "",
 ) -> tuple[CouncilMessage, bool]:
     """Store a transcript line once per `turn_key`; returns (the row, whether this call created it).
 
     Its tokens are added to the council's totals in the same transaction, so a line and its cost
-    are recorded together or not at all.
+    are recorded together or not at all. `claimed_by` claims the posting of a line this call creates
+    (see `claim_post`) in the same statement: the writer of a line is the one that posts it.
     """
     message = CouncilMessage(
+        claimed_by=claimed_by,
+        claimed_at=utcnow() if claimed_by else None,
         council_id=council_id,
         round=round_number,
         author_kind=author_kind,
@@ -216,13 +221,74 @@ async def record_posted(db: Database, message_id: int, discord_message_ids: Sequ
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PostClaim:
+    """The outcome of `claim_post`."""
+
+    won: bool  # this claimant, and no one else, may post the line now
+    took_over: bool = False  # from another claimant, stale or gone, which may have posted it before it stopped
+
+
+async def claim_post(
+    db: Database, message_id: int, claimant: str, *, stale_before: datetime, gone: Callable[[str], bool]
+) -> PostClaim:
+    """Claim the posting of a line not yet posted (`posted_at` unset): it is won when the line is
+    unclaimed or this claimant's already, or taken over when its claim is older than `stale_before` or
+    `gone(claimant)` says its claimant's process has ended. Conditional UPDATEs, so of two processes
+    racing for a line exactly one wins."""
+    unposted = (CouncilMessage.id == message_id) & CouncilMessage.posted_at.is_(None)
+    async with db.session() as session:
+        result = await session.execute(
+            update(CouncilMessage)
+            .where(unposted, CouncilMessage.claimed_by.in_(("", claimant)))
+            .values(claimed_by=claimant, claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            return PostClaim(won=True)
+        row = (
+            await session.execute(select(CouncilMessage.claimed_by, CouncilMessage.claimed_at).where(unposted))
+        ).one_or_none()
+        if row is None:
+            return PostClaim(won=False)  # posted already
+        holder, since = row
+        if since is not None and _aware(since) >= stale_before and not gone(holder):
+            return PostClaim(won=False)
+        since_matches = CouncilMessage.claimed_at.is_(None) if since is None else CouncilMessage.claimed_at == since
+        result = await session.execute(
+            update(CouncilMessage)
+            .where(unposted, CouncilMessage.claimed_by == holder, since_matches)
+            .values(claimed_by=claimant, claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return PostClaim(won=result.rowcount == 1, took_over=result.rowcount == 1)
+
+
+async def release_claims(db: Database, claimant: str) -> None:
+    """A stopping process lets go of the lines it claimed and did not post: another takes them over at
+    once (as from a stopped claimant: it looks in the thread first, in case a post got out)."""
+    async with db.session() as session:
+        await session.execute(
+            update(CouncilMessage)
+            .where(CouncilMessage.claimed_by == claimant, CouncilMessage.posted_at.is_(None))
+            .values(claimed_at=None)
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
 async def save_stream_progress(db: Database, message_id: int, content: str, discord_message_ids: Sequence[int]) -> None:
-    """What a streaming line shows so far, and where: a crash leaves exactly that in the database."""
+    """What a streaming line shows so far, and where: a crash leaves exactly that in the database.
+    Each save renews the streamer's claim on the line, so a long reply is not taken for abandoned."""
     async with db.session() as session:
         await session.execute(
             update(CouncilMessage)
             .where(CouncilMessage.id == message_id, CouncilMessage.visibility == "streaming")
-            .values(content=content, discord_message_ids=",".join(str(i) for i in discord_message_ids))
+            .values(
+                content=content, discord_message_ids=",".join(str(i) for i in discord_message_ids), claimed_at=utcnow()
+            )
         )
 
 
@@ -245,6 +311,7 @@ async def complete_stream(
         "visibility": visibility,
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
+        "claimed_at": utcnow(),
     }
     if latency_ms is not None:
         values["latency_ms"] = latency_ms

@@ -99,3 +99,85 @@ async def test_one_of_two_processes_stores_each_turn(db: Database, other: Databa
     assert sum(created for _, created in results) == 10
     council = await repo.get_council(other, council_id)
     assert council is not None and council.tokens_out == 10  # each turn's tokens counted once
+
+
+async def stored_lines(db: Database, council_id: int, count: int, claimed_by: str = "") -> list[int]:
+    ids = []
+    for n in range(count):
+        message, _ = await repo.add_message(
+            db,
+            council_id=council_id,
+            round_number=1,
+            author_kind="ai",
+            author_name="Llama",
+            turn_key=f"ai:r{n}:Llama",
+            content=f"line {n}",
+            claimed_by=claimed_by,
+        )
+        assert message.id is not None
+        ids.append(message.id)
+    return ids
+
+
+def fresh() -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=1)
+
+
+def nobody_gone(_claimant: str) -> bool:
+    return False
+
+
+async def test_one_of_two_processes_claims_each_line_to_post(db: Database, other: Database) -> None:
+    line_ids = await stored_lines(db, await new_council(db), 20)
+    contenders = [(db, "host/1/a"), (other, "host/2/b")]
+    results = await asyncio.gather(
+        *(
+            repo.claim_post(pool, line_id, claimant, stale_before=fresh(), gone=nobody_gone)
+            for line_id in line_ids
+            for pool, claimant in contenders
+        )
+    )
+    winners = [
+        [claimant for (_, claimant), result in zip(contenders, results[i : i + 2], strict=True) if result.won]
+        for i in range(0, len(results), 2)
+    ]
+    assert all(len(won) == 1 for won in winners)
+    assert not any(result.took_over for result in results)
+    for line_id, [winner] in zip(line_ids, winners, strict=True):
+        line = await repo.get_message(other, line_id)
+        assert line is not None and line.claimed_by == winner
+        # The winner claims again (renewing its lease); the loser still cannot.
+        assert (await repo.claim_post(db, line_id, winner, stale_before=fresh(), gone=nobody_gone)).won
+        loser = next(claimant for _, claimant in contenders if claimant != winner)
+        assert not (await repo.claim_post(other, line_id, loser, stale_before=fresh(), gone=nobody_gone)).won
+
+
+async def test_a_claim_is_taken_over_only_from_a_stopped_claimant_and_never_once_posted(
+    db: Database, other: Database
+) -> None:
+    stale, gone, live, posted, released = await stored_lines(db, await new_council(db), 5, claimed_by="host/1/dead")
+    await repo.record_posted(db, posted, [555])
+    await repo.release_claims(db, "host/1/dead")  # released lines: those not posted
+    for line_id, claimant in ((stale, "host/1/live"), (live, "host/1/live"), (gone, "host/1/live-but-gone")):
+        assert (await repo.claim_post(db, line_id, claimant, stale_before=fresh(), gone=nobody_gone)).took_over
+
+    def only_dead_is_gone(claimant: str) -> bool:
+        return claimant == "host/1/live-but-gone"
+
+    # Older than the lease: taken over, by one process only (its new claim is not stale).
+    lease_start = datetime.now(UTC)
+    results = await asyncio.gather(
+        repo.claim_post(db, stale, "host/2/a", stale_before=lease_start, gone=nobody_gone),
+        repo.claim_post(other, stale, "host/3/b", stale_before=lease_start, gone=nobody_gone),
+    )
+    assert sorted((r.won, r.took_over) for r in results) == [(False, False), (True, True)]
+    # Fresh, but its claimant is known to be gone: taken over at once.
+    taken = await repo.claim_post(other, gone, "host/2/a", stale_before=fresh(), gone=only_dead_is_gone)
+    assert (taken.won, taken.took_over) == (True, True)
+    # Fresh and alive: not taken. Posted: claimed by nobody, not even its own claimant.
+    assert not (await repo.claim_post(other, live, "host/2/a", stale_before=fresh(), gone=nobody_gone)).won
+    assert not (await repo.claim_post(other, posted, "host/1/dead", stale_before=fresh(), gone=nobody_gone)).won
+    # Released by a clean stop (`released`, like the three above before their new claims): taken over at
+    # once, as from a stopped claimant.
+    after_release = await repo.claim_post(other, released, "host/2/a", stale_before=fresh(), gone=nobody_gone)
+    assert (after_release.won, after_release.took_over) == (True, True)

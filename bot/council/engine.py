@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
+from bot.council.claims import PostClaims
 from bot.council.deliberation import MODES, Deliberation
 from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
@@ -117,6 +118,8 @@ class CouncilEngine:
         self.context_budget = context_budget
         # Show member replies while they are written, where the server's policy allows (bot/council/streaming.py).
         self.stream_replies = stream_replies
+        # Lines are claimed in the database before they are posted: one post each, whatever runs them.
+        self.claims = PostClaims(db)
         self.streaming = StreamedTurns(self)
         self.deliberation = Deliberation(self)
         self.steering = CouncilSteering(self)
@@ -275,6 +278,7 @@ class CouncilEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.claims.release()
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -645,6 +649,7 @@ class CouncilEngine:
             tokens_out=completion.output_tokens,
             visibility="held" if screened and screened.hold else "visible",
             latency_ms=latency_ms,
+            claimed_by=self.claims.claimant,
         )
         if created and screened and screened.concerns and self.moderation:
             await self.moderation.escalate(
@@ -690,6 +695,7 @@ class CouncilEngine:
             turn_key=failed_key,
             content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
             latency_ms=round((time.perf_counter() - started) * 1000),
+            claimed_by=self.claims.claimant,
         )
         await self._bench_if_failing(council, seat, round_number, failed_key)
         return message
@@ -728,6 +734,7 @@ class CouncilEngine:
                 author_name=seat.name,
                 turn_key=f"benched:{seat.name}",
                 content=f"🪑 {seat.name} failed {BENCH_AFTER_FAILURES} turns in a row and sits out the rest of this council.",
+                claimed_by=self.claims.claimant,
             )
             self.follow_with(council.id, failed_key, f"benched:{seat.name}")
 
@@ -742,7 +749,11 @@ class CouncilEngine:
     ) -> None:
         if message.visibility != "visible":
             return
-        if not message.discord_ids:  # a streamed reply is shown already; its notices still follow it
+        # A streamed reply is shown already; its notices still follow it. A line claimed by another
+        # process (running this council too) is that process's to post: this one skips it.
+        if not message.discord_ids and (claim := await self.claims.claim(message)).won:
+            # Taken over from a stopped claimant, which may have posted it before recording the post.
+            recovering = recovering or claim.took_over
             seat = next((s for s in seats if s.name == message.author_name), None)
             if message.author_kind == "ai" and seat is not None:
                 ids = await self.publisher.post_member_message(council, seat, message.content, recovering=recovering)

@@ -297,6 +297,7 @@ class CouncilModeration:
             author_name="moderation",
             turn_key=key,
             content=text,
+            claimed_by=self.engine.claims.claimant,
         )
         return message
 

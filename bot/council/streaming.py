@@ -85,7 +85,7 @@ class StreamedTurns:
                     # Stored before it is shown (once per edit at most), so the database never holds
                     # less than the thread shows; a new message's id is stored right after it exists.
                     if line is None:
-                        line, _ = await repo.add_message(
+                        line, created = await repo.add_message(
                             self.db,
                             council_id=council.id,
                             round_number=round_number,
@@ -94,7 +94,12 @@ class StreamedTurns:
                             turn_key=turn_key,
                             content=text,
                             visibility="streaming",
+                            claimed_by=engine.claims.claimant,
                         )
+                        if not created:
+                            # Another process running this council stored the turn first: it shows it.
+                            log.info("Council %s: %s's turn is shown by another process", council.id, seat.name)
+                            return line
                     else:
                         await repo.save_stream_progress(self.db, line.id, text, line.discord_ids)
                     line.content = text
@@ -210,6 +215,8 @@ class StreamedTurns:
         for line in unfinished:
             if line.id in self._completing:
                 continue  # its runner, cancelled meanwhile, is still showing its final words
+            if not (await self.engine.claims.claim(line)).won:
+                continue  # another live process is streaming it, or finishing it
             # Messages the runner posted before this line; the member's later ones belong to it.
             earlier = [
                 i for other in lines if other.id < line.id and other.author_kind != "human" for i in other.discord_ids

@@ -1,6 +1,10 @@
 """The council engine as its own process, for crash tests: real storage and providers, a file for Discord.
 
-    python -m tests.crash.child --db URL --dir DIR --action convene|resume|approve:ID [--crash POINT]
+    python -m tests.crash.child --db URL [--schema NAME] --dir DIR --action convene|resume|race|approve:ID [--crash POINT]
+
+`race` runs every running council to its end, like `resume`, for two processes started on the same
+councils at once (tests/test_two_processes.py): ready, it writes DIR/ready and starts when the file `--go`
+exists. `--schema` picks a PostgreSQL schema (a test's scratch one).
 
 The "thread" is DIR/posts.jsonl, appended to like Discord would be; `recovering` posts look there
 first, as the Discord publisher looks at the thread's history. `--crash POINT` makes the process
@@ -195,12 +199,16 @@ def install_crash_points(thread: FileThread) -> None:
     gov.create_escalation = create_escalation_then_maybe_stop  # type: ignore[assignment]
 
 
+def started(go_file: str) -> bool:
+    return Path(go_file).exists()
+
+
 async def main(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     crash = (args.crash.split(":")[0], int(args.crash.split(":")[1])) if args.crash else None
     thread = FileThread(directory, crash)
     install_crash_points(thread)
-    db = Database(args.db)
+    db = Database(args.db, connect_args={"server_settings": {"search_path": args.schema}} if args.schema else None)
     await db.migrate()
     catalog = make_catalog(os.environ["FAKE_PROVIDER_URL"])
     async with aiohttp.ClientSession() as session:
@@ -227,14 +235,18 @@ async def main(args: argparse.Namespace) -> int:
             )
             council = await engine.create(plan, guild_id=1, channel_id=2, convener_id=3, convener_name="Ada")
             await engine.open(council.id, thread_id=99)
-        elif args.action == "resume":
+        elif args.action in ("resume", "race"):
+            if args.go:
+                (directory / "ready").touch()
+                while not started(args.go):
+                    await asyncio.sleep(0.01)
             await engine.resume_all()
         elif args.action.startswith("approve:"):
             await engine.moderation.decide(
                 int(args.action.split(":")[1]), approve=True, moderator_id=7, moderator_name="Mod"
             )
         # Done when the council finished, or when it waits for a person (held for review).
-        while not thread.finished.is_set():
+        while args.action == "race" or not thread.finished.is_set():
             tasks = list(engine._tasks.values())
             if not tasks or all(engine.is_waiting(task) for task in tasks):
                 break
@@ -247,6 +259,8 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True)
+    parser.add_argument("--schema")
+    parser.add_argument("--go")
     parser.add_argument("--dir", required=True)
     parser.add_argument("--action", required=True)
     parser.add_argument("--crash")
