@@ -367,3 +367,36 @@ async def test_a_councils_escalations_and_audit_come_whole_oldest_first(db: Data
     assert [e.id for e in await report_repository.council_escalations(db, mine)] == [1, 3]
     audit = await report_repository.council_audit(db, BIG_ID, mine)
     assert [entry.detail for entry in audit] == [str(n) for n in range(25)]
+
+
+# -- "Message details" ----------------------------------------------------------------------------------
+
+
+async def test_message_details_show_the_model_tokens_and_cost_behind_a_member_message(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    await convene(harness, members="Claude, Llama", rounds=1)
+    [thread] = harness.threads
+    claude_post, _llama_post = harness.posts_in(thread.id, kinds=("webhook",))
+    result = await harness.context_menu(harness.members["user"], "Message details", claude_post)
+
+    assert result.ephemeral
+    [embed] = result.embeds
+    info = fields(embed)
+    [line] = [m for m in await repo.transcript(harness.bot.db, 1) if m.author_name == "Claude"]
+    assert embed["title"] == "Claude — the Coordinator"
+    assert info["Model"] == "`claude-test`"
+    assert info["Provider"] == "anthropic · 127.0.0.1:" + provider_server.base_url.rsplit(":", 1)[1]
+    assert info["Round"] == "1 (a turn)"
+    assert info["Tokens"] == f"{line.tokens_in:,} in · {line.tokens_out:,} out"
+    assert info["Estimated cost"] == f"≈ ${(line.tokens_in * 3.0 + line.tokens_out * 15.0) / 1_000_000:.4f}"
+    assert re.fullmatch(r"\d+\.\d s", info["Took"])
+    assert_no_keys(everything(result))
+
+    # Anything else is refused privately: a human's message, a message outside a council thread.
+    human = await harness.say(harness.members["user"], thread, "Nice point.")
+    refused = await harness.context_menu(harness.members["user"], "Message details", human.id)
+    assert refused.ephemeral and "for messages council members posted" in refused.content
+    [starter] = harness.posts_in(harness.channel.id)[:1]
+    refused = await harness.context_menu(harness.members["user"], "Message details", starter)
+    assert refused.ephemeral and "for messages council members posted" in refused.content

@@ -22,6 +22,7 @@ from storage import report_repository as reports_repo
 from storage import repository as repo
 from storage.database import Database
 from storage.models import AuditEntry, Council, CouncilMessage, Escalation
+from storage.template_repository import MINUTES_TURN_KEY
 
 EXPORT_FORMAT = "ai-council-export/1"
 # Lines whose words an export leaves out: awaiting a moderator, or kept from the thread by one.
@@ -64,6 +65,55 @@ def member_cards(seats: Sequence[Seat], topic: str) -> list[MemberCard]:
         )
         for seat in seats
     ]
+
+
+# -- "Message details" -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LineDetails:
+    """What stands behind one message a member posted: who, which model, what it cost."""
+
+    author: str
+    role: str | None
+    provider: str | None  # None: the member has left the catalog since
+    model: str | None
+    endpoint_host: str | None
+    round: int
+    kind: str  # what the line was: a turn, an answer to a human, a synthesis, minutes
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int | None
+    cost: float | None
+    written_at: datetime
+
+
+def line_details(line: CouncilMessage, seat: Seat | None) -> LineDetails:
+    spec = seat.spec if seat is not None else None
+    return LineDetails(
+        author=line.author_name,
+        role=seat.role if seat is not None else None,
+        provider=spec.provider if spec else None,
+        model=spec.model if spec else None,
+        endpoint_host=endpoint_host(spec.base_url) if spec else None,
+        round=line.round,
+        kind=_kind(line.turn_key),
+        tokens_in=line.tokens_in,
+        tokens_out=line.tokens_out,
+        latency_ms=line.latency_ms,
+        cost=spec.cost(line.tokens_in, line.tokens_out) if spec else None,
+        written_at=line.created_at,
+    )
+
+
+def _kind(turn_key: str) -> str:
+    if turn_key.startswith("ai:reply:"):
+        return "an answer to a human who addressed it"
+    if turn_key.startswith("ai:synthesis:"):
+        return "the chair's synthesis of a review"
+    if turn_key == MINUTES_TURN_KEY:
+        return "the minutes of the session"
+    return "a turn"
 
 
 # -- /council usage ----------------------------------------------------------------------------------

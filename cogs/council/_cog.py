@@ -16,7 +16,7 @@ from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, ConveneLimits, C
 from bot.council.ratings import RatingError
 from bot.council.templates import DEFAULT_ROUNDS, CouncilTemplates, TemplateError, clean_template_name
 from bot.governance.gate import GovernanceGate
-from cogs.council import _embeds, _ratings, _reports, _templates
+from cogs.council import _details, _embeds, _ratings, _reports, _templates
 from cogs.council._publisher import DiscordPublisher
 from storage import repository as repo
 from storage import template_repository as templates_repo
@@ -73,8 +73,14 @@ class CouncilCog(commands.Cog):
         )
         self.templates = CouncilTemplates(self.engine)
         self._resumed = False
+        self.details_menu = app_commands.ContextMenu(name="Message details", callback=self.message_details)
+        self.details_menu.guild_only = True
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.details_menu)
 
     async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.details_menu.name, type=self.details_menu.type)
         await self.engine.shutdown()
 
     @commands.Cog.listener()
@@ -504,6 +510,22 @@ class CouncilCog(commands.Cog):
     @history.autocomplete("template")
     async def _history_template(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         return await self._template_choices(interaction, current)
+
+    async def message_details(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """The model, provider, tokens and cost behind a member's message."""
+        council = (
+            await repo.get_council_by_thread(self.bot.db, message.channel.id)
+            if isinstance(message.channel, discord.Thread)
+            else None
+        )
+        line = await repo.find_message_by_discord_id(self.bot.db, council.id, message.id) if council else None
+        if council is None or line is None or line.author_kind != "ai":
+            await _refuse(interaction, "Message details are for messages council members posted in a council's thread.")
+            return
+        seat = next((s for s in await self.engine.seats(council.id) if s.name == line.author_name), None)
+        await interaction.response.send_message(
+            embed=_details.details_embed(reports.line_details(line, seat)), ephemeral=True
+        )
 
     # -- humans in threads -------------------------------------------------------------------------
 
