@@ -266,6 +266,9 @@ class BenchPublisher:
         self.posts.append(PostRecord(time.perf_counter(), "table", council.id, "system", table.as_text()))
         return [next(self._ids)]
 
+    def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
+        return None
+
     # Moderation: the bench's replies raise no concerns, so these only complete the protocol.
     async def post_escalation(self, council: Council, escalation: Escalation, policy: Policy) -> tuple[int, int] | None:
         return None

@@ -50,6 +50,9 @@ class TerminalPublisher:
         self._print(f"\n■ Council #{council.id} {council.state}: {council.end_reason}")
         self.finished.set()
 
+    def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
+        return None  # the terminal shows each member's words as they come; no status line to keep
+
     async def post_escalation(self, council: Council, escalation: object, policy: object) -> None:
         return None
 

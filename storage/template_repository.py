@@ -164,6 +164,12 @@ async def list_templates(db: Database, guild_id: int) -> list[StoredTemplate]:
     ]
 
 
+async def template_name(db: Database, template_id: int) -> str | None:
+    async with db.session() as session:
+        template = await session.get(CouncilTemplate, template_id)
+        return template.name if template is not None else None
+
+
 async def template_names(db: Database, guild_id: int) -> list[str]:
     async with db.session() as session:
         result = await session.execute(

@@ -70,6 +70,7 @@ class RecordingPublisher:
     streams: list[RecordingStream] = field(default_factory=list)
     scoreboards: list[Scoreboard] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
+    progress_calls: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _done: dict[int, asyncio.Event] = field(default_factory=dict)
 
@@ -112,6 +113,9 @@ class RecordingPublisher:
         return self._post("scoreboard", council, "system", scoreboard_text(board), recovering)
 
     # Moderation: no moderators' channel here; deletions are recorded.
+    def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
+        self.progress_calls.append((council.id, speaking))
+
     async def post_escalation(self, council: Council, escalation: Escalation, policy: Policy) -> tuple[int, int] | None:
         return None
 

@@ -34,7 +34,15 @@ async def test_convened_council_runs_in_its_thread_under_members_names(
     assert embed["title"] == f"Council #1: {TOPIC}"
     fields = {field["name"]: field["value"] for field in embed["fields"]}
     assert "**DeepSeek** — the Philosopher" in fields["Members"] and fields["Mode"] == mode
-    assert fields["Rounds"] == "2" and fields["Convened by"] == harness.members["convener"].mention
+    assert fields["Convened by"] == harness.members["convener"].mention
+    # The starter keeps the council's progress; at the end: its last round, its state and what it used.
+    council = await repo.get_council(harness.bot.db, 1)
+    assert council is not None
+    assert fields["Round"] == "2 of 2" and fields["Speaking"] == "concluded"
+    assert fields["Tokens so far"].startswith(f"{council.tokens_in:,} in · {council.tokens_out:,} out · ≈ $")
+    # Edits are paced (Discord rate-limits them per channel): the first turn's, then the closing one.
+    assert len(starter.edits) <= 3
+    assert all(e.via == "channel" and e.embeds for e in starter.edits)
 
     assert member_posts(harness, thread.id) == [
         ("Claude", "claude-test reply #1"),

@@ -29,9 +29,10 @@ from bot.council.validation import (
     parse_roles,
 )
 from bot.governance.gate import GovernanceGate
-from bot.providers.base import ProviderClient, ProviderError
+from bot.providers.base import ChatRequest, ProviderClient, ProviderError
 from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
+from storage import template_repository as templates_repo
 from storage.database import Database
 from storage.models import Council, CouncilMessage
 from storage.repository import ACTIVE_STATES
@@ -89,6 +90,7 @@ class CouncilStatus:
     human_messages: int
     estimated_cost: float
     chair: str | None = None
+    template_name: str | None = None  # a session of this permanent council
 
 
 class CouncilEngine:
@@ -132,6 +134,7 @@ class CouncilEngine:
         self._waiting: set[int] = set()
         self._follow_ups: dict[tuple[int, str], str] = {}
         self._seats: dict[int, tuple[Seat, ...]] = {}
+        self._speaking: dict[int, set[str]] = {}  # who is answering now, per council (shown by the publisher)
         self._asked: set[int] = set()  # councils where a human has asked a member something (see answer_requests)
 
     # -- convening ---------------------------------------------------------------------------------
@@ -388,6 +391,9 @@ class CouncilEngine:
             # Every call counts: turns, a chair's choices, review rankings.
             estimated_cost=await self.cost(council_id),
             chair=chair.name if chair else None,
+            template_name=await templates_repo.template_name(self.db, council.template_id)
+            if council.template_id is not None
+            else None,
         )
 
     async def seats(self, council_id: int) -> tuple[Seat, ...]:
@@ -617,8 +623,36 @@ class CouncilEngine:
             instruction=instruction,
             memory=await self.memory.recollections(council),  # templates: earlier sessions' conclusions
         )
+        speaking = self._speaking.setdefault(council.id, set())
+        speaking.add(seat.name)
+        self.publisher.progress(council, tuple(sorted(speaking)))
+        try:
+            return await self._ask(
+                council,
+                seat,
+                round_number,
+                request,
+                turn_key=turn_key,
+                stream=up_to_id is None and shape is None,
+                shape=shape,
+            )
+        finally:
+            speaking.discard(seat.name)
+            self.publisher.progress(council, tuple(sorted(speaking)))
+
+    async def _ask(
+        self,
+        council: Council,
+        seat: Seat,
+        round_number: int,
+        request: ChatRequest,
+        *,
+        turn_key: str,
+        stream: bool,
+        shape: Callable[[str], str] | None,
+    ) -> CouncilMessage:
         started = time.perf_counter()
-        if up_to_id is None and shape is None and await self.streaming.allowed(council):
+        if stream and await self.streaming.allowed(council):
             return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)
         try:
             completion = await self.clients(seat.spec).complete(request, timeout=self.provider_timeout)
@@ -795,6 +829,7 @@ class CouncilEngine:
         self.memory.forget(council_id)
         self._wakeups.pop(council_id, None)
         self._seats.pop(council_id, None)
+        self._speaking.pop(council_id, None)
         await self.publisher.council_finished(council)
         if rate:  # peer ratings hook: only for a council that concluded (bot/council/ratings.py)
             await self.ratings.after_conclude(council)

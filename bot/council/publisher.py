@@ -111,6 +111,11 @@ class CouncilPublisher(Protocol):
         ids. With `recovering`, it may be there already: look in the thread's recent history first."""
         ...
 
+    def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
+        """Who is answering now (none between turns). Called at every turn's start and end, so it must
+        return at once; a publisher shows it at its own pace (Discord: the thread's starter embed)."""
+        ...
+
     async def council_finished(self, council: Council) -> None:
         """The council reached `concluded` or `failed`; `council.end_reason` says why."""
         ...

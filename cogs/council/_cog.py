@@ -72,6 +72,7 @@ class CouncilCog(commands.Cog):
             ),
         )
         self.templates = CouncilTemplates(self.engine)
+        self.publisher.status_source = self.engine.status  # the starter embed shows the council's progress
         self._resumed = False
         self.details_menu = app_commands.ContextMenu(name="Message details", callback=self.message_details)
         self.details_menu.guild_only = True

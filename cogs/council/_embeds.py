@@ -52,6 +52,44 @@ def convened(
     return embed
 
 
+STATE_WORDS = {
+    "running": "deliberating",
+    "paused": "paused",
+    "held": "waiting for the moderators",
+    "halted": "halted by the moderators",
+    "concluded": "concluded",
+    "failed": "stopped",
+}
+
+
+def live(report: CouncilStatus, speaking: Sequence[str]) -> discord.Embed:
+    """The thread's starter embed while the council runs: round, who is speaking, tokens and cost so far."""
+    council = report.council
+    embed = discord.Embed(title=clip(f"Council #{council.id}: {council.topic}", 256), colour=COLOUR)
+    embed.description = clip(council.topic, 4096)
+    embed.add_field(name="Members", value=_seat_lines(report.seats) or "none", inline=False)
+    embed.add_field(name="Mode", value=council.mode)
+    embed.add_field(name="Round", value=f"{council.current_round} of {council.rounds}")
+    now = ", ".join(speaking) if speaking and council.state == "running" else None
+    embed.add_field(name="Speaking", value=clip(now, 1024) if now else STATE_WORDS.get(council.state, council.state))
+    embed.add_field(
+        name="Tokens so far",
+        value=f"{council.tokens_in:,} in · {council.tokens_out:,} out · ≈ ${report.estimated_cost:.4f}",
+    )
+    if report.chair:
+        embed.add_field(name="Chair", value=report.chair)
+    limits = _limits(council.max_tokens, council.max_cost)
+    if limits:
+        embed.add_field(name="Limits", value=limits)
+    embed.add_field(name="Convened by", value=f"<@{council.convener_id}>")
+    if report.template_name:
+        embed.add_field(name="Template", value=clip(discord.utils.escape_markdown(report.template_name), 1024))
+    embed.set_footer(
+        text="Write in the thread to join the discussion. /council info shows what stands behind each member."
+    )
+    return embed
+
+
 def status(report: CouncilStatus) -> discord.Embed:
     council = report.council
     embed = discord.Embed(title=clip(f"Council #{council.id}: {council.topic}", 256), colour=COLOUR)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -24,11 +26,17 @@ from storage.models import Council, Escalation
 
 if TYPE_CHECKING:
     from bot.app import CouncilBot
+    from bot.council.engine import CouncilStatus
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "AI Council"
 HISTORY_LOOKBACK = 50  # how far back to look for a post whose outcome is uncertain
+# The starter embed shows a council's progress. Edits to it share the parent channel's rate limit with
+# every other council there, so each council's is refreshed at most every few seconds, and a channel's
+# starters at most one every two seconds; a skipped refresh is caught up by the next turn's.
+PROGRESS_INTERVAL = 5.0
+CHANNEL_EDIT_INTERVAL = 2.0
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -39,6 +47,11 @@ class DiscordPublisher:
         self.bot = bot
         self.edit_interval = edit_interval  # between two edits of one streamed message
         self._webhooks: dict[int, discord.Webhook] = {}
+        self.status_source: Callable[[int], Awaitable[CouncilStatus | None]] | None = None  # set by the cog
+        self._speaking: dict[int, tuple[str, ...]] = {}
+        self._refreshed: dict[int, float] = {}  # council id → when its starter embed was last edited
+        self._channel_edited: dict[int, float] = {}
+        self._refreshing: set[int] = set()
         self._webhook_locks: dict[int, asyncio.Lock] = {}
 
     async def post_member_message(
@@ -173,7 +186,40 @@ class DiscordPublisher:
                 ids = []  # not a contiguous run: start over
         return ids
 
+    def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
+        self._speaking[council.id] = speaking
+        now = time.monotonic()
+        due = now - self._refreshed.get(council.id, -PROGRESS_INTERVAL) >= PROGRESS_INTERVAL
+        channel_free = (
+            now - self._channel_edited.get(council.channel_id, -CHANNEL_EDIT_INTERVAL) >= CHANNEL_EDIT_INTERVAL
+        )
+        if due and channel_free and council.id not in self._refreshing:
+            self._refreshed[council.id] = self._channel_edited[council.channel_id] = now
+            self._refreshing.add(council.id)
+            task = asyncio.create_task(self._refresh_starter(council), name=f"council-{council.id}-starter")
+            task.add_done_callback(lambda _: self._refreshing.discard(council.id))
+
+    async def _refresh_starter(self, council: Council) -> None:
+        """Show the council's progress on the message its thread was opened from (the same id as the thread)."""
+        if self.status_source is None or council.thread_id is None:
+            return
+        report = await self.status_source(council.id)
+        if report is None:
+            return
+        channel = self.bot.get_channel(council.channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            return
+        embed = _embeds.live(report, self._speaking.get(council.id, ()))
+        try:
+            await channel.get_partial_message(council.thread_id).edit(embed=embed, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as error:
+            # The starter may be deleted; the council goes on in its thread either way.
+            log.info("Council %s: its starter embed could not be updated: %s", council.id, error.status)
+
     async def council_finished(self, council: Council) -> None:
+        self._speaking.pop(council.id, None)
+        self._refreshed.pop(council.id, None)
+        await self._refresh_starter(council)
         try:
             thread = await self._thread(council)
             await thread.send(embed=_embeds.finished(council), allowed_mentions=NO_MENTIONS)

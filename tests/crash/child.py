@@ -94,6 +94,9 @@ class FileThread:
     ) -> list[int]:
         return await self._post(council, "member", seat.name, content, recovering)
 
+    def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
+        return None
+
     async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
         return await self._post(council, "notice", "system", text, recovering)
 
