@@ -354,6 +354,49 @@ async def test_council_mode_is_for_the_convener_or_thread_managers_and_applies_f
     assert (await council(harness)).mode == "parallel"
 
 
+async def test_a_conductor_council_switched_to_review_in_its_last_round_ranks_that_rounds_answers(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    choices = iter(["DeepSeek", "Llama", "Claude"])
+
+    def claude(body: dict[str, Any]) -> str:
+        if asks_floor(body):
+            return json.dumps({"next": next(choices), "why": "their turn"})
+        if asks_ranking(body):
+            return rank_every_response(body)
+        return "Synthesis: parks." if "Write the council's synthesis" in prompt_text(body) else "Claude: parks."
+
+    provider_server.script("claude-test", claude, once=True, delay=0.4)  # the chair's first choice takes a while
+    provider_server.script("claude-test", claude)
+    for model in ("deepseek-test", "llama-test"):
+        provider_server.script(
+            model, lambda body, model=model: rank_every_response(body) if asks_ranking(body) else f"{model} answers."
+        )
+    await convene(harness, mode="conductor", chair="Claude", rounds=1, wait=False)
+    [thread] = harness.threads
+    await wait_for(lambda: provider_server.in_flight == 1)  # the chair is choosing who opens the only round
+
+    switched = await harness.slash(
+        harness.members["convener"], "council", "mode", channel=thread, mode="review", wait_background=False
+    )
+    assert switched.content == "Council #1 deliberates in review mode from now on."
+    await harness.settle()
+
+    view = shown(harness, thread.id)
+    assert view[0][1].endswith(
+        "switched the council to **review** (answer, rank each other's answers anonymously, then the chair's "
+        "synthesis), once this round is done: the answers are then ranked and the chair sums up."
+    )
+    # The round itself was conducted as it began; then the promised ranking and synthesis followed.
+    assert [who for who, _ in view[1:]] == [
+        "bot", "DeepSeek", "bot", "Llama", "bot", "Claude", "bot", "Claude", "bot"
+    ]  # fmt: skip
+    assert view[7] == ("bot", f"[{REVIEW_TITLE}]") and view[8] == ("Claude", "Synthesis: parks.")
+    [table] = harness.posts_in(thread.id, kinds=("channel",))[-2].embeds
+    assert all("from 2 ranking(s)" in row for row in table["description"].split("\n"))
+    assert len([r for r in provider_server.requests if asks_ranking(r.json)]) == 3
+
+
 async def test_invite_and_dismiss_with_autocomplete_and_refusals_that_change_nothing(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
