@@ -551,6 +551,28 @@ async def test_human_message_in_thread_reaches_on_message(harness: DiscordHarnes
     assert len(toy(harness).heard) == 1
 
 
+async def test_a_human_reply_carries_the_replied_message_as_discord_sends_it(harness: DiscordHarness) -> None:
+    await harness.slash(harness.members["convener"], "toy", "run", topic="Replies")
+    [thread] = harness.threads
+    llama = harness.posts_in(thread.id, kinds=("webhook",))[-1]
+    user = harness.members["user"]
+
+    reply = await harness.say(user, thread, "Why Llama?", reply_to=llama.message_id)
+    assert reply.type == discord.MessageType.reply and reply.reference is not None
+    assert reply.reference.message_id == llama.message_id and reply.reference.channel_id == thread.id
+    replied = reply.reference.resolved
+    assert isinstance(replied, discord.Message) and replied.webhook_id == llama.webhook_id
+    assert replied.author.name == "Llama" and replied.content == llama.content
+    assert harness.posts_in(thread.id, kinds=("human",))[-1].reply_to == llama.message_id
+    assert toy(harness).heard[-1] == (thread.id, "user", "Why Llama?")
+
+    # The client offers Reply only on a message shown in the channel being written in.
+    with pytest.raises(ValueError, match="no message"):
+        await harness.say(user, harness.channel, "elsewhere", reply_to=llama.message_id)
+    with pytest.raises(ValueError, match="no message"):
+        await harness.say(user, thread, "nothing", reply_to=12345)
+
+
 async def test_posting_unarchives_a_thread(harness: DiscordHarness) -> None:
     await harness.slash(harness.members["convener"], "toy", "run", topic="Archive me")
     [thread] = harness.threads

@@ -242,13 +242,10 @@ class ReviewStage:
     async def run(self, council: Council, round_number: int) -> str | None:
         engine = self.engine
         seats = await engine.seats(council.id)
-        answers = {
-            line.author_name: line.content
-            for line in await repo.transcript(self.db, council.id)
-            if line.author_kind == "ai"
-            and line.visibility == "visible"
-            and line.turn_key == f"ai:r{round_number}:{line.author_name}"
-        }
+        answers: dict[str, str] = {}
+        for line in await repo.transcript(self.db, council.id):
+            if line.author_kind == "ai" and line.visibility == "visible" and _is_turn(line, round_number):
+                answers[line.author_name] = line.content  # a member given the floor twice: its last word
         reviewers = [seat for seat in _active(seats) if seat.name in answers]
         if len(answers) < 2 or not reviewers:
             await self._show_once(
@@ -393,6 +390,15 @@ def _review_instruction(round_number: int, rounds: int) -> str:
     return (
         "Above are the other members' earlier answers. Give your improved, complete answer, taking the best of "
         f"theirs into account.{later} After this round the answers are ranked anonymously."
+    )
+
+
+def _is_turn(line: CouncilMessage, round_number: int) -> bool:
+    """A member's turn in that round: `ai:r2:Name`, or `ai:r2:t1:Name` when the chair gave the floor (a council
+    switched to review from conductor in its last round); not its replies to humans nor a synthesis."""
+    key, name = line.turn_key, line.author_name
+    return key == f"ai:r{round_number}:{name}" or (
+        key.startswith(f"ai:r{round_number}:t") and key.endswith(f":{name}") and key.count(":") == 3
     )
 
 

@@ -314,17 +314,23 @@ class CouncilCog(commands.Cog):
 
     @invite.autocomplete("member")
     async def _catalog_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return _choices((spec.name for spec in self.bot.catalog), current)
+        # Members already at the table (benched ones too) would only be refused; dismissed ones may come back.
+        council = await self._thread_council(interaction)
+        seated = {s.name for s in await self.engine.seats(council.id) if not s.dismissed} if council else set()
+        return _choices((spec.name for spec in self.bot.catalog if spec.name not in seated), current)
 
     @dismiss.autocomplete("member")
     @assign.autocomplete("member")
     async def _seated_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        if interaction.channel is None:
-            return []
-        council = await repo.get_council_by_thread(self.bot.db, interaction.channel.id)
+        council = await self._thread_council(interaction)
         if council is None:
             return []
         return _choices((seat.name for seat in await self.engine.seats(council.id) if seat.active), current)
+
+    async def _thread_council(self, interaction: discord.Interaction) -> Council | None:
+        if interaction.channel is None:
+            return None
+        return await repo.get_council_by_thread(self.bot.db, interaction.channel.id)
 
     @council.command(name="members")
     async def members(self, interaction: discord.Interaction) -> None:
@@ -541,17 +547,20 @@ class CouncilCog(commands.Cog):
             author_id=message.author.id,
             author_name=message.author.display_name,
             content=message.clean_content,
-            replied_to=self._replied_member(message),
+            replied_to=await self._replied_member(message, message.channel),
         )
 
-    def _replied_member(self, message: discord.Message) -> str | None:
-        """The name on the webhook message this one replies to, if it replies to one."""
+    async def _replied_member(self, message: discord.Message, thread: discord.Thread) -> str | None:
+        """The name on the member's message this one replies to, if it replies to one."""
         reference = message.reference
         replied = reference.resolved if reference is not None else None
-        # Members post through a webhook under their own names; the engine checks the name is seated.
-        if isinstance(replied, discord.Message) and replied.webhook_id is not None:
-            return replied.author.name
-        return None
+        if not isinstance(replied, discord.Message) or replied.webhook_id is None or thread.parent_id is None:
+            return None
+        # Members post through our webhook under their own names (the engine checks the name is seated);
+        # anyone else's webhook can post under those names too, and does not speak for a member.
+        if not await self.publisher.is_member_webhook(thread.parent_id, replied.webhook_id):
+            return None
+        return replied.author.name
 
     # -- helpers -----------------------------------------------------------------------------------
 

@@ -268,6 +268,29 @@ class DiscordPublisher:
             with contextlib.suppress(discord.NotFound):
                 await webhook.delete_message(message_id, thread=thread)
 
+    async def is_member_webhook(self, channel_id: int, webhook_id: int) -> bool:
+        """Whether `webhook_id` is the webhook our members post through in `channel_id`; never creates one."""
+        cached = self._webhooks.get(channel_id)
+        if cached is not None:
+            return cached.id == webhook_id
+        channel = self.bot.get_channel(channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            return False
+        try:  # after a restart, before any member has posted
+            hooks = await channel.webhooks()
+        except discord.HTTPException:
+            return False
+        return any(hook.id == webhook_id and self._is_ours(hook) for hook in hooks)
+
+    def _is_ours(self, hook: discord.Webhook) -> bool:
+        return bool(
+            hook.name == WEBHOOK_NAME
+            and hook.token
+            and hook.user
+            and self.bot.user
+            and hook.user.id == self.bot.user.id
+        )
+
     def is_own_webhook(self, webhook_id: int | None) -> bool:
         return webhook_id is not None and any(w.id == webhook_id for w in self._webhooks.values())
 
@@ -293,15 +316,7 @@ class DiscordPublisher:
             channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
             if not isinstance(channel, discord.TextChannel):
                 raise RuntimeError(f"channel {channel_id} cannot hold webhooks")
-            mine = [
-                hook
-                for hook in await channel.webhooks()
-                if hook.name == WEBHOOK_NAME
-                and hook.token
-                and hook.user
-                and self.bot.user
-                and hook.user.id == self.bot.user.id
-            ]
+            mine = [hook for hook in await channel.webhooks() if self._is_ours(hook)]
             webhook = (
                 mine[0]
                 if mine

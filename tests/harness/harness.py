@@ -489,12 +489,19 @@ class DiscordHarness:
         return result.choices or []
 
     async def say(
-        self, user: discord.Member, channel: Target | None, content: str, *, wait_background: bool = True
+        self,
+        user: discord.Member,
+        channel: Target | None,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        wait_background: bool = True,
     ) -> discord.Message:
-        """`user` posts `content` in `channel` (a text channel or thread); on_message runs."""
+        """`user` posts `content` in `channel` (a text channel or thread); on_message runs.
+        `reply_to`: a message id in that channel, to post it as a reply to that message."""
         target = channel or self.channel
         mark = self._tracker.mark()
-        payload = self.server.human_message(user, target, content)
+        payload = self.server.human_message(user, target, content, reply_to=reply_to)
         await self._settle_and_check(mark, background=wait_background)
         state = self.bot._connection
         return discord.Message(state=state, channel=target, data=copy.deepcopy(payload))  # type: ignore[arg-type]

@@ -289,17 +289,37 @@ class FakeDiscord:
             self.state.parse_message_delete({"id": message_id, "channel_id": channel_id, "guild_id": self.guild.id})
 
     def human_message(
-        self, member: discord.Member, channel: discord.TextChannel | discord.Thread, content: str
+        self,
+        member: discord.Member,
+        channel: discord.TextChannel | discord.Thread,
+        content: str,
+        *,
+        reply_to: int | None = None,
     ) -> JsonDict:
-        """A member posts: MESSAGE_CREATE with the guild, channel (thread) and member data set right."""
+        """A member posts: MESSAGE_CREATE with the guild, channel (thread) and member data set right.
+
+        `reply_to`: the id of a message in the same channel this one replies to (the client's Reply),
+        sent as `message_reference`; Discord then adds the replied message as `referenced_message`."""
         if len(content) > limits.CONTENT_MAX:
             raise ValueError(f"Discord does not let members post more than {limits.CONTENT_MAX} characters")
+        body: JsonDict = {"content": content}
+        if reply_to is not None:
+            replied = self.messages.get(reply_to)
+            post = self.recorder.get(reply_to)
+            # The client only offers Reply on a message it shows, in the channel being written in.
+            if (
+                replied is None
+                or int(replied["channel_id"]) != channel.id
+                or (post and (post.ephemeral or post.deleted))
+            ):
+                raise ValueError(f"There is no message {reply_to} in channel {channel.id} to reply to")
+            body["message_reference"] = {"message_id": reply_to, "channel_id": channel.id, "guild_id": self.guild.id}
         thread = self.threads.get(channel.id)
         if thread is not None and thread["thread_metadata"]["archived"]:
             self.update_thread(channel.id, {"archived": False})  # posting unarchives, as on Discord
         payload, _ = self.create_message(
             channel,
-            {"content": content},
+            body,
             kind="human",
             author=user_payload(member),
             author_name=member.display_name,
