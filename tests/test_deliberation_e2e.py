@@ -349,7 +349,7 @@ async def test_council_mode_is_for_the_convener_or_thread_managers_and_applies_f
     # An ended council's mode stays as it ended.
     refused(
         await harness.slash(harness.members["convener"], "council", "mode", channel=thread, mode="debate"),
-        "The mode can only change while the council is running.",
+        "The mode can only change while the council is active (running, paused or held).",
     )
     assert (await council(harness)).mode == "parallel"
 
@@ -558,3 +558,30 @@ async def test_the_ranking_embed_of_eight_long_named_members_keeps_within_discor
     assert {post.author_name for post in answers} == set(LONG_NAMES)
     [starter] = harness.posts_in(harness.channel.id, kinds=("channel",))
     limits.check_embeds(starter.embeds)
+
+
+async def test_the_chair_option_offers_the_members_being_named(harness: DiscordHarness) -> None:
+    user = harness.members["convener"]
+    named = await harness.autocomplete(
+        user, "council", "convene", focused="chair", value="", topic="Cars?", members="llama, DeepSeek"
+    )
+    assert [choice["value"] for choice in named] == ["DeepSeek", "Llama"]  # catalog order
+    everyone = await harness.autocomplete(user, "council", "convene", focused="chair", value="dee", topic="Cars?")
+    assert [choice["value"] for choice in everyone] == ["DeepSeek"]
+
+
+def test_the_members_field_keeps_whole_lines_within_discords_limit() -> None:
+    from bot.catalog import MemberSpec
+    from bot.council.seats import Seat
+    from cogs.council._embeds import _seat_lines
+
+    seats = [
+        Seat(MemberSpec(f"Member{n:02d}" + "x" * 22, "openai", "m" * 60, "https://x.org", None, "p"), "r" * 100)
+        for n in range(8)
+    ]
+    text = _seat_lines(seats)
+    assert len(text) <= 1024
+    lines = text.split("\n")
+    assert lines[-1].startswith("… and ") and lines[-1].endswith("more (/council info lists them all)")
+    assert all(line.startswith("**Member") for line in lines[:-1])  # no line cut in the middle
+    assert _seat_lines(seats[:2]).count("\n") == 1  # what fits is shown whole, with no note

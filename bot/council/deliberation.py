@@ -133,7 +133,8 @@ class Deliberation:
             if reason := await engine.limit_reached(council):
                 return reason
             seats = await engine.seats(council.id)
-            candidates = _active(seats)
+            # Members invited during the round join at the next one, as announced.
+            candidates = [seat for seat in _active(seats) if seat.name in order]
             if not candidates:
                 return None
             seat, why = await self._give_floor(council, seats, candidates, round_number, index, previous, order)

@@ -41,7 +41,9 @@ class CouncilSteering:
     async def switch_mode(self, council_id: int, mode: str, *, by: str, key: str) -> str:
         """Deliberate in `mode` from the next round on; the announcement, as stored and shown."""
 
-        council = await self._active_council(council_id, "The mode can only change while the council is running.")
+        council = await self._active_council(
+            council_id, "The mode can only change while the council is active (running, paused or held)."
+        )
         if mode not in MODES:
             raise ConveneError(f"Mode must be one of: {', '.join(MODES)}.")
         if mode == council.mode:
@@ -75,7 +77,10 @@ class CouncilSteering:
             raise ConveneError(f"{spec.name} is already a member of this council.")
         self.engine.forget_seats(council_id)
         seat = next(s for s in await self.engine.seats(council_id) if s.name == spec.name)
-        await self._announce(council, key, f"🪑 {by} invited **{seat.label}**, who speaks from the next round.")
+        when = "from the next round" if council.current_round < council.rounds else "if the council goes on"
+        if council.mode == "review" and council.current_round >= council.rounds:
+            when = "in the review that ends this council"
+        await self._announce(council, key, f"🪑 {by} invited **{seat.label}**, who speaks {when}.")
         return seat
 
     async def dismiss(self, council_id: int, member_name: str, *, by: str, key: str) -> Seat:

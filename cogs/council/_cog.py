@@ -312,6 +312,14 @@ class CouncilCog(commands.Cog):
             return
         await interaction.followup.send(f"{seat.name} has left council #{council.id}.", ephemeral=True)
 
+    @convene.autocomplete("chair")
+    async def _chair_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        # The members named so far in the `members` option, else the whole catalog.
+        named = str(getattr(interaction.namespace, "members", "") or "")
+        wanted = {part.strip().casefold() for part in named.replace(";", ",").split(",") if part.strip()}
+        names = [spec.name for spec in self.bot.catalog if not wanted or spec.name.casefold() in wanted]
+        return _choices(names, current)
+
     @invite.autocomplete("member")
     async def _catalog_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         # Members already at the table (benched ones too) would only be refused; dismissed ones may come back.

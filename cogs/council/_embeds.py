@@ -19,8 +19,17 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _seat_lines(seats: Sequence[Seat]) -> str:
-    return clip("\n".join(_seat_line(seat) for seat in seats), 1024)
+def _seat_lines(seats: Sequence[Seat], limit: int = 1024) -> str:
+    """One line per seat; whole lines only, with a count of those that do not fit the field."""
+    lines: list[str] = []
+    for index, seat in enumerate(seats):
+        line = clip(_seat_line(seat), 300)
+        rest = f"… and {len(seats) - index} more (/council info lists them all)"
+        if len("\n".join([*lines, line])) + (len(rest) + 1 if index < len(seats) - 1 else 0) > limit:
+            lines.append(rest)
+            break
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _seat_line(seat: Seat) -> str:
