@@ -64,7 +64,6 @@ async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalo
     members: Catalog = offline_catalog(catalog) if args.offline else catalog
     db = Database(settings.database_url)
     try:
-        await db.migrate()
         publisher = TerminalPublisher(out)
         async with aiohttp.ClientSession() as session:
             # As the bot runs it, peer ratings included (PEER_RATINGS); no governance gate, so every
@@ -92,6 +91,7 @@ async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalo
             except ConveneError as error:
                 print(f"Cannot rehearse: {error}{_offline_hint(args, members)}", file=sys.stderr)
                 return 2
+            await db.migrate()  # only now: a refused rehearsal leaves no database behind
             council = await engine.create(
                 plan, guild_id=REHEARSAL_GUILD, channel_id=0, convener_id=0, convener_name="terminal"
             )

@@ -137,7 +137,7 @@ class TerminalMemberStream:
         elif not self.diverged and final.startswith(self.printed):
             self.publisher.write(f"{final[len(self.printed) :]}\n")
         else:
-            self.publisher.write(f"\n{CORRECTION}\n{final}\n")
+            self.publisher.write(f"\n\n{CORRECTION}\n{final}\n")
         self.printed = final
         return [self.line]
 

@@ -382,6 +382,9 @@ class Checker:
                 roles=parsed.roles,
                 rounds=parsed.rounds,
                 mode=parsed.mode,
+                chair=parsed.chair,
+                max_tokens=parsed.max_tokens,
+                max_cost=parsed.max_cost,
             )
         except ConveneError as error:
             self.problem(where, f"python -m bot rehearse: {error}")
