@@ -99,14 +99,27 @@ async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalo
             print(f"Council #{council.id}: {plan.topic}\n{_describe(plan, chair)}", file=out, flush=True)
             await engine.open(council.id, thread_id=-council.id)  # no Discord thread: a unique stand-in
             try:
-                # The runner's end, not the closing line: peer ratings follow the closing line.
-                await engine.wait_idle(council.id)
+                # The runner's end, not the closing line: peer ratings follow the closing line. Shielded, as
+                # an interrupt must not cancel the runner before conclude() can finish its streaming reply.
+                await asyncio.shield(engine.wait_idle(council.id))
+            except asyncio.CancelledError:  # Ctrl-C
+                await _interrupted(engine, council.id)
+                raise
             finally:
                 await engine.shutdown()
         print(f"\nThe transcript is stored in {safe_url(db.url)}.", file=out)
         return 0
     finally:
         await db.close()
+
+
+async def _interrupted(engine: CouncilEngine, council_id: int) -> None:
+    """End the council as `/council conclude` would: a reply streaming now ends with a cut note, and
+    nothing is left running or half-stored for the bot to find in a shared database."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()  # the interrupt is handled here; the closing work must not be cancelled with it
+    await engine.conclude(council_id, "The rehearsal was interrupted.", rate=False)
 
 
 def _describe(plan: CouncilPlan, chair: Seat | None) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +64,43 @@ def test_offline_rehearsal_shows_the_mechanics_with_labelled_echo_members(tmp_pa
     assert "I heard Claude (the Coordinator) say" in replies[1]  # each member hears the one before
     assert "■ Council #1 concluded: All 2 round(s) are done." in out
     assert (tmp_path / "r.db").exists()
+
+
+def test_ctrl_c_concludes_the_rehearsal_and_leaves_nothing_half_stored(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("DISCORD_")}
+    clean.update(DISCORD_TOKEN="", PYTHONPATH=str(ROOT), DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "rehearse",
+            "Ban cars?",
+            "--members",
+            "Claude, Llama",
+            "--rounds",
+            "9",
+            "--offline",
+        ],
+        cwd=tmp_path,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    while not process.stdout.readline().startswith("── "):  # a member has begun to speak
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+    process.send_signal(signal.SIGINT)
+    rest = process.stdout.read()  # not communicate(): it would skip what readline() has buffered
+    err = process.stderr.read() if process.stderr else ""
+    process.wait(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert "■ Council #1 concluded: The rehearsal was interrupted." in rest
+    lines = asyncio.run(stored_lines(tmp_path))
+    assert lines and all(line.visibility == "visible" and line.posted_at is not None for line in lines)
+    cut = [line for line in lines if "✂️ cut off: the council was concluded" in line.content]
+    assert all(f"{line.content}\n" in rest for line in cut), (rest, [c.content for c in cut])
 
 
 def test_bad_arguments_are_explained(tmp_path: Path) -> None:
