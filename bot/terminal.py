@@ -9,7 +9,6 @@ under a note, because a terminal cannot edit what it already printed.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -38,7 +37,6 @@ class TerminalPublisher:
         self.out = out
         self.interval = interval
         self.count = 0
-        self.finished = asyncio.Event()
 
     def write(self, text: str) -> None:
         self.out.write(text)
@@ -75,7 +73,6 @@ class TerminalPublisher:
 
     async def council_finished(self, council: Council) -> None:
         self._print(f"\n■ Council #{council.id} {council.state}: {council.end_reason}")
-        self.finished.set()
 
     # No moderators and no thread to delete from in a terminal (rehearsals run without the governance gate).
     async def post_escalation(self, council: Council, escalation: object, policy: object) -> None:
