@@ -1,7 +1,8 @@
 """`python -m bot rehearse`: run a council in the terminal, with the same engine, providers and database.
 
-No Discord is needed. With `--offline`, every member is a clearly labelled local echo, so a newcomer
-can watch the mechanics on a fresh machine without any API key.
+No Discord is needed. Every mode runs, with the chair and limits of `/council convene`; members' words are
+printed as they stream (bot/terminal.py). With `--offline`, every member is a clearly labelled local echo, so
+a newcomer can watch the mechanics on a fresh machine without any API key.
 """
 
 from __future__ import annotations
@@ -10,57 +11,19 @@ import argparse
 import asyncio
 import sys
 from dataclasses import replace
-from typing import TextIO
 
 import aiohttp
 
 from bot.catalog import Catalog, MemberSpec
-from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine
+from bot.council.deliberation import MODE_HELP
+from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine, CouncilPlan
 from bot.council.seats import Seat
 from bot.providers.pool import ProviderPool
 from bot.settings import Settings
+from bot.terminal import TerminalPublisher, TextWriter
 from storage.database import Database, safe_url
-from storage.models import Council
 
 REHEARSAL_GUILD = 0  # councils rehearsed in the terminal belong to no Discord server
-
-
-class TerminalPublisher:
-    """Shows a council on a terminal. Message "ids" are line numbers of this run."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.count = 0
-        self.finished = asyncio.Event()
-
-    def _print(self, text: str) -> list[int]:
-        self.count += 1
-        print(text, file=self.out, flush=True)
-        return [self.count]
-
-    async def post_member_message(
-        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
-    ) -> list[int]:
-        return self._print(f"\n── {seat.label} ──\n{content}")
-
-    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
-        return self._print(f"\n{text}")
-
-    async def council_finished(self, council: Council) -> None:
-        self._print(f"\n■ Council #{council.id} {council.state}: {council.end_reason}")
-        self.finished.set()
-
-    def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
-        return None  # the terminal shows each member's words as they come; no status line to keep
-
-    async def post_escalation(self, council: Council, escalation: object, policy: object) -> None:
-        return None
-
-    async def escalation_decided(self, council: Council, escalation: object) -> None:
-        return None
-
-    async def delete_messages(self, council: Council, message_ids: list[int]) -> None:
-        return None
 
 
 def offline_catalog(catalog: Catalog) -> Catalog:
@@ -74,48 +37,111 @@ def offline_catalog(catalog: Catalog) -> Catalog:
 
 
 def parser() -> argparse.ArgumentParser:
-    parse = argparse.ArgumentParser(prog="python -m bot rehearse", description="Run a council in the terminal.")
+    parse = argparse.ArgumentParser(
+        prog="python -m bot rehearse",
+        description="Run a council in the terminal.",
+        epilog="modes: " + "; ".join(f"{mode}: {what}" for mode, what in MODE_HELP.items()),
+    )
     parse.add_argument("topic", help="what the council deliberates on")
     parse.add_argument("--members", required=True, help="member names from the catalog, comma-separated")
     parse.add_argument("--roles", default=None, help='e.g. "DeepSeek=Philosopher, Llama=Realist"')
     parse.add_argument("--rounds", type=int, default=2, help=f"1-{MAX_ROUNDS} (default 2)")
-    parse.add_argument("--mode", choices=MODES, default="round-robin")
+    parse.add_argument("--mode", choices=MODES, default="round-robin", help="how members take turns")
+    parse.add_argument(
+        "--chair", default=None, help="the member who chairs (conductor, review); default: the coordinator"
+    )
+    parse.add_argument(
+        "--max-tokens", type=int, default=None, help="conclude before a turn once this many tokens are used"
+    )
+    parse.add_argument(
+        "--max-cost", type=float, default=None, help="conclude once the estimated cost reaches this many US dollars"
+    )
     parse.add_argument("--offline", action="store_true", help="use labelled local echo members instead of models")
     return parse
 
 
-async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalog, out: TextIO) -> int:
+async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalog, out: TextWriter) -> int:
     members: Catalog = offline_catalog(catalog) if args.offline else catalog
     db = Database(settings.database_url)
     try:
-        await db.migrate()
         publisher = TerminalPublisher(out)
         async with aiohttp.ClientSession() as session:
+            # As the bot runs it, peer ratings included (PEER_RATINGS); no governance gate, so every
+            # sequential turn streams (in Discord only a `notify` server's do).
             engine = CouncilEngine(
-                db, members, ProviderPool(session), publisher, provider_timeout=settings.provider_timeout
+                db,
+                members,
+                ProviderPool(session),
+                publisher,
+                provider_timeout=settings.provider_timeout,
+                stream_replies=True,
+                peer_ratings=settings.peer_ratings,
             )
             try:
                 plan = engine.plan(
-                    topic=args.topic, member_names=args.members, roles=args.roles, rounds=args.rounds, mode=args.mode
+                    topic=args.topic,
+                    member_names=args.members,
+                    roles=args.roles,
+                    rounds=args.rounds,
+                    mode=args.mode,
+                    chair=args.chair,
+                    max_tokens=args.max_tokens,
+                    max_cost=args.max_cost,
                 )
             except ConveneError as error:
-                hint = "" if args.offline else " Add --offline to rehearse with local echo members instead."
-                print(f"Cannot rehearse: {error}{hint}", file=sys.stderr)
+                print(f"Cannot rehearse: {error}{_offline_hint(args, members)}", file=sys.stderr)
                 return 2
+            await db.migrate()  # only now: a refused rehearsal leaves no database behind
             council = await engine.create(
                 plan, guild_id=REHEARSAL_GUILD, channel_id=0, convener_id=0, convener_name="terminal"
             )
-            cast = ", ".join(f"{seat.label} [{_origin(seat.spec)}]" for seat in plan.seats)
-            print(f"Council #{council.id}: {plan.topic}\n{plan.mode}, {plan.rounds} round(s): {cast}", file=out)
+            chair = engine.chair_seat(council, plan.seats)
+            print(f"Council #{council.id}: {plan.topic}\n{_describe(plan, chair)}", file=out, flush=True)
             await engine.open(council.id, thread_id=-council.id)  # no Discord thread: a unique stand-in
             try:
-                await publisher.finished.wait()
+                # The runner's end, not the closing line: peer ratings follow the closing line. Shielded, as
+                # an interrupt must not cancel the runner before conclude() can finish its streaming reply.
+                await asyncio.shield(engine.wait_idle(council.id))
+            except asyncio.CancelledError:  # Ctrl-C
+                await _interrupted(engine, council.id)
+                raise
             finally:
                 await engine.shutdown()
         print(f"\nThe transcript is stored in {safe_url(db.url)}.", file=out)
         return 0
     finally:
         await db.close()
+
+
+async def _interrupted(engine: CouncilEngine, council_id: int) -> None:
+    """End the council as `/council conclude` would: a reply streaming now ends with a cut note, and
+    nothing is left running or half-stored for the bot to find in a shared database."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()  # the interrupt is handled here; the closing work must not be cancelled with it
+    await engine.conclude(council_id, "The rehearsal was interrupted.", rate=False)
+
+
+def _describe(plan: CouncilPlan, chair: Seat | None) -> str:
+    cast = ", ".join(f"{seat.label} [{_origin(seat.spec)}]" for seat in plan.seats)
+    facts = [f"{plan.mode}, {plan.rounds} round(s): {cast}"]
+    if chair is not None and (plan.chair or plan.mode in ("conductor", "review")):
+        facts.append(f"Chair: {chair.name}")
+    if plan.max_tokens is not None:
+        facts.append(f"Token limit: {plan.max_tokens:,}")
+    if plan.max_cost is not None:
+        facts.append(f"Cost limit: ${plan.max_cost:,.2f}")
+    return "\n".join(facts)
+
+
+def _offline_hint(args: argparse.Namespace, members: Catalog) -> str:
+    """Suggest --offline only when a missing API key is what stands in the way."""
+    if args.offline:
+        return ""
+    named = [members.get(name.strip()) for name in args.members.replace(";", ",").split(",")]
+    if any(spec is not None and not spec.is_available() for spec in named):
+        return " Add --offline to rehearse with local echo members instead."
+    return ""
 
 
 def _origin(spec: MemberSpec) -> str:
