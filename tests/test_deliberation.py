@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from bot.catalog import Catalog
+from bot.council import reports
 from bot.council.engine import ConveneError, CouncilEngine
 from bot.providers.pool import ProviderPool
 from storage import deliberation_repository as deliberation_repo
@@ -240,6 +241,21 @@ async def test_review_ranks_anonymously_then_the_chair_synthesizes(
     assert "mean place" in prompt_text(synthesis)
     records = [line for line in await repo.transcript(engine.db, council_id) if line.visibility == "record"]
     assert {line.author_name for line in records} == {"Claude", "DeepSeek", "Llama"}
+
+    # The export shows the table as text, and keeps every ballot: labels as shown, ranking or none.
+    council = await repo.get_council(engine.db, council_id)
+    assert council is not None
+    record = await reports.load_record(engine.db, engine.catalog, council)
+    markdown = reports.export_markdown(record)
+    assert "**⚖️ Peer review: the answers ranked**" in markdown and '"rows"' not in markdown
+    exported = json.loads(reports.export_json(record))
+    assert exported["council"]["chair"] == "Claude"
+    by_reviewer = {b["reviewer"]: b for b in exported["review_ballots"]}
+    assert by_reviewer["Llama"]["state"] == "unreadable" and by_reviewer["Llama"]["ranking"] is None
+    claude = by_reviewer["Claude"]
+    assert sorted(claude["labels"].values()) == ["DeepSeek", "Llama"] and claude["seed"] == f"{council_id}:1:Claude"
+    assert claude["ranking"] == list(claude["labels"].values())  # it ranked them in the order shown
+    assert all(m["latency_ms"] is not None for m in exported["messages"] if m["turn_key"].startswith("ai:r1:"))
 
 
 def test_rankings_are_parsed_strictly() -> None:

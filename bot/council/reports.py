@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 
 from bot.catalog import Catalog, MemberSpec, endpoint_host
 from bot.council.prompts import system_prompt
+from bot.council.publisher import Table
 from bot.council.seats import Seat
+from storage import deliberation_repository as deliberation_repo
 from storage import report_repository as reports_repo
 from storage import repository as repo
 from storage.database import Database
-from storage.models import AuditEntry, Council, CouncilMessage, Escalation
+from storage.models import AuditEntry, Council, CouncilMessage, Escalation, ReviewBallot
 from storage.template_repository import MINUTES_TURN_KEY
 
 EXPORT_FORMAT = "ai-council-export/1"
@@ -184,6 +186,7 @@ class RecordMember:
     position: int
     benched: bool
     spec: MemberSpec | None  # None: removed from the catalog since
+    dismissed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +198,13 @@ class CouncilRecord:
     messages: tuple[CouncilMessage, ...]
     escalations: tuple[Escalation, ...]
     audit: tuple[AuditEntry, ...]
+    ballots: tuple[ReviewBallot, ...] = ()
 
 
 async def load_record(db: Database, catalog: Catalog, council: Council) -> CouncilRecord:
     assert council.id is not None
     members = tuple(
-        RecordMember(m.name, m.role, m.position, m.benched, catalog.get(m.name))
+        RecordMember(m.name, m.role, m.position, m.benched, catalog.get(m.name), m.dismissed)
         for m in await repo.list_members(db, council.id)
     )
     return CouncilRecord(
@@ -209,6 +213,7 @@ async def load_record(db: Database, catalog: Catalog, council: Council) -> Counc
         messages=tuple(await repo.transcript(db, council.id)),
         escalations=tuple(await reports_repo.council_escalations(db, council.id)),
         audit=tuple(await reports_repo.council_audit(db, council.guild_id, council.id)),
+        ballots=tuple(await deliberation_repo.list_ballots(db, council.id)),
     )
 
 
@@ -226,7 +231,7 @@ def export_markdown(record: CouncilRecord) -> str:
     out += ["", "## Members", "", "| Member | Role | Provider | Model |", "| --- | --- | --- | --- |"]
     for member in record.members:
         provider, model = (member.spec.provider, member.spec.model) if member.spec else ("unknown", "unknown")
-        name = member.name + (" (benched)" if member.benched else "")
+        name = member.name + (" (dismissed)" if member.dismissed else " (benched)" if member.benched else "")
         out.append(f"| {_cell(name)} | {_cell(member.role or '—')} | {_cell(provider)} | `{_cell(model)}` |")
     out += ["", "## Transcript", ""]
     labels = {m.name: f"{m.name} ({m.role})" if m.role else m.name for m in record.members}
@@ -238,7 +243,8 @@ def export_markdown(record: CouncilRecord) -> str:
             who = f"{line.author_name} (human)"
         else:
             who = "Notice"
-        out += [f"### {who} · round {line.round} · {_readable(line.created_at)}", "", line.content.strip(), ""]
+        text = Table.loads(line.content).as_text() if line.author_kind == "table" else line.content
+        out += [f"### {who} · round {line.round} · {_readable(line.created_at)}", "", text.strip(), ""]
     if not shown:
         out += ["Nothing was said.", ""]
     out += ["## Moderation decisions", ""]
@@ -277,6 +283,10 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
             "convener_name": council.convener_name,
             "tokens_in": council.tokens_in,
             "tokens_out": council.tokens_out,
+            "chair": council.chair,
+            "max_tokens": council.max_tokens,
+            "max_cost": council.max_cost,
+            "template_id": council.template_id,
             "created_at": _iso(council.created_at),
             "ended_at": _iso(council.ended_at),
         },
@@ -286,6 +296,7 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
                 "role": m.role,
                 "position": m.position,
                 "benched": m.benched,
+                "dismissed": m.dismissed,
                 "provider": m.spec.provider if m.spec else None,
                 "model": m.spec.model if m.spec else None,
                 "endpoint_host": endpoint_host(m.spec.base_url) if m.spec else None,
@@ -304,6 +315,8 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
                 "content": None if line.visibility in UNSHOWN else line.content,
                 "tokens_in": line.tokens_in,
                 "tokens_out": line.tokens_out,
+                "latency_ms": line.latency_ms,
+                "addressed_to": line.addressed_to,
                 "discord_message_ids": [str(i) for i in line.discord_ids],
                 "created_at": _iso(line.created_at),
                 "posted_at": _iso(line.posted_at),
@@ -330,6 +343,19 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
                 "decided_at": _iso(item.decided_at),
             }
             for item in record.escalations
+        ],
+        # A review council's ballots: which answers each reviewer saw under which label, and its ranking.
+        "review_ballots": [
+            {
+                "round": ballot.round,
+                "reviewer": ballot.reviewer,
+                "seed": ballot.seed,
+                "labels": json.loads(ballot.labels),
+                "ranking": ballot.ranking.split(",") if ballot.ranking else None,
+                "state": ballot.state,
+                "created_at": _iso(ballot.created_at),
+            }
+            for ballot in record.ballots
         ],
         "audit": [
             {
