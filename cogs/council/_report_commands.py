@@ -1,0 +1,90 @@
+"""/council info, usage, export, rate and scoreboard, and the "Message details" menu: what a council did and
+what stands behind it."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from bot.council import reports
+from bot.council.ratings import RatingError
+from cogs.council import _details, _ratings, _reports
+from cogs.council._base import CouncilCommands, council, refuse
+from storage import repository as repo
+
+
+class ReportCommands(CouncilCommands):
+    @council.command(name="info")
+    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
+    async def info(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+        """Show what stands behind each member: provider, model, settings and its exact system prompt."""
+        council = await self._find(interaction, council_id)
+        if council is None:
+            return
+        cards = reports.member_cards(await self.engine.seats(council.id), council.topic)
+        await _reports.send_pages(interaction, _reports.info_pages(council, cards))
+
+    @council.command(name="usage")
+    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
+    async def usage(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+        """Show each member's turns, failed turns, tokens and estimated cost in a council."""
+        council = await self._find(interaction, council_id)
+        if council is None:
+            return
+        rows = reports.usage(await self.engine.seats(council.id), await repo.transcript(self.bot.db, council.id))
+        await interaction.response.send_message(embed=_reports.usage_embed(council, rows), ephemeral=True)
+
+    @council.command(name="export")
+    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
+    async def export(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+        """Download a council's transcript as Markdown and its full record as JSON."""
+        council = await self._find(interaction, council_id)
+        if council is None:
+            return
+        record = await reports.load_record(self.bot.db, self.bot.catalog, council)
+        page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record))
+        await _reports.send_pages(interaction, [page])
+
+    @council.command(name="rate")
+    async def rate(self, interaction: discord.Interaction) -> None:
+        """Have this thread's members rate each other (clarity, insight, self-awareness) and post the scoreboard."""
+        council = await self._find_controllable(interaction)
+        if council is None:
+            return
+        # One provider call per member: acknowledge first, Discord allows three seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            board = await self.engine.ratings.rate(council.id)
+        except RatingError as error:
+            await interaction.followup.send(str(error), ephemeral=True)
+            return
+        problems = f" {len(board.problems)} rater(s) could not be counted in full." if board.problems else ""
+        await interaction.followup.send(
+            f"The members of council #{council.id} rated each other; the scoreboard is in the thread.{problems}",
+            ephemeral=True,
+        )
+
+    @council.command(name="scoreboard")
+    async def scoreboard(self, interaction: discord.Interaction) -> None:
+        """Show how members rated each other across this server's ended councils."""
+        assert interaction.guild is not None  # the group is guild_only
+        board = await self.engine.ratings.server_scoreboard(interaction.guild.id)
+        await interaction.response.send_message(
+            embed=_ratings.server_embed(interaction.guild.name, board), ephemeral=True
+        )
+
+    async def message_details(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """The model, provider, tokens and cost behind a member's message."""
+        council = (
+            await repo.get_council_by_thread(self.bot.db, message.channel.id)
+            if isinstance(message.channel, discord.Thread)
+            else None
+        )
+        line = await repo.find_message_by_discord_id(self.bot.db, council.id, message.id) if council else None
+        if council is None or line is None or line.author_kind != "ai":
+            await refuse(interaction, "Message details are for messages council members posted in a council's thread.")
+            return
+        seat = next((s for s in await self.engine.seats(council.id) if s.name == line.author_name), None)
+        await interaction.response.send_message(
+            embed=_details.details_embed(reports.line_details(line, seat)), ephemeral=True
+        )
