@@ -500,3 +500,25 @@ async def test_policy_changes_apply_at_once_though_the_gate_keeps_the_policy(
     assert escalations(harness, mods) == []
     [thread] = harness.threads
     assert member_posts(harness, thread.id) == [("Llama", "Tell @everyone about the vote.")]
+
+
+async def test_a_held_request_to_a_member_is_answered_once_a_moderator_approves_it(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    mods = await setup_governance(harness)
+    provider_server.script("claude-test", delay=0.3)
+    provider_server.script("llama-test", delay=0.5)
+    await convene(harness, members="Claude, Llama", rounds=2, wait=False)
+    [thread] = harness.threads
+    await wait_for(lambda: provider_server.in_flight == 1)
+    await harness.say(
+        harness.members["user"], thread, "@Llama email me at grace.hopper@fastmail.com", wait_background=False
+    )
+    await wait_for(lambda: len(escalations(harness, mods)) == 1)
+    await wait_for(lambda: len(provider_server.requests) == 2)  # past Claude's turn: the request was held then
+    await harness.click(
+        harness.members["moderator"], escalations(harness, mods)[0], "esc:1:approve", wait_background=False
+    )
+    await harness.settle()
+    answers = [r.json for r in provider_server.requests if "addressed you directly" in str(r.json["messages"])]
+    assert len(answers) == 1 and answers[0]["model"] == "llama-test"

@@ -361,7 +361,7 @@ class CouncilEngine:
             addressed_to=addressed_to,
         )
         if created and addressed_to is not None:
-            self._asked.add(council.id)
+            self.expect_requests(council.id)
         if created:
             await repo.record_posted(self.db, message.id, [message_id])
             if screened and screened.concerns and self.moderation:
@@ -562,6 +562,10 @@ class CouncilEngine:
             return text
         screened = await self.moderation.screen_ai(council, author_name, text)
         return None if screened.concerns else screened.text
+
+    def expect_requests(self, council_id: int) -> None:
+        """A human's request to a member may be waiting: look for it after the turn in progress."""
+        self._asked.add(council_id)
 
     async def answer_requests(self, council: Council) -> None:
         """Members answer the humans who replied to them or named them, oldest request first."""
