@@ -64,6 +64,27 @@ async def get_council(db: Database, council_id: int) -> Council | None:
         return await session.get(Council, council_id)
 
 
+@dataclass(frozen=True, slots=True)
+class TranscriptMark:
+    """How many lines a council's transcript has and the newest one's id: lines are never deleted, so
+    an unchanged mark means no line was added since (bot/council/transcript_view.py)."""
+
+    lines: int
+    last_id: int
+
+
+async def get_council_marked(db: Database, council_id: int) -> tuple[Council, TranscriptMark] | None:
+    """The council and its transcript's mark, read in one statement."""
+    of_council = CouncilMessage.council_id == council_id
+    lines = select(func.count(CouncilMessage.id)).where(of_council).scalar_subquery()
+    last_id = select(func.coalesce(func.max(CouncilMessage.id), 0)).where(of_council).scalar_subquery()
+    async with db.session() as session:
+        row = (await session.execute(select(Council, lines, last_id).where(Council.id == council_id))).one_or_none()
+    if row is None:
+        return None
+    return row[0], TranscriptMark(row[1], row[2])
+
+
 async def get_council_by_thread(db: Database, thread_id: int) -> Council | None:
     async with db.session() as session:
         result = await session.execute(select(Council).where(Council.thread_id == thread_id))
