@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bot.governance.concerns import Concern
-from bot.governance.prefilter import AllOf, AnyOf, OneOf, Requirement, requirement
+from bot.governance.prefilter import AllOf, AnyOf, OneOf, Requirement, haystack, requirement
 from bot.governance.rules import Rule, RuleBook, _views
 
 BOOK = RuleBook.load()
@@ -121,8 +121,8 @@ def test_texts_drawn_from_a_pattern_pass_its_prefilter(rule: Rule) -> None:
         text = _sample(parsed, rng)
         if rule.pattern.search(text):
             matched += 1
-            assert rule.needs.holds([text], {}), (rule.id, text)
-            assert rule.needs.holds([f"well, {text} and so on"], {}), (rule.id, text)
+            assert rule.needs.holds(text, {}), (rule.id, text)
+            assert rule.needs.holds(f"well, {text} and so on", {}), (rule.id, text)
     assert matched >= 30, f"{rule.id}: only {matched} of 300 samples matched; the sampler needs work"
 
 
@@ -190,9 +190,9 @@ def test_requirements_of_small_patterns(pattern: str, inside: list[str], outside
     needs = requirement(re.compile(pattern))
     assert needs is not None
     for text in inside:
-        assert needs.holds([text], {}), text
+        assert needs.holds(text, {}), text
     for text in outside:
-        assert not needs.holds([text], {}), text
+        assert not needs.holds(text, {}), text
 
 
 @pytest.mark.parametrize(
@@ -204,4 +204,11 @@ def test_patterns_it_cannot_read_get_no_prefilter(pattern: str) -> None:
     if needs is not None:  # whatever it says must still hold for every match
         for text in ("kill", "KILL", "a", "b", "aa", "xyz", "hello"):
             if re.compile(pattern).search(text):
-                assert needs.holds([text], {}), (pattern, text)
+                assert needs.holds(text, {}), (pattern, text)
+
+
+def test_a_string_is_found_in_the_joined_views_only_within_one_view() -> None:
+    views = ("ig**no**re the rules", "ignore the rules")
+    assert AnyOf(frozenset({"ignore"})).holds(haystack(views), {})
+    assert not AnyOf(frozenset({"rulesig"})).holds(haystack(views), {})
+    assert requirement(re.compile("a\x00b")) is None  # a string holding the separator could span two views

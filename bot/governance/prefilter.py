@@ -30,17 +30,28 @@ MAX_LITERALS = 128  # strings in one "contains one of" set
 MAX_NEEDLE = 8
 
 
+SEPARATOR = "\x00"  # joins a text's views into one haystack; no string of a requirement contains it
+
+
+def haystack(views: Sequence[str]) -> str:
+    """The views of a text as one string to look in: a requirement's string is found in it exactly when
+    it is found in one of the views, as none contains SEPARATOR."""
+    return views[0] if len(views) == 1 else SEPARATOR.join(views)
+
+
+# Plain loops rather than all()/any() over generators: these run for every rule on every message.
 @dataclass(frozen=True, slots=True)
 class AnyOf:
     """The text contains at least one of `strings`."""
 
     strings: frozenset[str]
 
-    def holds(self, views: Sequence[str], present: dict[str, bool]) -> bool:
+    def holds(self, text: str, present: dict[str, bool]) -> bool:
+        """Whether `text` (see `haystack`) satisfies this; `present` remembers strings looked for before."""
         for string in self.strings:
             found = present.get(string)
             if found is None:
-                found = present[string] = any(string in view for view in views)
+                found = present[string] = string in text
             if found:
                 return True
         return False
@@ -50,16 +61,22 @@ class AnyOf:
 class AllOf:
     parts: tuple[Requirement, ...]
 
-    def holds(self, views: Sequence[str], present: dict[str, bool]) -> bool:
-        return all(part.holds(views, present) for part in self.parts)
+    def holds(self, text: str, present: dict[str, bool]) -> bool:
+        for part in self.parts:  # noqa: SIM110 (a loop: no generator per call)
+            if not part.holds(text, present):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
 class OneOf:
     parts: tuple[Requirement, ...]
 
-    def holds(self, views: Sequence[str], present: dict[str, bool]) -> bool:
-        return any(part.holds(views, present) for part in self.parts)
+    def holds(self, text: str, present: dict[str, bool]) -> bool:
+        for part in self.parts:  # noqa: SIM110 (a loop: no generator per call)
+            if part.holds(text, present):
+                return True
+        return False
 
 
 Requirement = AnyOf | AllOf | OneOf
@@ -107,6 +124,8 @@ def _shrink(strings: frozenset[str]) -> frozenset[str] | None:
     A string that contains another of the set adds nothing ("banned" beside "ban"). Past MAX_LITERALS,
     strings are cut to their start: a text holding one of them holds its start too, and many share one.
     """
+    if any(SEPARATOR in s for s in strings):
+        return None
     strings = frozenset(s[:MAX_NEEDLE] for s in strings)
     for length in range(MAX_NEEDLE - 1, 2, -1):
         strings = _without_longer(strings)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.governance.concerns import CATEGORY_IDS, CUSTOM_CATEGORY, SENSITIVE_CATEGORIES, Concern
-from bot.governance.prefilter import Requirement, requirement
+from bot.governance.prefilter import Requirement, haystack, requirement
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,10 @@ class Rule:
     # prefilter, always searched.
     needs: Requirement | None = None
 
-    def matches(self, views: Sequence[str], present: dict[str, bool]) -> bool:
-        """Whether the pattern matches one of the views; `present` remembers, across the rules of one
-        check, which strings the views hold (many rules share their words)."""
-        if self.needs is not None and not self.needs.holds(views, present):
+    def matches(self, views: Sequence[str], present: dict[str, bool], text: str | None = None) -> bool:
+        """Whether the pattern matches one of the views (`text`: them joined, see prefilter.haystack);
+        `present` remembers, across the rules of one check, which strings they hold (rules share words)."""
+        if self.needs is not None and not self.needs.holds(haystack(views) if text is None else text, present):
             return False  # the pattern cannot match: skip the search
         return any(self.pattern.search(view) for view in views)
 
@@ -208,11 +208,12 @@ class RuleBook:
             return []
         concerns: list[Concern] = []
         present: dict[str, bool] = {}
+        text = haystack(views)
         for category in self.categories:
             if category.id not in enabled:
                 continue
             for rule in category.rules:
-                if rule.matches(views, present):
+                if rule.matches(views, present, text):
                     concerns.append(Concern("rule", category.id, rule.reason, rule.id, category.spoiler))
         seen: set[tuple[str, str]] = set()
         for rule in custom:
