@@ -233,8 +233,13 @@ async def get_message_by_turn(db: Database, council_id: int, turn_key: str) -> C
 
 
 async def record_posted(db: Database, message_id: int, discord_message_ids: Sequence[int]) -> None:
-    """Remember which Discord messages carry a transcript line, so it is never posted twice."""
-    async with db.session() as session:
+    """Remember which Discord messages carry a transcript line, so it is never posted twice.
+
+    Not a durable commit (see Database.session): the line itself was stored durably before it was posted,
+    and should a power loss undo this note, the line counts as claimed by a process that is gone, so the
+    next start posts it `recovering`, looking in the thread first, as after a crash between post and note.
+    """
+    async with db.session(durable=False) as session:
         await session.execute(
             update(CouncilMessage)
             .where(CouncilMessage.id == message_id)
