@@ -395,9 +395,9 @@ def count_sessions(db: Database) -> list[int]:
     counter = [0]
     opened = db.session
 
-    def session() -> contextlib.AbstractAsyncContextManager[Any]:
+    def session(**options: Any) -> contextlib.AbstractAsyncContextManager[Any]:
         counter[0] += 1
-        return opened()
+        return opened(**options)
 
     db.session = session  # type: ignore[method-assign]
     return counter

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.database import Database
@@ -62,6 +62,44 @@ async def create_council(
 async def get_council(db: Database, council_id: int) -> Council | None:
     async with db.session() as session:
         return await session.get(Council, council_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptMark:
+    """How many lines a council's transcript has and the newest one's id: lines are never deleted, so
+    an unchanged mark means no line was added since (bot/council/transcript_view.py)."""
+
+    lines: int
+    last_id: int
+
+
+# The statements every council turn runs, built once: building one and its cache key costs more than
+# running it on SQLite (about 0.1-0.2 ms each).
+_OF_COUNCIL = CouncilMessage.council_id == bindparam("council_id")
+_COUNCIL_MARKED = select(
+    Council,
+    select(func.count(CouncilMessage.id)).where(_OF_COUNCIL).scalar_subquery(),
+    select(func.coalesce(func.max(CouncilMessage.id), 0)).where(_OF_COUNCIL).scalar_subquery(),
+).where(Council.id == bindparam("council_id"))
+_ADD_TOKENS = (
+    update(Council)
+    .where(Council.id == bindparam("council_id"))
+    .values(tokens_in=Council.tokens_in + bindparam("more_in"), tokens_out=Council.tokens_out + bindparam("more_out"))
+)
+_RECORD_POSTED = (
+    update(CouncilMessage)
+    .where(CouncilMessage.id == bindparam("message_id"))
+    .values(discord_message_ids=bindparam("shown_in"), posted_at=bindparam("shown_at"))
+)
+
+
+async def get_council_marked(db: Database, council_id: int) -> tuple[Council, TranscriptMark] | None:
+    """The council and its transcript's mark, read in one statement."""
+    async with db.session() as session:
+        row = (await session.execute(_COUNCIL_MARKED, {"council_id": council_id})).one_or_none()
+    if row is None:
+        return None
+    return row[0], TranscriptMark(row[1], row[2])
 
 
 async def get_council_by_thread(db: Database, thread_id: int) -> Council | None:
@@ -191,9 +229,7 @@ async def add_message(
             session.add(message)
             if tokens_in or tokens_out:
                 await session.execute(
-                    update(Council)
-                    .where(Council.id == council_id)
-                    .values(tokens_in=Council.tokens_in + tokens_in, tokens_out=Council.tokens_out + tokens_out)
+                    _ADD_TOKENS, {"council_id": council_id, "more_in": tokens_in, "more_out": tokens_out}
                 )
         return message, True
     except IntegrityError:
@@ -212,12 +248,20 @@ async def get_message_by_turn(db: Database, council_id: int, turn_key: str) -> C
 
 
 async def record_posted(db: Database, message_id: int, discord_message_ids: Sequence[int]) -> None:
-    """Remember which Discord messages carry a transcript line, so it is never posted twice."""
-    async with db.session() as session:
+    """Remember which Discord messages carry a transcript line, so it is never posted twice.
+
+    Not a durable commit (see Database.session): the line itself was stored durably before it was posted,
+    and should a power loss undo this note, the line counts as claimed by a process that is gone, so the
+    next start posts it `recovering`, looking in the thread first, as after a crash between post and note.
+    """
+    async with db.session(durable=False) as session:
         await session.execute(
-            update(CouncilMessage)
-            .where(CouncilMessage.id == message_id)
-            .values(discord_message_ids=",".join(str(i) for i in discord_message_ids), posted_at=utcnow())
+            _RECORD_POSTED,
+            {
+                "message_id": message_id,
+                "shown_in": ",".join(str(i) for i in discord_message_ids),
+                "shown_at": utcnow(),
+            },
         )
 
 

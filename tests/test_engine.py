@@ -350,3 +350,52 @@ async def _template_with_past_sessions(db: Database, seats: tuple[Seat, ...]) ->
         )
         await repo.transition_council(db, past.id, from_states=("starting",), to_state="concluded", reason="done")
     return template.id
+
+
+async def test_a_line_another_process_stores_between_turns_reaches_the_next_prompts(
+    engine: CouncilEngine, publisher: RecordingPublisher, provider_server: FakeProviderServer, db: Database
+) -> None:
+    # The runner keeps the transcript in memory between turns; a line stored through another pool (as a
+    # second process would) must still reach every later prompt.
+    provider_server.script("deepseek-test", delay=0.3)
+    council_id = await convene(engine, rounds=2)
+    other = db.twin()
+    try:
+        async with asyncio.timeout(5):
+            while provider_server.in_flight == 0 or len(provider_server.requests) < 2:
+                await asyncio.sleep(0.01)  # DeepSeek is thinking; Claude's line is in the runner's view
+        await repo.add_message(
+            other,
+            council_id=council_id,
+            round_number=1,
+            author_kind="human",
+            author_name="Grace",
+            turn_key="human:4242",
+            content="Written through another pool.",
+        )
+    finally:
+        await other.close()
+    await publisher.wait_finished(council_id)
+
+    prompts = [prompt_text(r.json) for r in provider_server.requests]
+    assert len(prompts) == 6
+    assert ["Written through another pool." in prompt for prompt in prompts] == [False, False] + [True] * 4
+    assert "deepseek-test reply #1" in prompts[2] and "llama-test reply #2" not in prompts[5]
+
+
+async def test_a_running_council_reads_its_transcript_once_not_every_turn(
+    engine: CouncilEngine, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    read = repo.transcript
+
+    async def counted(db: Database, council_id: int, **options: object) -> list:  # type: ignore[type-arg]
+        reads.append(council_id)
+        return await read(db, council_id, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo, "transcript", counted)
+    council_id = await convene(engine, rounds=3)
+    await publisher.wait_finished(council_id)
+    assert len(publisher.transcript(council_id)) == 9
+    # At the start (lines to post after a restart), for the first turn, and at the end (the same check).
+    assert reads.count(council_id) <= 3

@@ -20,6 +20,7 @@ from bot.council.ratings import PeerRatings
 from bot.council.seats import Seat
 from bot.council.steering import CouncilSteering, addressee
 from bot.council.streaming import CONCLUDED, STOPPED, StreamedTurns
+from bot.council.transcript_view import TranscriptViews
 from bot.council.validation import (
     MAX_MEMBERS,
     MAX_ROUNDS,
@@ -122,6 +123,7 @@ class CouncilEngine:
         self.stream_replies = stream_replies
         # Lines are claimed in the database before they are posted: one post each, whatever runs them.
         self.claims = PostClaims(db)
+        self.transcripts = TranscriptViews(db)  # running councils' transcripts, kept between turns
         self.streaming = StreamedTurns(self)
         self.deliberation = Deliberation(self)
         self.steering = CouncilSteering(self)
@@ -437,6 +439,7 @@ class CouncilEngine:
         if self._tasks.get(council_id) is task:
             del self._tasks[council_id]
             self._seats.pop(council_id, None)
+            self.transcripts.forget(council_id)
 
     def forget_seats(self, council_id: int) -> None:
         """The council's seats changed: read them again before the next turn."""
@@ -492,21 +495,21 @@ class CouncilEngine:
     async def ready(self, council_id: int) -> Council:
         """The council, once it may take its next turn (it waits while paused, held or halted).
         Raises CouncilEnded once it has ended, which stops its runner."""
-        if not await self._wait_until_running(council_id):
-            raise CouncilEnded(council_id)
-        council = await repo.get_council(self.db, council_id)
-        if council is None or council.state != "running":
+        council = await self._wait_until_running(council_id)
+        if council is None:
             raise CouncilEnded(council_id)
         return council
 
-    async def _wait_until_running(self, council_id: int) -> bool:
-        """Block while paused, held for review or halted; False once the council has ended."""
+    async def _wait_until_running(self, council_id: int) -> Council | None:
+        """Block while paused, held for review or halted; the council once it runs, None once it has ended."""
         while True:
-            council = await repo.get_council(self.db, council_id)
-            if council is None or council.state not in ACTIVE_STATES:
-                return False
+            found = await repo.get_council_marked(self.db, council_id)
+            if found is None or found[0].state not in ACTIVE_STATES:
+                return None
+            council, mark = found
             if council.state == "running":
-                return True
+                self.transcripts.marked(council_id, mark)  # tells the next turn whether its view is current
+                return council
             wakeup = self._wakeups.setdefault(council_id, asyncio.Event())
             self._waiting.add(council_id)
             try:
@@ -609,7 +612,7 @@ class CouncilEngine:
         # A turn already stored (before a restart) is not asked again. In round-robin the whole
         # transcript is read anyway; a parallel round reads only up to its cutoff, so it asks.
         if up_to_id is None:
-            lines = await repo.transcript(self.db, council.id)
+            lines = await self.transcripts.lines(council.id, keep=council.id in self._tasks)
             existing = next((line for line in lines if line.turn_key == turn_key), None)
         else:
             existing = await repo.get_message_by_turn(self.db, council.id, turn_key)
@@ -657,7 +660,10 @@ class CouncilEngine:
     ) -> CouncilMessage:
         started = time.perf_counter()
         if stream and await self.streaming.allowed(council):
-            return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)
+            try:
+                return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)
+            finally:
+                self.transcripts.forget(council.id)  # a streamed line is rewritten as it grows
         try:
             completion = await self.clients(seat.spec).complete(request, timeout=self.provider_timeout)
         except ProviderError as error:
@@ -689,6 +695,8 @@ class CouncilEngine:
             latency_ms=latency_ms,
             claimed_by=self.claims.claimant,
         )
+        if created:
+            self.transcripts.wrote(message)
         if created and screened and screened.concerns and self.moderation:
             await self.moderation.escalate(
                 council,
@@ -724,7 +732,7 @@ class CouncilEngine:
         )
         what = "could not finish its reply" if cut else "could not answer"
         failed_key = "failed:" + (turn_key or f"ai:r{round_number}:{seat.name}").removeprefix("ai:")
-        message, _ = await repo.add_message(
+        message, created = await repo.add_message(
             self.db,
             council_id=council.id,
             round_number=round_number,
@@ -735,6 +743,8 @@ class CouncilEngine:
             latency_ms=round((time.perf_counter() - started) * 1000),
             claimed_by=self.claims.claimant,
         )
+        if created:
+            self.transcripts.wrote(message)
         await self._bench_if_failing(council, seat, round_number, failed_key)
         return message
 
@@ -831,6 +841,7 @@ class CouncilEngine:
             log.warning("Council %s ended without its thread; its transcript is kept", council_id)
             rate = False
         self.memory.forget(council_id)
+        self.transcripts.forget(council_id)
         self._wakeups.pop(council_id, None)
         self._seats.pop(council_id, None)
         self._speaking.pop(council_id, None)

@@ -243,6 +243,7 @@ class CouncilModeration:
         if message is not None:
             if escalation.state == "approved" and message.visibility == "held":
                 await repo.set_message_visibility(self.db, message.id, "visible")
+                self.engine.transcripts.forget(council.id)
                 message.visibility = "visible"
                 if message.author_kind == "ai":
                     await self.engine.show(council, message)
@@ -264,6 +265,7 @@ class CouncilModeration:
 
     async def _withhold(self, council: Council, message: CouncilMessage, escalation: Escalation) -> None:
         await repo.set_message_visibility(self.db, message.id, "withheld")
+        self.engine.transcripts.forget(council.id)
         if message.author_kind != "ai":
             return  # a human's words stay theirs in Discord; they just never reach the members
         if message.discord_ids:

@@ -210,6 +210,7 @@ class StreamedTurns:
         unfinished = await repo.unfinished_streams(self.db, council.id)
         if not unfinished:
             return
+        self.engine.transcripts.forget(council.id)  # these lines' words change below
         lines = await repo.transcript(self.db, council.id)
         seats = {seat.name: seat for seat in await self.engine.seats(council.id)}
         for line in unfinished:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.governance.concerns import CATEGORY_IDS, CUSTOM_CATEGORY, SENSITIVE_CATEGORIES, Concern
+from bot.governance.prefilter import Requirement, haystack, requirement
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,16 @@ class Rule:
     category: str
     pattern: re.Pattern[str]
     reason: str
+    # Literal strings every text the pattern matches in holds (bot/governance/prefilter.py); None: no
+    # prefilter, always searched.
+    needs: Requirement | None = None
+
+    def matches(self, views: Sequence[str], present: dict[str, bool], text: str | None = None) -> bool:
+        """Whether the pattern matches one of the views (`text`: them joined, see prefilter.haystack);
+        `present` remembers, across the rules of one check, which strings they hold (rules share words)."""
+        if self.needs is not None and not self.needs.holds(haystack(views) if text is None else text, present):
+            return False  # the pattern cannot match: skip the search
+        return any(self.pattern.search(view) for view in views)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +207,13 @@ class RuleBook:
         if not views[0]:
             return []
         concerns: list[Concern] = []
+        present: dict[str, bool] = {}
+        text = haystack(views)
         for category in self.categories:
             if category.id not in enabled:
                 continue
             for rule in category.rules:
-                if any(rule.pattern.search(view) for view in views):
+                if rule.matches(views, present, text):
                     concerns.append(Concern("rule", category.id, rule.reason, rule.id, category.spoiler))
         seen: set[tuple[str, str]] = set()
         for rule in custom:
@@ -289,7 +302,7 @@ def _load_rule(file: str, category_id: str, index: int, entry: Any, fragments: d
     for example in examples:
         if not any(pattern.search(view) for view in _views(example)):
             raise RuleFileError(f"{where}: pattern does not match its example {example!r}")
-    return Rule(rule_id, category_id, pattern, reason)
+    return Rule(rule_id, category_id, pattern, reason, requirement(pattern))
 
 
 def _pattern_source(entry: dict[str, Any], where: str) -> str:
