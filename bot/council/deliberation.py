@@ -76,8 +76,8 @@ class Deliberation:
             seat = next((s for s in _active(seats) if s.name == name), None)
             if seat is None:  # dismissed or benched since the round began
                 continue
-            await engine.post(council, seats, await engine.generate(council, seats, seat, round_number))
-            await engine.answer_requests(council)
+            await engine.post(council, seats, await engine.turns.generate(council, seats, seat, round_number))
+            await engine.turns.answer_requests(council)
         return None
 
     async def _together(
@@ -96,7 +96,7 @@ class Deliberation:
         cutoff = await repo.last_message_id(self.db, council.id)
         tasks = [
             asyncio.create_task(
-                engine.generate(
+                engine.turns.generate(
                     council, seats, seat, round_number, up_to_id=cutoff, instruction=instruction, shape=shape
                 )
             )
@@ -108,7 +108,7 @@ class Deliberation:
         finally:
             for task in tasks:
                 task.cancel()
-        await engine.answer_requests(council)
+        await engine.turns.answer_requests(council)
         return None
 
     async def _debate(self, council: Council, round_number: int) -> str | None:
@@ -140,7 +140,7 @@ class Deliberation:
             seat, why = await self._give_floor(council, seats, candidates, round_number, index, previous, order)
             chair = engine.chair_seat(council, seats)
             instruction = f"{chair.name}, the chair, gave you the floor: {why}" if why and chair else None
-            message = await engine.generate(
+            message = await engine.turns.generate(
                 council,
                 seats,
                 seat,
@@ -149,7 +149,7 @@ class Deliberation:
                 instruction=instruction,
             )
             await engine.post(council, seats, message)
-            await engine.answer_requests(council)
+            await engine.turns.answer_requests(council)
             previous = seat
         return None
 
@@ -196,7 +196,7 @@ class Deliberation:
                 chair,
                 candidates,
                 topic=council.topic,
-                transcript=await engine.transcript_text(council, chair),
+                transcript=await engine.turns.transcript_text(council, chair),
                 previous=previous,
             )
             try:
@@ -207,7 +207,7 @@ class Deliberation:
                 tokens = (completion.input_tokens, completion.output_tokens)
                 seat, why, problem = conductor.parse(completion.text, candidates, previous)
                 if seat is not None:
-                    why = await engine.screened_aside(council, chair.name, why)
+                    why = await engine.turns.screened_aside(council, chair.name, why)
                     text = f"🎼 {chair.name} gives the floor to **{seat.name}**" + (f": {why}" if why else ".")
                     return await self._store_floor(council, chair.name, seat.name, round_number, key, text, tokens)
         seat = conductor.fallback(candidates, previous, order)
@@ -265,7 +265,7 @@ class ReviewStage:
         if chair is not None:
             ranked = await deliberation_repo.list_ballots(self.db, council.id, round_number)
             order = review.standings(_readable(ranked), list(answers))
-            message = await engine.generate(
+            message = await engine.turns.generate(
                 council,
                 seats,
                 chair,

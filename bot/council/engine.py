@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,13 +13,13 @@ from bot.council.claims import PostClaims
 from bot.council.deliberation import MODES, Deliberation
 from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
-from bot.council.prompts import TranscriptLine, build_request, digest
 from bot.council.publisher import CouncilPublisher, PlaceGone, Table
 from bot.council.ratings import PeerRatings
 from bot.council.seats import Seat
 from bot.council.steering import CouncilSteering, addressee
 from bot.council.streaming import CONCLUDED, STOPPED, StreamedTurns
 from bot.council.transcript_view import TranscriptViews
+from bot.council.turns import MemberTurns
 from bot.council.validation import (
     MAX_MEMBERS,
     MAX_ROUNDS,
@@ -30,7 +29,7 @@ from bot.council.validation import (
     parse_roles,
 )
 from bot.governance.gate import GovernanceGate
-from bot.providers.base import ChatRequest, ProviderClient, ProviderError
+from bot.providers.base import ProviderClient
 from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
 from storage import template_repository as templates_repo
@@ -52,7 +51,6 @@ __all__ = [
     "has_control_characters",
     "parse_roles",
 ]
-BENCH_AFTER_FAILURES = 3  # a member failing this many turns in a row sits out the rest of the council
 ClientFactory = Callable[[MemberSpec], ProviderClient]
 
 
@@ -127,6 +125,7 @@ class CouncilEngine:
         self.streaming = StreamedTurns(self)
         self.deliberation = Deliberation(self)
         self.steering = CouncilSteering(self)
+        self.turns = MemberTurns(self)
         # Peer ratings (bot/council/ratings.py); `peer_ratings`: also automatically when a council concludes.
         self.ratings = PeerRatings(self, automatic=peer_ratings)
         self.memory = CouncilMemory(self)  # templates: minutes of sessions, recalled in the next ones
@@ -136,8 +135,6 @@ class CouncilEngine:
         self._waiting: set[int] = set()
         self._follow_ups: dict[tuple[int, str], str] = {}
         self._seats: dict[int, tuple[Seat, ...]] = {}
-        self._speaking: dict[int, set[str]] = {}  # who is answering now, per council (shown by the publisher)
-        self._asked: set[int] = set()  # councils where a human has asked a member something (see answer_requests)
 
     # -- convening ---------------------------------------------------------------------------------
 
@@ -363,7 +360,7 @@ class CouncilEngine:
             addressed_to=addressed_to,
         )
         if created and addressed_to is not None:
-            self.expect_requests(council.id)
+            self.turns.expect_requests(council.id)
         if created:
             await repo.record_posted(self.db, message.id, [message_id])
             if screened and screened.concerns and self.moderation:
@@ -441,6 +438,10 @@ class CouncilEngine:
             self._seats.pop(council_id, None)
             self.transcripts.forget(council_id)
 
+    def is_running(self, council_id: int) -> bool:
+        """Whether this process runs the council now (its view of the council may be kept in memory)."""
+        return council_id in self._tasks
+
     def forget_seats(self, council_id: int) -> None:
         """The council's seats changed: read them again before the next turn."""
         self._seats.pop(council_id, None)
@@ -457,7 +458,7 @@ class CouncilEngine:
             await self._post_unposted(council, await self.seats(council_id), recovering=True)
             if self.moderation is not None:
                 await self.moderation.restore(council)
-            self._asked.add(council_id)  # requests made before a restart are looked for once
+            self.turns.expect_requests(council_id)  # requests made before a restart are looked for once
             reason: str | None = None
             for round_number in range(max(council.current_round, 1), council.rounds + 1):
                 council = await self.ready(council_id)
@@ -549,205 +550,6 @@ class CouncilEngine:
                 return seat
         return active[0] if active else None
 
-    async def transcript_text(self, council: Council, seat: Seat) -> str:
-        """The discussion so far as plain text, as `seat` may see it, within the context budget."""
-        lines = await repo.transcript(self.db, council.id)
-        return digest(
-            seat,
-            await self.seats(council.id),
-            [TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
-            budget_tokens=self.context_budget,
-        )
-
-    async def screened_aside(self, council: Council, author_name: str, text: str | None) -> str | None:
-        """A member's short aside (a chair's reason) as it may be shown; None if the policy has a concern."""
-        if text is None or self.moderation is None:
-            return text
-        screened = await self.moderation.screen_ai(council, author_name, text)
-        return None if screened.concerns else screened.text
-
-    def expect_requests(self, council_id: int) -> None:
-        """A human's request to a member may be waiting: look for it after the turn in progress."""
-        self._asked.add(council_id)
-
-    async def answer_requests(self, council: Council) -> None:
-        """Members answer the humans who replied to them or named them, oldest request first."""
-        if council.id not in self._asked:
-            return
-        self._asked.discard(council.id)
-        for line in await deliberation_repo.open_requests(self.db, council.id):
-            council = await self.ready(council.id)
-            seats = await self.seats(council.id)
-            seat = next((s for s in seats if s.active and s.name == line.addressed_to), None)
-            if seat is None:
-                continue
-            quoted = " ".join(line.content.split())[:500]
-            instruction = (
-                f'{line.author_name} (human) addressed you directly: "{quoted}". Answer {line.author_name} by '
-                "name, before the council goes on."
-            )
-            message = await self.generate(
-                council, seats, seat, council.current_round, turn_key=f"ai:reply:{line.id}", instruction=instruction
-            )
-            await self.post(council, seats, message)
-
-    async def generate(
-        self,
-        council: Council,
-        seats: Sequence[Seat],
-        seat: Seat,
-        round_number: int,
-        *,
-        turn_key: str | None = None,
-        up_to_id: int | None = None,
-        instruction: str | None = None,
-        shape: Callable[[str], str] | None = None,
-    ) -> CouncilMessage:
-        """Ask one member for its turn and store the reply (or the failure notice) before anyone sees it.
-
-        `instruction` is what the mode asks of this turn; `shape` rewrites the reply before it is checked
-        and stored (a debate's stance line becomes a marker).
-        """
-        turn_key = turn_key or f"ai:r{round_number}:{seat.name}"
-        # A turn already stored (before a restart) is not asked again. In round-robin the whole
-        # transcript is read anyway; a parallel round reads only up to its cutoff, so it asks.
-        if up_to_id is None:
-            lines = await self.transcripts.lines(council.id, keep=council.id in self._tasks)
-            existing = next((line for line in lines if line.turn_key == turn_key), None)
-        else:
-            existing = await repo.get_message_by_turn(self.db, council.id, turn_key)
-            lines = [] if existing is not None else await repo.transcript(self.db, council.id, up_to_id=up_to_id)
-        if existing is not None:
-            return existing
-        request = build_request(
-            seat,
-            seats,
-            topic=council.topic,
-            lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
-            round_number=round_number,
-            rounds=council.rounds,
-            budget_tokens=self.context_budget,
-            instruction=instruction,
-            memory=await self.memory.recollections(council),  # templates: earlier sessions' conclusions
-        )
-        speaking = self._speaking.setdefault(council.id, set())
-        speaking.add(seat.name)
-        self.publisher.progress(council, tuple(sorted(speaking)))
-        try:
-            return await self._ask(
-                council,
-                seat,
-                round_number,
-                request,
-                turn_key=turn_key,
-                stream=up_to_id is None and shape is None,
-                shape=shape,
-            )
-        finally:
-            speaking.discard(seat.name)
-            self.publisher.progress(council, tuple(sorted(speaking)))
-
-    async def _ask(
-        self,
-        council: Council,
-        seat: Seat,
-        round_number: int,
-        request: ChatRequest,
-        *,
-        turn_key: str,
-        stream: bool,
-        shape: Callable[[str], str] | None,
-    ) -> CouncilMessage:
-        started = time.perf_counter()
-        if stream and await self.streaming.allowed(council):
-            try:
-                return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)
-            finally:
-                self.transcripts.forget(council.id)  # a streamed line is rewritten as it grows
-        try:
-            completion = await self.clients(seat.spec).complete(request, timeout=self.provider_timeout)
-        except ProviderError as error:
-            return await self.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
-        latency_ms = round((time.perf_counter() - started) * 1000)
-        # One line per turn, never the words themselves: logs are for operators, transcripts for members.
-        log.info(
-            "turn council=%s member=%s round=%s duration_ms=%d tokens_in=%s tokens_out=%s",
-            council.id,
-            seat.name,
-            round_number,
-            latency_ms,
-            completion.input_tokens,
-            completion.output_tokens,
-        )
-        text = shape(completion.text) if shape is not None else completion.text
-        screened = await self.moderation.screen_ai(council, seat.name, text) if self.moderation else None
-        message, created = await repo.add_message(
-            self.db,
-            council_id=council.id,
-            round_number=round_number,
-            author_kind="ai",
-            author_name=seat.name,
-            turn_key=turn_key,
-            content=screened.text if screened else text,
-            tokens_in=completion.input_tokens,
-            tokens_out=completion.output_tokens,
-            visibility="held" if screened and screened.hold else "visible",
-            latency_ms=latency_ms,
-            claimed_by=self.claims.claimant,
-        )
-        if created:
-            self.transcripts.wrote(message)
-        if created and screened and screened.concerns and self.moderation:
-            await self.moderation.escalate(
-                council,
-                message,
-                screened.concerns,
-                screened.policy,
-                held=screened.hold,
-                author_name=seat.name,
-                content=message.content,
-            )
-        return message
-
-    async def turn_failed(
-        self,
-        council: Council,
-        seat: Seat,
-        round_number: int,
-        error: ProviderError,
-        started: float,
-        *,
-        cut: bool = False,
-        turn_key: str | None = None,
-    ) -> CouncilMessage:
-        """Store the notice for a turn the member could not answer (or, `cut`, not finish), to post next."""
-        log.warning(
-            "turn failed council=%s member=%s round=%s duration_ms=%.0f error=%s cut=%d",
-            council.id,
-            seat.name,
-            round_number,
-            (time.perf_counter() - started) * 1000,
-            error.kind,
-            cut,
-        )
-        what = "could not finish its reply" if cut else "could not answer"
-        failed_key = "failed:" + (turn_key or f"ai:r{round_number}:{seat.name}").removeprefix("ai:")
-        message, created = await repo.add_message(
-            self.db,
-            council_id=council.id,
-            round_number=round_number,
-            author_kind="system",
-            author_name=seat.name,
-            turn_key=failed_key,
-            content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
-            latency_ms=round((time.perf_counter() - started) * 1000),
-            claimed_by=self.claims.claimant,
-        )
-        if created:
-            self.transcripts.wrote(message)
-        await self._bench_if_failing(council, seat, round_number, failed_key)
-        return message
-
     async def show(self, council: Council, message: CouncilMessage, *, recovering: bool = False) -> None:
         """Post a stored line now (moderation uses this for approved messages and notices, memory for minutes)."""
         try:
@@ -766,25 +568,6 @@ class CouncilEngine:
             council = await repo.get_council(self.db, council_id)
             if council is not None:
                 await self.publisher.council_finished(council)
-
-    async def _bench_if_failing(self, council: Council, seat: Seat, round_number: int, failed_key: str) -> None:
-        recent = await repo.recent_turn_keys(self.db, council.id, seat.name, BENCH_AFTER_FAILURES)
-        if len(recent) < BENCH_AFTER_FAILURES or not all(key.startswith("failed:") for key in recent):
-            return
-        if await repo.bench_member(self.db, council.id, seat.name):
-            self._seats.pop(council.id, None)
-            log.warning("benched council=%s member=%s round=%s", council.id, seat.name, round_number)
-            await repo.add_message(
-                self.db,
-                council_id=council.id,
-                round_number=round_number,
-                author_kind="system",
-                author_name=seat.name,
-                turn_key=f"benched:{seat.name}",
-                content=f"🪑 {seat.name} failed {BENCH_AFTER_FAILURES} turns in a row and sits out the rest of this council.",
-                claimed_by=self.claims.claimant,
-            )
-            self.follow_with(council.id, failed_key, f"benched:{seat.name}")
 
     async def post(
         self, council: Council, seats: Sequence[Seat], message: CouncilMessage, *, recovering: bool = False
@@ -844,7 +627,7 @@ class CouncilEngine:
         self.transcripts.forget(council_id)
         self._wakeups.pop(council_id, None)
         self._seats.pop(council_id, None)
-        self._speaking.pop(council_id, None)
+        self.turns.forget(council_id)
         await self.publisher.council_finished(council)
         if rate:  # peer ratings hook: only for a council that concluded (bot/council/ratings.py)
             await self.ratings.after_conclude(council)

@@ -248,7 +248,7 @@ class CouncilModeration:
                 if message.author_kind == "ai":
                     await self.engine.show(council, message)
                 elif message.addressed_to is not None:  # the member it asks answers it now it may be read
-                    self.engine.expect_requests(council.id)
+                    self.engine.turns.expect_requests(council.id)
             elif withhold:
                 await self._withhold(council, message, escalation)
         await self.engine.publisher.escalation_decided(council, escalation)

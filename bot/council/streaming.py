@@ -111,9 +111,11 @@ class StreamedTurns:
                 raise ProviderError("empty", f"{client.name}: the stream ended without a reply")
         except ProviderError as error:
             if line is None:
-                return await engine.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
+                return await engine.turns.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
             await asyncio.shield(self._cut(council, line, stream, text, str(error)))
-            return await engine.turn_failed(council, seat, round_number, error, started, cut=True, turn_key=turn_key)
+            return await engine.turns.turn_failed(
+                council, seat, round_number, error, started, cut=True, turn_key=turn_key
+            )
         except asyncio.CancelledError:
             # Concluded mid-reply: say so where the words stop. A shutdown leaves it to the next start.
             if line is not None and engine.is_ending(council.id):
