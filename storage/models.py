@@ -59,6 +59,10 @@ class Council(SQLModel, table=True):
     chair: str | None = Field(default=None, max_length=64)  # leads conductor rounds and writes review syntheses
     max_tokens: int | None = None  # the council concludes once its members have used this many tokens
     max_cost: float | None = None  # ... or cost this many US dollars (estimated from the catalog's prices)
+    # The process running the council (an engine's claimant id, '' for none) and when it last said so: a
+    # second process leaves the council alone while that one lives (storage/runner_repository.py).
+    runner: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    runner_seen_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     # Templates: the permanent council this one is a session of. No foreign key on purpose: adding one

@@ -25,11 +25,12 @@ pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="TEST_POSTGRES_URL is n
 
 
 async def start_process(
-    directory: Path, schema: str, server: FakeProviderServer, keys: dict[str, str], *, stream: bool
+    directory: Path, schema: str, server: FakeProviderServer, keys: dict[str, str], *, stream: bool, stale: bool
 ) -> asyncio.subprocess.Process:
     env = {**os.environ, **keys, "FAKE_PROVIDER_URL": server.base_url, "PYTHONPATH": str(ROOT)}
     args = ["-m", "tests.crash.child", "--db", str(POSTGRES_URL), "--schema", schema, "--dir", str(directory)]
     args += ["--action", "race", "--go", str(directory.parent / "go")] + (["--stream"] if stream else [])
+    args += ["--stale-leases"] if stale else []
     return await asyncio.create_subprocess_exec(sys.executable, *args, env=env, cwd=ROOT)
 
 
@@ -38,9 +39,10 @@ def records(directory: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
+@pytest.mark.parametrize("stale", [False, True], ids=["leased", "both-run"])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 async def test_two_processes_on_the_same_councils_post_every_line_once(
-    tmp_path: Path, provider_server: FakeProviderServer, provider_keys: dict[str, str], stream: bool
+    tmp_path: Path, provider_server: FakeProviderServer, provider_keys: dict[str, str], stream: bool, stale: bool
 ) -> None:
     for model in ("claude-test", "deepseek-test", "llama-test"):
         provider_server.script(model, delay=0.02, chunk_delay=0.005)
@@ -68,7 +70,7 @@ async def test_two_processes_on_the_same_councils_post_every_line_once(
         for directory in directories:
             directory.mkdir()
         processes = [
-            await start_process(directory, db.schema, provider_server, provider_keys, stream=stream)
+            await start_process(directory, db.schema, provider_server, provider_keys, stream=stream, stale=stale)
             for directory in directories
         ]
         try:
@@ -105,4 +107,7 @@ async def test_two_processes_on_the_same_councils_post_every_line_once(
             expected += [(council_id, line.author_name, line.content) for line in lines]
         assert sorted(posts) == sorted(expected)  # type: ignore[type-var]
         assert sorted(finished) == council_ids  # each council finished once, by one of them
-        assert len(provider_server.requests) > len(expected)  # they raced: both asked for some of the turns
+        if stale:
+            assert len(provider_server.requests) > len(expected)  # they raced: both asked for some of the turns
+        else:
+            assert len(provider_server.requests) == len(expected)  # one process ran each council

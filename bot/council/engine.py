@@ -15,6 +15,7 @@ from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
 from bot.council.publisher import CouncilPublisher, PlaceGone, Table
 from bot.council.ratings import PeerRatings
+from bot.council.runners import RunnerLeases
 from bot.council.seats import Seat
 from bot.council.steering import CouncilSteering, addressee
 from bot.council.streaming import CONCLUDED, STOPPED, StreamedTurns
@@ -126,6 +127,7 @@ class CouncilEngine:
         self.deliberation = Deliberation(self)
         self.steering = CouncilSteering(self)
         self.turns = MemberTurns(self)
+        self.leases = RunnerLeases(self)
         # Peer ratings (bot/council/ratings.py); `peer_ratings`: also automatically when a council concludes.
         self.ratings = PeerRatings(self, automatic=peer_ratings)
         self.memory = CouncilMemory(self)  # templates: minutes of sessions, recalled in the next ones
@@ -280,6 +282,8 @@ class CouncilEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.leases.idle()
+        await self.leases.release()
         await self.claims.release()
 
     # -- control -----------------------------------------------------------------------------------
@@ -415,8 +419,19 @@ class CouncilEngine:
         return council_id in self._ending
 
     def is_waiting(self, task: asyncio.Task[object]) -> bool:
-        """Whether `task` is a council runner blocked until someone resumes, decides or lifts a halt."""
+        """Whether `task` is a council runner blocked until someone resumes, decides or lifts a halt (or
+        the runners' heartbeat while every council here is)."""
+        if task is self.leases.heartbeat:
+            return all(council_id in self._waiting for council_id in self._tasks)
         return any(self._tasks.get(council_id) is task for council_id in self._waiting)
+
+    def has_runners(self) -> bool:
+        return bool(self._tasks)
+
+    def wake_waiting(self) -> None:
+        """Let every waiting council look at its state again (it may have been resumed elsewhere)."""
+        for council_id in list(self._waiting):
+            self._wake(council_id)
 
     async def wait_idle(self, council_id: int) -> None:
         """Wait until the council's runner has stopped (tests and shutdown use this)."""
@@ -437,6 +452,8 @@ class CouncilEngine:
             del self._tasks[council_id]
             self._seats.pop(council_id, None)
             self.transcripts.forget(council_id)
+            if not self._tasks:
+                self.leases.idle()
 
     def is_running(self, council_id: int) -> bool:
         """Whether this process runs the council now (its view of the council may be kept in memory)."""
@@ -450,6 +467,18 @@ class CouncilEngine:
         self._wakeups.setdefault(council_id, asyncio.Event()).set()
 
     async def _run(self, council_id: int) -> None:
+        holder = await self.leases.acquire(council_id)
+        if holder is not None:
+            log.warning("Council %s runs in another process (%s); this one leaves it alone", council_id, holder)
+            return
+        try:
+            await self._run_council(council_id)
+        finally:
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():  # a shutdown releases every lease at once
+                await self.leases.release(council_id)
+
+    async def _run_council(self, council_id: int) -> None:
         try:
             council = await repo.get_council(self.db, council_id)
             if council is None:

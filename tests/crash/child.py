@@ -27,11 +27,13 @@ import asyncio
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bot.council import runners
 from bot.council.engine import CouncilEngine
 from bot.council.publisher import StreamTrace, cut_text
 from bot.council.seats import Seat
@@ -207,6 +209,8 @@ def started(go_file: str) -> bool:
 
 
 async def main(args: argparse.Namespace) -> int:
+    if args.stale_leases:
+        runners.RUNNER_LEASE = timedelta(0)
     directory = Path(args.dir)
     crash = (args.crash.split(":")[0], int(args.crash.split(":")[1])) if args.crash else None
     thread = FileThread(directory, crash)
@@ -268,4 +272,7 @@ if __name__ == "__main__":
     parser.add_argument("--action", required=True)
     parser.add_argument("--crash")
     parser.add_argument("--stream", action="store_true")
+    # A runner lease that is always stale: both processes run the same councils, and only the post
+    # claims keep each post single (as when one takes a council over from another still running it).
+    parser.add_argument("--stale-leases", action="store_true")
     sys.exit(asyncio.run(main(parser.parse_args())))
