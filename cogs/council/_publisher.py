@@ -52,6 +52,7 @@ class DiscordPublisher:
         self._refreshed: dict[int, float] = {}  # council id → when its starter embed was last edited
         self._channel_edited: dict[int, float] = {}
         self._refreshing: set[int] = set()
+        self._quiet: dict[int, asyncio.Event] = {}  # per council: set once nobody is answering
         self._webhook_locks: dict[int, asyncio.Lock] = {}
 
     async def post_member_message(
@@ -69,6 +70,9 @@ class DiscordPublisher:
     ) -> DiscordMemberStream:
         """A member reply shown as it is written (see cogs/council/_stream.py)."""
         stream = DiscordMemberStream(self, council, seat, await self._thread(council), interval=self.edit_interval)
+        quiet = self._quiet.get(council.id)
+        if quiet is not None:
+            quiet.set()  # the stream shows the member typing until its first words, then the words
         if resume is None:
             await stream.start_typing()
         else:
@@ -188,6 +192,15 @@ class DiscordPublisher:
 
     def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
         self._speaking[council.id] = speaking
+        quiet = self._quiet.get(council.id)
+        if speaking and (quiet is None or quiet.is_set()):
+            quiet = self._quiet[council.id] = asyncio.Event()
+            task = asyncio.create_task(self._keep_typing(council, quiet), name=f"council-{council.id}-typing")
+            task.add_done_callback(
+                lambda _: self._quiet.pop(council.id, None) if self._quiet.get(council.id) is quiet else None
+            )
+        elif not speaking and quiet is not None:
+            quiet.set()
         now = time.monotonic()
         due = now - self._refreshed.get(council.id, -PROGRESS_INTERVAL) >= PROGRESS_INTERVAL
         channel_free = (
@@ -198,6 +211,25 @@ class DiscordPublisher:
             self._refreshing.add(council.id)
             task = asyncio.create_task(self._refresh_starter(council), name=f"council-{council.id}-starter")
             task.add_done_callback(lambda _: self._refreshing.discard(council.id))
+
+    async def _keep_typing(self, council: Council, quiet: asyncio.Event) -> None:
+        """The bot shows as typing in the thread while members think (a streamed reply shows its words
+        instead). Discord shows one indicator for about ten seconds, so it is sent again every eight."""
+        try:
+            thread = await self._thread(council)
+        except PlaceGone:
+            return
+        while not quiet.is_set():
+            try:
+                await thread.typing()
+            except discord.HTTPException as error:  # only cosmetic: the replies still come
+                log.info("No typing indicator in thread %s: %s", thread.id, error.status)
+                return
+            try:
+                async with asyncio.timeout(8):
+                    await quiet.wait()
+            except TimeoutError:
+                pass
 
     async def _refresh_starter(self, council: Council) -> None:
         """Show the council's progress on the message its thread was opened from (the same id as the thread)."""
