@@ -359,3 +359,28 @@ async def test_history_lists_sessions_newest_first_with_links_to_their_threads(h
 
     unknown = await harness.slash(harness.members["user"], "council", "history", template="Nope")
     assert unknown.ephemeral and "There is no template called 'Nope'" in texts(unknown)
+
+
+async def test_minutes_held_for_review_do_not_say_the_ended_council_waits(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    from tests.test_governance_e2e import escalations, setup_governance
+
+    mods = await setup_governance(harness)  # hold: flagged replies wait for a moderator
+    await convene(harness, members="Claude, Llama", rounds=1)
+    [thread] = harness.threads
+    await save(harness, thread, "Held Minutes")
+    provider_server.script("claude-test", chair_writes("Agreed: write to grace.hopper@fastmail.com about upkeep."))
+
+    await convene_template(harness, "Held Minutes")
+    session_thread = harness.threads[1]
+    notices = [p.content for p in harness.posts_in(session_thread.id, kinds=("channel",)) if p.content]
+    held = [n for n in notices if "awaits moderator review" in n]
+    assert held == ["🛡️ A message from Claude awaits moderator review. It appears here if they approve it."]
+    council = await repo.get_council(harness.bot.db, 2)
+    assert council is not None and council.state == "concluded"
+
+    [escalation] = escalations(harness, mods)
+    await harness.click(harness.members["moderator"], escalation, "esc:1:approve")
+    await harness.settle()
+    assert any("grace.hopper@fastmail.com" in content for _, content in member_posts(harness, session_thread.id))

@@ -157,10 +157,15 @@ class CouncilModeration:
     async def _hold(self, council: Council, message: CouncilMessage) -> None:
         """The council waits for the moderators, and its thread says so (once: the notice has a key)."""
         await repo.transition_council(self.db, council.id, from_states=("running",), to_state="held")
+        current = await repo.get_council(self.db, council.id)
+        # A council that has ended (its closing minutes were held) does not wait: the message may still come.
+        then = (
+            "The council waits for their decision."
+            if current is not None and current.state == "held"
+            else "It appears here if they approve it."
+        )
         await self.notice(
-            council,
-            f"held:{message.id}",
-            f"🛡️ A message from {message.author_name} awaits moderator review. The council waits for their decision.",
+            council, f"held:{message.id}", f"🛡️ A message from {message.author_name} awaits moderator review. {then}"
         )
 
     # -- decisions ---------------------------------------------------------------------------------
