@@ -235,12 +235,15 @@ def export_markdown(record: CouncilRecord) -> str:
         out.append(f"| {_cell(name)} | {_cell(member.role or '—')} | {_cell(provider)} | `{_cell(model)}` |")
     out += ["", "## Transcript", ""]
     labels = {m.name: f"{m.name} ({m.role})" if m.role else m.name for m in record.members}
-    shown = [line for line in record.messages if line.visibility == "visible"]
+    # Scoreboards are kept out of prompts (their own visibility) but are part of what the thread showed.
+    shown = [line for line in record.messages if line.visibility in ("visible", "scoreboard")]
     for line in shown:
         if line.author_kind == "ai":
             who = labels.get(line.author_name, line.author_name)
         elif line.author_kind == "human":
             who = f"{line.author_name} (human)"
+        elif line.visibility == "scoreboard":
+            who = "Peer ratings"
         else:
             who = "Notice"
         text = Table.loads(line.content).as_text() if line.author_kind == "table" else line.content
