@@ -751,6 +751,53 @@ async def test_command_sync_is_served(harness: DiscordHarness) -> None:
     assert sorted(c.name for c in synced) == ["Inspect member", "Report to moderators", "toy", "toyadmin"]
 
 
+def test_command_sync_refuses_what_discord_refuses() -> None:
+    from tests.harness import limits
+
+    def command(**changes: object) -> dict[str, object]:
+        option = {"type": 3, "name": "topic", "description": "What about"}
+        return {"type": 1, "name": "toy", "description": "A toy", "options": [option], **changes}
+
+    def subcommand(n: int) -> dict[str, object]:
+        options = [{"type": 3, "name": f"opt{m}", "description": "e" * 100} for m in range(2)]
+        return {"type": 1, "name": f"sub{n:02d}", "description": "d" * 100, "options": options}
+
+    limits.check_command(command())
+    limits.check_command({"type": 3, "name": "Report to moderators"})  # menus: spaces and capitals, no description
+    refused = [
+        command(name="Toy"),
+        command(name="has space"),
+        command(description=""),
+        command(description="x" * 101),
+        command(options=[{"type": 3, "name": f"o{n}", "description": "d"} for n in range(26)]),
+        command(options=[{"type": 3, "name": "o", "description": "d", "choices": [{"name": "", "value": "v"}]}]),
+        command(options=[subcommand(n) for n in range(20)]),  # about 6,300 characters in all
+    ]
+    for bad in refused:
+        with pytest.raises(discord.HTTPException):
+            limits.check_command(bad)
+
+
+async def test_the_council_bot_commands_fit_discords_limits(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The real bot's tree, as it syncs it: the fake refuses what Discord would, so a sync that got through
+    is one Discord accepts."""
+    from storage.scratch import scratch_database
+    from tests.conftest import make_catalog
+    from tests.council_helpers import make_bot
+    from tests.harness import limits
+
+    async with scratch_database(None, tmp_path) as db:
+        bot = make_bot(db, make_catalog("http://127.0.0.1:9"), tmp_path)
+        started = await DiscordHarness.start(bot, monkeypatch)
+        try:
+            synced = {c["name"]: c for c in started.synced_commands[None]}
+            assert {"council", "governance", "Report to moderators", "Message details"} <= set(synced)
+            for index, command in enumerate(synced.values()):
+                limits.check_command(command, index)
+        finally:
+            await started.close()
+
+
 # -- modals ---------------------------------------------------------------------------------------
 
 

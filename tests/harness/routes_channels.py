@@ -184,6 +184,8 @@ class ChannelRoutes:
     async def r_sync_commands(self, request: Request) -> list[JsonDict]:
         guild_id = int(request.params["guild_id"]) if "guild_id" in request.params else None
         stored = []
+        for index, command in enumerate(request.body or []):
+            limits.check_command(command, index)  # as Discord does: nothing is stored if one is refused
         for command in request.body or []:
             entry = {"id": new_id(), "application_id": self.server.application_id, "version": "1", "description": ""}
             entry.update(copy.deepcopy(command))
