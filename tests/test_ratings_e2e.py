@@ -141,11 +141,6 @@ async def test_council_rate_on_a_paused_council_rates_what_was_said_so_far(
     [board] = scoreboards(harness, thread.id)
     assert board.embeds[0]["title"] == "Peer ratings, during round 1 of 2"
     assert all("reply #2" not in json.dumps(body) for body in rating_bodies(provider_server))
-
-    # The Markdown export keeps the scoreboard, as the thread showed it.
-    exported = await harness.slash(harness.members["user"], "council", "export", channel=thread)
-    markdown = exported.files["council-1.md"].decode()
-    assert "### Peer ratings · round" in markdown and "📊 Peer ratings #1 of council #1, at its end" in markdown
     again = await harness.slash(harness.members["convener"], "council", "rate", channel=thread)
     assert again.ephemeral and "ask again after they have spoken more" in again.content
     council = await repo.get_council(harness.bot.db, 1)  # type: ignore[attr-defined]
@@ -194,6 +189,12 @@ async def test_council_conclude_rates_the_members_who_spoke(
     assert board.embeds[0]["title"] == "Peer ratings, at its end"
     assert len(rating_bodies(provider_server)) == 3
     assert all("reply #2" not in json.dumps(body) for body in rating_bodies(provider_server))
+
+    # The Markdown export keeps the scoreboard, as the thread showed it.
+    exported = await harness.slash(harness.members["user"], "council", "export", channel=thread)
+    files = {name: data for post in exported.messages for name, data in post.files.items()}
+    markdown = files["council-1.md"].decode()
+    assert "### Peer ratings · round" in markdown and "📊 Peer ratings #1 of council #1, at its end" in markdown
 
 
 def test_a_full_scoreboard_keeps_within_discords_limits_and_drops_no_member() -> None:
