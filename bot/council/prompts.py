@@ -58,8 +58,8 @@ def build_request(
     for as long as they fit; the oldest are left out with a note saying how many.
 
     `memory` (templates): the conclusions of the council's earlier sessions, newest first, given after the
-    opening for as many as fit in a third of the room. `instruction` replaces the closing turn prompt
-    (the minutes are asked for that way).
+    opening for as many as fit in a third of the room. `instruction` follows the closing turn prompt: what
+    the council's mode asks of this turn, or the minutes.
     """
     system = system_prompt(seat, seats, topic)
     opening = f"The council is convened. Topic: {topic}"
@@ -68,13 +68,40 @@ def build_request(
         closing = f"{closing}\n{instruction}"
     fixed = estimate_tokens(system, opening, closing) + _OVERHEAD
     recalled = _recalled(memory, None if budget_tokens is None else (budget_tokens - fixed) // 3)
+    return conversation_request(
+        seat,
+        seats,
+        lines,
+        system=system,
+        opening=opening,
+        closing=closing,
+        budget_tokens=budget_tokens,
+        preface=recalled,
+    )
+
+
+def conversation_request(
+    seat: Seat,
+    seats: Sequence[Seat],
+    lines: Sequence[TranscriptLine],
+    *,
+    system: str,
+    opening: str,
+    closing: str,
+    budget_tokens: int | None,
+    preface: str = "",
+) -> ChatRequest:
+    """`seat`'s view of the transcript between an opening and a closing user turn, within the budget (see
+    build_request); `preface` follows the opening. Turns and other asks (peer ratings) share it, so a
+    member reads the discussion the same way whatever it is asked."""
     items = _rendered(seat, seats, lines)
     summary: list[str] = []
     if budget_tokens is not None:
-        items, summary = _fit(items, budget_tokens - fixed - (estimate_tokens(recalled) if recalled else 0))
+        used = estimate_tokens(system, opening, closing) + _OVERHEAD + (estimate_tokens(preface) if preface else 0)
+        items, summary = _fit(items, budget_tokens - used)
     turns: list[tuple[Role, str]] = [("user", opening)]
-    if recalled:
-        _append(turns, "user", recalled)
+    if preface:
+        _append(turns, "user", preface)
     if summary:
         _append(turns, "user", "Earlier in the council, in brief:\n" + "\n".join(summary))
     for role, content, _ in items:

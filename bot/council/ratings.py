@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.council.prompts import _OVERHEAD, TranscriptLine, _append, _fit, _rendered, estimate_tokens
+from bot.council.prompts import TranscriptLine, conversation_request
 from bot.council.publisher import PlaceGone
 from bot.council.seats import Seat
-from bot.providers.base import ChatRequest, ChatTurn, ProviderError, Role
+from bot.providers.base import ChatRequest, ProviderError
 from storage import ratings_repository as ratings_repo
 from storage import repository as repo
 from storage.models import Council, CouncilMessage, PeerRating
@@ -85,23 +85,8 @@ def rating_request(
     system = rating_system_prompt(seat, others, topic, ended=ended)
     opening = f"The council is convened. Topic: {topic}"
     closing = f"Now rate {', '.join(o.name for o in others)}: one line each, `{FORMAT_LINE}`."
-    # The turn prompts' own rendering and budget fitting, so a rater sees what it saw while speaking.
-    items = _rendered(seat, seats, lines)
-    summary: list[str] = []
-    if budget_tokens is not None:
-        items, summary = _fit(items, budget_tokens - estimate_tokens(system, opening, closing) - _OVERHEAD)
-    turns: list[tuple[Role, str]] = [("user", opening)]
-    if summary:
-        _append(turns, "user", "Earlier in the council, in brief:\n" + "\n".join(summary))
-    for role, content, _ in items:
-        _append(turns, role, content)
-    _append(turns, "user", closing)
-    return ChatRequest(
-        model=seat.spec.model,
-        system=system,
-        turns=tuple(ChatTurn(role, content) for role, content in turns),
-        max_output_tokens=seat.spec.max_output_tokens,
-        temperature=seat.spec.temperature,
+    return conversation_request(
+        seat, seats, lines, system=system, opening=opening, closing=closing, budget_tokens=budget_tokens
     )
 
 
