@@ -238,7 +238,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
 
     @convene.autocomplete("template")
     async def _convene_template(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await self._templatechoices(interaction, current)
+        return await self._template_choices(interaction, current)
 
     @council.command(name="members")
     async def members(self, interaction: discord.Interaction) -> None:

@@ -7,7 +7,7 @@ from discord import app_commands
 
 from bot.council.templates import TemplateError, clean_template_name
 from cogs.council import _templates
-from cogs.council._base import CouncilCommands, council, refuse, template
+from cogs.council._base import CouncilCommands, choices, council, refuse, template
 from storage import repository as repo
 from storage import template_repository as templates_repo
 from storage.models import CouncilTemplate
@@ -114,24 +114,22 @@ class TemplateCommands(CouncilCommands):
         )
         await interaction.response.send_message(embed=_templates.history(councils, total, stored), ephemeral=True)
 
-    async def _templatechoices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    async def _template_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         if interaction.guild is None:
             return []
-        needle = current.strip().casefold()
-        names = await templates_repo.template_names(self.bot.db, interaction.guild.id)
-        return [app_commands.Choice(name=name, value=name) for name in names if needle in name.casefold()][:25]
+        return choices(await templates_repo.template_names(self.bot.db, interaction.guild.id), current.strip())
 
     @template_save.autocomplete("name")
     async def _save_name(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await self._templatechoices(interaction, current)
+        return await self._template_choices(interaction, current)
 
     @template_delete.autocomplete("name")
     async def _delete_name(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await self._templatechoices(interaction, current)
+        return await self._template_choices(interaction, current)
 
     @history.autocomplete("template")
     async def _history_template(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await self._templatechoices(interaction, current)
+        return await self._template_choices(interaction, current)
 
 
 def _may_change(interaction: discord.Interaction, template: CouncilTemplate) -> bool:
