@@ -26,6 +26,20 @@ from storage.database import Database, safe_url
 REHEARSAL_GUILD = 0  # councils rehearsed in the terminal belong to no Discord server
 
 
+def plan_from(engine: CouncilEngine, args: argparse.Namespace) -> CouncilPlan:
+    """The council the command line asks for, checked as `/council convene` checks it (ConveneError)."""
+    return engine.plan(
+        topic=args.topic,
+        member_names=args.members,
+        roles=args.roles,
+        rounds=args.rounds,
+        mode=args.mode,
+        chair=args.chair,
+        max_tokens=args.max_tokens,
+        max_cost=args.max_cost,
+    )
+
+
 def offline_catalog(catalog: Catalog) -> Catalog:
     """Every member replaced by an echo of the same name and role: no model, no network, no key."""
     return Catalog(
@@ -78,16 +92,7 @@ async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalo
                 peer_ratings=settings.peer_ratings,
             )
             try:
-                plan = engine.plan(
-                    topic=args.topic,
-                    member_names=args.members,
-                    roles=args.roles,
-                    rounds=args.rounds,
-                    mode=args.mode,
-                    chair=args.chair,
-                    max_tokens=args.max_tokens,
-                    max_cost=args.max_cost,
-                )
+                plan = plan_from(engine, args)
             except ConveneError as error:
                 print(f"Cannot rehearse: {error}{_offline_hint(args, members)}", file=sys.stderr)
                 return 2

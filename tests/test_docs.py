@@ -376,16 +376,7 @@ class Checker:
         if parsed is None:
             return  # --help
         try:
-            self.engine.plan(
-                topic=parsed.topic,
-                member_names=parsed.members,
-                roles=parsed.roles,
-                rounds=parsed.rounds,
-                mode=parsed.mode,
-                chair=parsed.chair,
-                max_tokens=parsed.max_tokens,
-                max_cost=parsed.max_cost,
-            )
+            rehearse.plan_from(self.engine, parsed)
         except ConveneError as error:
             self.problem(where, f"python -m bot rehearse: {error}")
             return
