@@ -161,6 +161,12 @@ async def test_concluding_mid_stream_finishes_the_reply_with_a_note(
     assert line.visibility == "visible" and line.content == post.content and line.posted_at is not None
 
 
+async def some_words_stored(db: Database, council_id: int) -> bool:
+    """The council's first reply is streaming and has stored its first words."""
+    lines = await repo.transcript(db, council_id)
+    return bool(lines) and lines[0].visibility == "streaming" and len(lines[0].content) > 20
+
+
 async def test_a_reply_left_mid_stream_by_a_stop_is_finished_as_cut_at_the_next_start(
     db: Database,
     catalog: Catalog,
@@ -172,11 +178,7 @@ async def test_a_reply_left_mid_stream_by_a_stop_is_finished_as_cut_at_the_next_
     first = make_engine(db, catalog, session, publisher, stream_replies=True)
     council_id = await convene(first, "Claude, Llama", rounds=1)
 
-    async def some_words_stored() -> bool:
-        lines = await repo.transcript(db, council_id)
-        return bool(lines) and lines[0].visibility == "streaming" and len(lines[0].content) > 20
-
-    await wait_until(some_words_stored)
+    await wait_until(lambda: some_words_stored(db, council_id))
     await first.shutdown()  # the process stops: nothing is finished on the way out
     line = (await repo.transcript(db, council_id))[0]
     assert line.visibility == "streaming" and line.posted_at is None
@@ -209,11 +211,7 @@ async def test_a_paused_council_left_mid_stream_has_its_reply_finished_at_the_ne
     first = make_engine(db, catalog, session, publisher, stream_replies=True)
     council_id = await convene(first, "Claude, Llama", rounds=1)
 
-    async def some_words_stored() -> bool:
-        lines = await repo.transcript(db, council_id)
-        return bool(lines) and lines[0].visibility == "streaming" and len(lines[0].content) > 20
-
-    await wait_until(some_words_stored)
+    await wait_until(lambda: some_words_stored(db, council_id))
     assert await first.pause(council_id)  # takes effect after this turn, which the stop interrupts
     await first.shutdown()
 
