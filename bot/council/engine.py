@@ -367,15 +367,9 @@ class CouncilEngine:
             self.turns.expect_requests(council.id)
         if created:
             await repo.record_posted(self.db, message.id, [message_id])
-            if screened and screened.concerns and self.moderation:
-                await self.moderation.escalate(
-                    council,
-                    message,
-                    screened.concerns,
-                    screened.policy,
-                    held=screened.hold,
-                    author_name=author_name,
-                    content=content,
+            if screened is not None and self.moderation is not None:
+                await self.moderation.raise_concerns(
+                    council, message, screened, author_name=author_name, content=content
                 )
         return created
 

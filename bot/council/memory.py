@@ -159,14 +159,6 @@ class CouncilMemory:
             tokens_out=completion.output_tokens,
             visibility="held" if screened and screened.hold else "visible",
         )
-        if created and screened and screened.concerns and moderation:
-            await moderation.escalate(
-                council,
-                line,
-                screened.concerns,
-                screened.policy,
-                held=screened.hold,
-                author_name=chair.name,
-                content=line.content,
-            )
+        if created and screened is not None and moderation is not None:
+            await moderation.raise_concerns(council, line, screened, author_name=chair.name, content=line.content)
         return line

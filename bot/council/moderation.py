@@ -75,6 +75,21 @@ class CouncilModeration:
         )
         return Screened(text, concerns, policy)
 
+    async def raise_concerns(
+        self, council: Council, message: CouncilMessage, screened: Screened, *, author_name: str, content: str
+    ) -> None:
+        """Put what screening found in a line just stored before the moderators (nothing if it found nothing)."""
+        if screened.concerns:
+            await self.escalate(
+                council,
+                message,
+                screened.concerns,
+                screened.policy,
+                held=screened.hold,
+                author_name=author_name,
+                content=content,
+            )
+
     async def escalate(
         self,
         council: Council,

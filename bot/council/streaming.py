@@ -187,16 +187,8 @@ class StreamedTurns:
             ids = await stream.finish(final)
             await repo.record_posted(self.db, line.id, ids)
             line.discord_message_ids = ",".join(map(str, ids))
-        if screened is not None and screened.concerns and moderation is not None:
-            await moderation.escalate(
-                council,
-                line,
-                screened.concerns,
-                screened.policy,
-                held=screened.hold,
-                author_name=seat.name,
-                content=final,
-            )
+        if screened is not None and moderation is not None:
+            await moderation.raise_concerns(council, line, screened, author_name=seat.name, content=final)
         return line
 
     async def _cut(self, council: Council, line: CouncilMessage, stream: MemberStream, text: str, reason: str) -> None:

@@ -186,15 +186,9 @@ class MemberTurns:
         )
         if created:
             self.engine.transcripts.wrote(message)
-        if created and screened and screened.concerns and self.engine.moderation:
-            await self.engine.moderation.escalate(
-                council,
-                message,
-                screened.concerns,
-                screened.policy,
-                held=screened.hold,
-                author_name=seat.name,
-                content=message.content,
+        if created and screened is not None and self.engine.moderation is not None:
+            await self.engine.moderation.raise_concerns(
+                council, message, screened, author_name=seat.name, content=message.content
             )
         return message
 
