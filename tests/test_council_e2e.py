@@ -154,6 +154,7 @@ async def test_status_shows_state_round_members_and_tokens(harness: DiscordHarne
     assert "**Llama** — the Realist · `llama-test`" in fields["Members"]
     assert fields["Tokens"].split(" in")[0].replace(",", "").isdigit()
     assert "9 out" in fields["Tokens"]
+    assert fields["Messages"] == "3 from members, 0 from humans"
 
     missing = await harness.slash(harness.members["user"], "council", "status", council_id=99)
     assert missing.ephemeral and "There is no council #99" in missing.content

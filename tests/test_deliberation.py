@@ -241,6 +241,8 @@ async def test_review_ranks_anonymously_then_the_chair_synthesizes(
     assert "mean place" in prompt_text(synthesis)
     records = [line for line in await repo.transcript(engine.db, council_id) if line.visibility == "record"]
     assert {line.author_name for line in records} == {"Claude", "DeepSeek", "Llama"}
+    status = await engine.status(council_id)  # members' lines: answers and synthesis, not the ballots
+    assert status is not None and (status.ai_messages, status.human_messages) == (4, 0)
 
     # The export shows the table as text, and keeps every ballot: labels as shown, ranking or none.
     council = await repo.get_council(engine.db, council_id)

@@ -32,6 +32,7 @@ from bot.council.validation import (
 from bot.governance.gate import GovernanceGate
 from bot.providers.base import ProviderClient
 from storage import deliberation_repository as deliberation_repo
+from storage import report_repository as reports_repo
 from storage import repository as repo
 from storage import template_repository as templates_repo
 from storage.database import Database
@@ -378,13 +379,14 @@ class CouncilEngine:
         if council is None:
             return None
         seats = await self.seats(council_id)
-        lines = await repo.transcript(self.db, council_id)
+        # Counted in the database: the starter embed asks for this every few seconds while the council runs.
+        ai_messages, human_messages = await reports_repo.line_counts(self.db, council_id)
         chair = self.chair_seat(council, seats) if council.mode in ("conductor", "review") or council.chair else None
         return CouncilStatus(
             council=council,
             seats=seats,
-            ai_messages=sum(line.author_kind == "ai" and line.visibility != "record" for line in lines),
-            human_messages=sum(line.author_kind == "human" for line in lines),
+            ai_messages=ai_messages,
+            human_messages=human_messages,
             # Every call counts: turns, a chair's choices, review rankings.
             estimated_cost=await self.cost(council_id),
             chair=chair.name if chair else None,

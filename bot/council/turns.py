@@ -38,7 +38,7 @@ class MemberTurns:
 
     async def transcript_text(self, council: Council, seat: Seat) -> str:
         """The discussion so far as plain text, as `seat` may see it, within the context budget."""
-        lines = await repo.transcript(self.db, council.id)
+        lines = await self.engine.transcripts.lines(council.id, keep=self.engine.is_running(council.id))
         return digest(
             seat,
             await self.engine.seats(council.id),
