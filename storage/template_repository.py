@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import Select, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.database import Database
@@ -41,6 +41,13 @@ def name_key(name: str) -> str:
     return name.casefold()
 
 
+def _named(guild_id: int, name: str) -> Select[tuple[CouncilTemplate]]:
+    """The server's template of that name, whatever its case."""
+    return select(CouncilTemplate).where(
+        CouncilTemplate.guild_id == guild_id, CouncilTemplate.name_key == name_key(name)
+    )
+
+
 async def save_template(
     db: Database,
     *,
@@ -60,13 +67,7 @@ async def save_template(
     `replace`; a replaced template keeps its id, creator and sessions, so its memory carries on."""
     try:
         async with db.session() as session:
-            existing = (
-                await session.execute(
-                    select(CouncilTemplate).where(
-                        CouncilTemplate.guild_id == guild_id, CouncilTemplate.name_key == name_key(name)
-                    )
-                )
-            ).scalar_one_or_none()
+            existing = (await session.execute(_named(guild_id, name))).scalar_one_or_none()
             if existing is not None and not replace:
                 session.expunge(existing)  # kept readable: the rollback would expire it
                 raise TemplateExists(existing)
@@ -106,13 +107,7 @@ async def save_template(
 async def get_template(db: Database, guild_id: int, name: str) -> StoredTemplate | None:
     """The server's template of that name, whatever its case, with its members in seat order."""
     async with db.session() as session:
-        template = (
-            await session.execute(
-                select(CouncilTemplate).where(
-                    CouncilTemplate.guild_id == guild_id, CouncilTemplate.name_key == name_key(name)
-                )
-            )
-        ).scalar_one_or_none()
+        template = (await session.execute(_named(guild_id, name))).scalar_one_or_none()
         if template is None:
             return None
         members = (
