@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -38,29 +38,71 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the writer; busy_timeout makes writers queue instead of failing.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+# SQLSTATE classes and codes of failures that pass: connection exceptions (08), the server shutting down or
+# starting (57P01-57P03), too many connections (53300), and conflicts a retry resolves (40001, 40P01).
+_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "40001", "40P01")
+# SQLite's own words for a database that is busy or briefly out of reach (its OperationalError also covers
+# permanent mistakes such as "no such table", which must not be waited on).
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "unable to open database file", "disk i/o error")
 
 
-def _sqlite_relaxed_pragmas(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_pragmas(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    # Commits reach the write-ahead log, not the disk: a process crash loses nothing, a power loss may lose
-    # the last of them, unless a (default, FULL) commit on another connection has synced the log since.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database is away or busy for now (refused or lost connection, a server
+    restarting, SQLite's lock held past its timeout) rather than that the request itself is wrong."""
+    if isinstance(error, OSError | exc.TimeoutError):  # refused connections, DNS, sockets; a full pool
+        return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        orig = error.orig
+        state = str(getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", "") or "")
+        if state and state.startswith(_TRANSIENT_SQLSTATES):
+            return True
+        if isinstance(orig, OSError):
+            return True
+        text = str(orig).lower()
+        if isinstance(error, exc.OperationalError | exc.InterfaceError) and any(
+            words in text for words in _SQLITE_TRANSIENT
+        ):
+            return True
+        return "connection is closed" in text or "connection was closed" in text
+    return False
+
+
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers run beside the writer; busy_timeout makes writers queue instead of failing.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return apply
+
+
+def _sqlite_relaxed_pragmas(busy_timeout: float) -> Any:
+    strict = _sqlite_pragmas(busy_timeout)
+
+    def apply(dbapi_connection: Any, record: Any) -> None:
+        strict(dbapi_connection, record)
+        cursor = dbapi_connection.cursor()
+        # Commits reach the write-ahead log, not the disk: a process crash loses nothing, a power loss may lose
+        # the last of them, unless a (default, FULL) commit on another connection has synced the log since.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return apply
 
 
 class Database:
     """One async engine and its session factory."""
 
-    def __init__(self, url: str, *, connect_args: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, url: str, *, connect_args: Mapping[str, Any] | None = None, busy_timeout: float = 30.0) -> None:
+        """`busy_timeout`: how long an SQLite writer waits for another's lock before the write fails (and
+        is waited out by the engine, see bot/council/patience.py)."""
         self._connect_args = dict(connect_args or {})
+        self.busy_timeout = busy_timeout
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine: AsyncEngine = self._engine(relaxed=False)
@@ -72,7 +114,7 @@ class Database:
         connect_args = dict(self._connect_args)
         options: dict[str, Any] = {}
         if self.is_sqlite:
-            connect_args.setdefault("timeout", 30)
+            connect_args.setdefault("timeout", self.busy_timeout)
         else:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
             if relaxed:  # the server reports a commit before its log is flushed to disk
@@ -82,7 +124,8 @@ class Database:
                 }
         engine = create_async_engine(self.url, connect_args=connect_args, **options)
         if self.is_sqlite:
-            event.listen(engine.sync_engine, "connect", _sqlite_relaxed_pragmas if relaxed else _sqlite_pragmas)
+            pragmas = _sqlite_relaxed_pragmas if relaxed else _sqlite_pragmas
+            event.listen(engine.sync_engine, "connect", pragmas(self.busy_timeout))
         return engine
 
     @asynccontextmanager
@@ -117,7 +160,7 @@ class Database:
 
     def twin(self) -> Database:
         """Another pool on the same database, as a second process of the bot would have."""
-        return Database(self.url, connect_args=self._connect_args)
+        return Database(self.url, connect_args=self._connect_args, busy_timeout=self.busy_timeout)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.database import Database
@@ -57,6 +57,18 @@ async def create_council(
         for position, (name, role) in enumerate(members):
             session.add(CouncilMember(council_id=council.id, name=name, role=role, position=position))
     return council
+
+
+async def delete_unstarted_council(db: Database, council_id: int) -> bool:
+    """Remove a council that never got its thread (convening failed or was cut short): it never was.
+    Only a council still `starting` without a thread is removed; its seats go with it."""
+    async with db.session() as session:
+        starting = (Council.id == council_id) & (Council.state == "starting") & Council.thread_id.is_(None)
+        if (await session.execute(select(Council.id).where(starting))).scalar_one_or_none() is None:
+            return False
+        await session.execute(delete(CouncilMember).where(CouncilMember.council_id == council_id))
+        result = await session.execute(delete(Council).where(starting).execution_options(synchronize_session=False))
+        return result.rowcount == 1
 
 
 async def get_council(db: Database, council_id: int) -> Council | None:
@@ -265,6 +277,17 @@ async def record_posted(db: Database, message_id: int, discord_message_ids: Sequ
         )
 
 
+async def save_post_progress(db: Database, message_id: int, discord_message_ids: Sequence[int]) -> None:
+    """The messages of a line posted so far, while the rest is still to go out: a retry or a restart posts
+    only the rest. Not durable, like `record_posted` (a lost note is made good by looking in the thread)."""
+    async with db.session(durable=False) as session:
+        await session.execute(
+            update(CouncilMessage)
+            .where(CouncilMessage.id == message_id, CouncilMessage.posted_at.is_(None))
+            .values(discord_message_ids=",".join(str(i) for i in discord_message_ids))
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PostClaim:
     """The outcome of `claim_post`."""
@@ -392,7 +415,8 @@ async def councils_with_unfinished_streams(db: Database) -> list[int]:
 
 async def unfinished_streams(db: Database, council_id: int) -> list[CouncilMessage]:
     """The council's streamed lines still `streaming`, or final but not confirmed in Discord
-    (visible, message ids recorded, `posted_at` unset), oldest first."""
+    (visible, message ids recorded, `posted_at` unset), oldest first. A member's long reply whose posting
+    stopped between its messages looks the same, and is finished the same way."""
     async with db.session() as session:
         result = await session.execute(
             select(CouncilMessage)
@@ -419,6 +443,32 @@ async def transcript(db: Database, council_id: int, *, up_to_id: int | None = No
     async with db.session() as session:
         result = await session.execute(query.order_by(CouncilMessage.id))
         return list(result.scalars())
+
+
+async def newest_discord_id(db: Database, council_id: int) -> int | None:
+    """The newest Discord message id any line of the council is known to be shown in (or to be, for humans)."""
+    async with db.session() as session:
+        result = await session.execute(
+            select(CouncilMessage.discord_message_ids).where(
+                CouncilMessage.council_id == council_id, CouncilMessage.discord_message_ids != ""
+            )
+        )
+        ids = [int(part) for joined in result.scalars() for part in joined.split(",") if part]
+    return max(ids, default=None)
+
+
+async def recorded_human_messages(db: Database, council_id: int, message_ids: Sequence[int]) -> set[int]:
+    """Which of these Discord messages are stored already as the council's human lines."""
+    if not message_ids:
+        return set()
+    keys = [f"human:{message_id}" for message_id in message_ids]
+    async with db.session() as session:
+        result = await session.execute(
+            select(CouncilMessage.turn_key).where(
+                CouncilMessage.council_id == council_id, CouncilMessage.turn_key.in_(keys)
+            )
+        )
+        return {int(key.removeprefix("human:")) for key in result.scalars()}
 
 
 async def last_message_id(db: Database, council_id: int) -> int:
