@@ -10,10 +10,10 @@ under a note, because a terminal cannot edit what it already printed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from bot.council.publisher import StreamTrace, Table, cut_text
+from bot.council.publisher import NoHistory, PostProgress, StreamTrace, Table, cut_text
 from bot.council.ratings import Scoreboard, score_text, when_text
 from bot.council.seats import Seat
 from storage.models import Council
@@ -30,7 +30,7 @@ class TextWriter(Protocol):
     def flush(self) -> None: ...
 
 
-class TerminalPublisher:
+class TerminalPublisher(NoHistory):
     """Shows councils on a text stream (a terminal, or a file when stdout is redirected)."""
 
     def __init__(self, out: TextWriter, *, interval: float = PRINT_INTERVAL) -> None:
@@ -52,7 +52,14 @@ class TerminalPublisher:
         return self.count
 
     async def post_member_message(
-        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+        self,
+        council: Council,
+        seat: Seat,
+        content: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
     ) -> list[int]:
         return self._print(f"\n{member_header(seat)}\n{content}")
 
@@ -62,7 +69,15 @@ class TerminalPublisher:
         # A resumed reply was never printed in this run: finish() prints it whole.
         return TerminalMemberStream(self, seat, interval=self.interval)
 
-    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+    async def post_notice(
+        self,
+        council: Council,
+        text: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
+    ) -> list[int]:
         return self._print(f"\n{_plain(text)}")
 
     async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:

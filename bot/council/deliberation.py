@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.council import conductor, debate, review
 from bot.council.publisher import Table
@@ -29,6 +31,8 @@ from storage.models import Council, CouncilMessage, ReviewBallot
 
 if TYPE_CHECKING:
     from bot.council.engine import CouncilEngine
+
+log = logging.getLogger(__name__)
 
 MODES = ("round-robin", "parallel", "conductor", "debate", "review")
 MODE_HELP = {
@@ -106,8 +110,7 @@ class Deliberation:
             for task in tasks:
                 await engine.post(council, seats, await task)
         finally:
-            for task in tasks:
-                task.cancel()
+            await _settle(tasks)
         await engine.turns.answer_requests(council)
         return None
 
@@ -253,9 +256,13 @@ class ReviewStage:
                 council, seats, f"ranking:r{round_number}", "system", "⚖️ Fewer than two answers: nothing to rank."
             )
         else:
-            ballots = await asyncio.gather(
-                *(self._ballot(council, seats, seat, round_number, answers) for seat in reviewers)
-            )
+            asked = [
+                asyncio.create_task(self._ballot(council, seats, seat, round_number, answers)) for seat in reviewers
+            ]
+            try:
+                ballots = [await task for task in asked]
+            finally:
+                await _settle(asked)
             table = ranking_table(ballots, list(answers))
             await self._show_once(council, seats, f"ranking:r{round_number}", "table", table.dumps())
         council = await engine.ready(council.id)
@@ -401,6 +408,18 @@ def _is_turn(line: CouncilMessage, round_number: int) -> bool:
     return key == f"ai:r{round_number}:{name}" or (
         key.startswith(f"ai:r{round_number}:t") and key.endswith(f":{name}") and key.count(":") == 3
     )
+
+
+async def _settle(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Members' calls made at once, once their round is over or cut short: those still running are stopped,
+    and every one is awaited, so that no failure goes unseen ("Task exception was never retrieved"). The
+    failure that cut the round short, if any, goes on up; the others are logged."""
+    propagating = sys.exc_info()[1]
+    for task in tasks:
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, Exception) and outcome is not propagating:
+            log.warning("A member's call in a round ended with %s", type(outcome).__name__, exc_info=outcome)
 
 
 def _active(seats: Sequence[Seat]) -> list[Seat]:

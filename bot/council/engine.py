@@ -9,13 +9,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
-from bot.council.claims import PostClaims
+from bot.council.claims import PostClaims, is_gone
 from bot.council.deliberation import MODES, Deliberation
+from bot.council.heard import UnheardMessages
 from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
-from bot.council.publisher import CouncilPublisher, PlaceGone, Table
+from bot.council.patience import Backoff, Patience, is_transient
+from bot.council.publisher import (
+    CouncilPublisher,
+    PermissionMissing,
+    PlaceGone,
+    PostRefused,
+    Table,
+)
 from bot.council.ratings import PeerRatings
-from bot.council.runners import RunnerLeases
+from bot.council.runners import RUNNER_LEASE, RunnerLeases
 from bot.council.seats import Seat
 from bot.council.steering import CouncilSteering, addressee
 from bot.council.streaming import CONCLUDED, STOPPED, StreamedTurns
@@ -36,7 +44,7 @@ from storage import report_repository as reports_repo
 from storage import repository as repo
 from storage import template_repository as templates_repo
 from storage.database import Database
-from storage.models import Council, CouncilMessage
+from storage.models import Council, CouncilMessage, utcnow
 from storage.repository import ACTIVE_STATES
 
 log = logging.getLogger(__name__)
@@ -54,6 +62,7 @@ __all__ = [
     "parse_roles",
 ]
 ClientFactory = Callable[[MemberSpec], ProviderClient]
+SUPERVISE_EVERY = 30.0  # seconds between two looks for running councils without a runner
 
 
 class CouncilEnded(Exception):
@@ -110,6 +119,8 @@ class CouncilEngine:
         context_budget: int | None = 6000,
         stream_replies: bool = False,
         peer_ratings: bool = False,
+        backoff: Backoff | None = None,
+        supervise_every: float = SUPERVISE_EVERY,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -119,6 +130,8 @@ class CouncilEngine:
         self.moderation = CouncilModeration(self, gate) if gate is not None else None
         self.limits = limits or ConveneLimits()
         self.context_budget = context_budget
+        # Outages (the database or Discord away for a while) are waited out, and shown (bot/council/patience.py).
+        self.patience = Patience(backoff, on_waiting=self._waiting)
         # Show member replies while they are written, where the server's policy allows (bot/council/streaming.py).
         self.stream_replies = stream_replies
         # Lines are claimed in the database before they are posted: one post each, whatever runs them.
@@ -138,6 +151,11 @@ class CouncilEngine:
         self._waiting: set[int] = set()
         self._follow_ups: dict[tuple[int, str], str] = {}
         self._seats: dict[int, tuple[Seat, ...]] = {}
+        self.supervise_every = supervise_every
+        self._supervisor: asyncio.Task[None] | None = None
+        self._owns: Callable[[int], bool] = lambda _guild_id: True
+        self._started_at = utcnow()
+        self.unheard = UnheardMessages(self)  # humans' words written while the database was away
 
     # -- convening ---------------------------------------------------------------------------------
 
@@ -248,16 +266,19 @@ class CouncilEngine:
         if await repo.transition_council(self.db, council_id, from_states=("starting",), to_state="running"):
             self._spawn(council_id)
 
-    async def abandon(self, council_id: int, reason: str) -> None:
-        """Convening failed before the council had a thread."""
-        await repo.transition_council(self.db, council_id, from_states=("starting",), to_state="failed", reason=reason)
+    async def abandon(self, council_id: int) -> None:
+        """Convening failed before the council had a thread: it never was, and leaves no row behind."""
+        await repo.delete_unstarted_council(self.db, council_id)
 
     async def resume_all(self, owns: Callable[[int], bool] = lambda _guild_id: True) -> list[int]:
         """Restart the runners of councils that were running when the process stopped.
 
         `owns(guild_id)` says which servers this process serves (its shards); the others' councils are
-        left to the process that owns them.
+        left to the process that owns them. Councils a stop caught while they were being convened are opened
+        or cleaned up; a supervisor then keeps every running council here running.
         """
+        self._owns = owns
+        await self._settle_unstarted(owns)
         councils = [c for c in await repo.list_councils_in_state(self.db, ("running",)) if owns(c.guild_id)]
         for council in councils:
             if council.thread_id is not None and council.id not in self._tasks:
@@ -276,9 +297,96 @@ class CouncilEngine:
                     )
         await self.ratings.recover(owns)  # peer ratings: a scoreboard stored but not posted before the stop
         await self.memory.recover(owns)  # templates: minutes of sessions that ended as the process stopped
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.create_task(self._supervise(), name="council-supervisor")
         return [c.id for c in councils if c.id in self._tasks]
 
+    async def _settle_unstarted(self, owns: Callable[[int], bool]) -> None:
+        """Councils a stop caught in the middle of `/council convene`: opened if their thread exists, else
+        cleaned up (starter deleted, row gone). The convener is told which, privately."""
+        for council in await repo.list_councils_in_state(self.db, ("starting",)):
+            if not owns(council.guild_id) or council.created_at.replace(tzinfo=UTC) > self._started_at:
+                continue  # another process's, or convened in this one just now
+            thread_id = council.thread_id or await self.publisher.settle_starter(council)
+            if thread_id is not None:
+                await self.open(council.id, thread_id)
+                council.thread_id = thread_id
+                await self.publisher.tell_convener(
+                    council,
+                    f"The bot restarted while convening council #{council.id} (“{council.topic[:100]}”); it is "
+                    f"open now in <#{thread_id}>.",
+                )
+                continue
+            await repo.delete_unstarted_council(self.db, council.id)
+            await self.publisher.tell_convener(
+                council,
+                f"The bot restarted before council #{council.id} (“{council.topic[:100]}”) had its thread; "
+                "nothing of it was kept. Please convene it again.",
+            )
+
+    async def catch_up(self, council: Council, after: int | None = None) -> int:
+        """Take in what humans wrote in the council's thread while this process was not listening (it was
+        stopped, or the database was away), in order, each once, through the same moderation as live
+        messages; how many were new. `after`: the message to read after (default: the newest one the
+        council's transcript knows)."""
+        if council.thread_id is None or council.state not in ACTIVE_STATES:
+            return 0
+        if after is None:
+            after = await repo.newest_discord_id(self.db, council.id) or council.thread_id
+        heard = await self.publisher.missed_messages(council, after)
+        known = await repo.recorded_human_messages(self.db, council.id, [message.message_id for message in heard])
+        taken = 0
+        for message in heard:
+            if message.message_id not in known:
+                taken += await self.record_human(
+                    thread_id=council.thread_id,
+                    message_id=message.message_id,
+                    author_id=message.author_id,
+                    author_name=message.author_name,
+                    content=message.content,
+                    replied_to=message.replied_to,
+                )
+        if taken:
+            log.info("Council %s: took in %d message(s) humans wrote while it was not heard", council.id, taken)
+        return taken
+
+    async def _supervise(self) -> None:
+        """Every SUPERVISE_EVERY, restart the runner of a council that runs here and has none: a runner that
+        ended without concluding its council, for any reason, is noticed and replaced."""
+        while True:
+            await asyncio.sleep(self.supervise_every)
+            try:
+                for council_id in await self.unrun_councils():
+                    log.warning("Council %s is running without a runner; restarting it", council_id)
+                    self.patience.stats.runner_restarts += 1
+                    self._spawn(council_id)
+            except Exception as error:
+                if not is_transient(error):
+                    log.exception("The council supervisor could not look at the councils; it tries again")
+
+    async def unrun_councils(self) -> list[int]:
+        """Running councils of this process's servers that no runner runs, here or in a live process."""
+        stale_before = utcnow() - RUNNER_LEASE
+        unrun = []
+        for council in await repo.list_councils_in_state(self.db, ("running",)):
+            if council.id in self._tasks or council.thread_id is None or not self._owns(council.guild_id):
+                continue
+            seen = council.runner_seen_at
+            leased = (
+                council.runner not in ("", self.claims.claimant)
+                and seen is not None
+                and seen.replace(tzinfo=seen.tzinfo or UTC) >= stale_before
+                and not is_gone(council.runner)
+            )
+            if not leased:
+                unrun.append(council.id)
+        return unrun
+
     async def shutdown(self) -> None:
+        await self.unheard.close()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -374,6 +482,9 @@ class CouncilEngine:
                 )
         return created
 
+    async def council_of_thread(self, thread_id: int) -> Council | None:
+        return await repo.get_council_by_thread(self.db, thread_id)
+
     async def status(self, council_id: int) -> CouncilStatus | None:
         council = await repo.get_council(self.db, council_id)
         if council is None:
@@ -416,9 +527,11 @@ class CouncilEngine:
 
     def is_waiting(self, task: asyncio.Task[object]) -> bool:
         """Whether `task` is a council runner blocked until someone resumes, decides or lifts a halt (or
-        the runners' heartbeat while every council here is)."""
+        the runners' heartbeat while every council here is, or the supervisor between its looks)."""
         if task is self.leases.heartbeat:
             return all(council_id in self._waiting for council_id in self._tasks)
+        if task is self._supervisor:
+            return True  # it only looks every so often
         return any(self._tasks.get(council_id) is task for council_id in self._waiting)
 
     def has_runners(self) -> bool:
@@ -463,64 +576,125 @@ class CouncilEngine:
         self._wakeups.setdefault(council_id, asyncio.Event()).set()
 
     async def _run(self, council_id: int) -> None:
-        holder = await self.leases.acquire(council_id)
+        holder = await self.patience.call(lambda: self.leases.acquire(council_id), council_id=council_id)
         if holder is not None:
             log.warning("Council %s runs in another process (%s); this one leaves it alone", council_id, holder)
             return
         try:
-            await self._run_council(council_id)
+            await self._keep_running(council_id)
         finally:
             task = asyncio.current_task()
             if task is None or not task.cancelling():  # a shutdown releases every lease at once
                 await self.leases.release(council_id)
 
-    async def _run_council(self, council_id: int) -> None:
-        try:
-            council = await repo.get_council(self.db, council_id)
-            if council is None:
+    async def _keep_running(self, council_id: int) -> None:
+        """Run the council to its end. What passes is waited out and the council goes on from where it was:
+        the database or Discord not answering (with backoff), a permission the bot lost (paused until someone
+        resumes it). Only an error that will not pass fails the council."""
+        tries = 0
+        while True:
+            try:
+                if tries:  # the runner goes on only once the database answers again
+                    await repo.get_council(self.db, council_id)
+                    self.patience.recovered(council_id)
+                    self.patience.stats.runner_restarts += 1
+                    tries = 0
+                await self._run_council(council_id)
                 return
-            await self.streaming.recover(council)
-            await self._post_unposted(council, await self.seats(council_id), recovering=True)
-            if self.moderation is not None:
-                await self.moderation.restore(council)
-            self.turns.expect_requests(council_id)  # requests made before a restart are looked for once
-            reason: str | None = None
-            for round_number in range(max(council.current_round, 1), council.rounds + 1):
-                council = await self.ready(council_id)
-                if reason := await self.limit_reached(council):
-                    break
-                await repo.set_current_round(self.db, council_id, round_number)
-                council.current_round = round_number
-                if reason := await self.deliberation.round(council, round_number):
-                    break
-            else:
-                reason = await self.deliberation.finale(await self.ready(council_id))
-            reason = reason or f"All {council.rounds} round(s) are done."
-            if await self._wait_until_running(council_id) and await repo.transition_council(
-                self.db, council_id, from_states=("running",), to_state="concluded", reason=reason
-            ):
-                await self._finish(council_id)
-        except asyncio.CancelledError:
-            raise
-        except CouncilEnded:
-            return  # concluded, or failed, by someone else meanwhile: they finished it
-        except PlaceGone as gone:
-            log.warning("Council %s lost its thread: %s", council_id, gone)
-            await self._end_without_thread(council_id)
-        except Exception:
-            log.exception("Council %s stopped on an unexpected error", council_id)
-            if await repo.transition_council(
+            except asyncio.CancelledError:
+                raise
+            except CouncilEnded:
+                return  # concluded, or failed, by someone else meanwhile: they finished it
+            except PlaceGone as gone:
+                log.warning("Council %s lost its thread: %s", council_id, gone)
+                await self.patience.call(lambda: self._end_without_thread(council_id), council_id=council_id)
+                return
+            except PermissionMissing as missing:
+                paused = await self.patience.call(
+                    lambda lost=missing: self._pause_for(council_id, lost), council_id=council_id
+                )
+                if not paused:
+                    return
+                council = await self.patience.call(lambda: self._wait_until_running(council_id), council_id=council_id)
+                if council is None:
+                    return
+                self.patience.stats.runner_restarts += 1
+            except Exception as error:
+                if not is_transient(error):
+                    log.exception("Council %s stopped on an unexpected error", council_id)
+                    await self._fail(council_id)
+                    return
+                tries += 1
+                await self.patience.wait(error, tries, council_id=council_id)
+
+    async def _run_council(self, council_id: int) -> None:
+        council = await repo.get_council(self.db, council_id)
+        if council is None:
+            return
+        await self.streaming.recover(council)
+        await self._post_unposted(council, await self.seats(council_id), recovering=True)
+        await self.catch_up(council)  # what humans wrote while this runner was not running
+        self.transcripts.forget(council_id)  # the lines just posted are read again, as posted
+        if self.moderation is not None:
+            await self.moderation.restore(council)
+        self.turns.expect_requests(council_id)  # requests made before a restart are looked for once
+        reason: str | None = None
+        for round_number in range(max(council.current_round, 1), council.rounds + 1):
+            council = await self.ready(council_id)
+            if reason := await self.limit_reached(council):
+                break
+            await repo.set_current_round(self.db, council_id, round_number)
+            council.current_round = round_number
+            if reason := await self.deliberation.round(council, round_number):
+                break
+        else:
+            reason = await self.deliberation.finale(await self.ready(council_id))
+        reason = reason or f"All {council.rounds} round(s) are done."
+        if await self._wait_until_running(council_id) and await repo.transition_council(
+            self.db, council_id, from_states=("running",), to_state="concluded", reason=reason
+        ):
+            await self._finish(council_id)
+
+    async def _fail(self, council_id: int) -> None:
+        """An error that will not pass: the council is marked failed and ends with its closing embed."""
+        try:
+            failed = await repo.transition_council(
                 self.db,
                 council_id,
                 from_states=ACTIVE_STATES,
                 to_state="failed",
                 reason="The council stopped on an internal error; its transcript is kept.",
-            ):
-                await self._finish(council_id)
+            )
+        except Exception:
+            log.exception("Council %s could not be marked failed; the supervisor looks at it again", council_id)
+            return
+        if failed:
+            await self._finish(council_id)
+
+    async def _pause_for(self, council_id: int, missing: PermissionMissing) -> bool:
+        """The bot lost a permission it needs: pause the council and say which; whether it paused."""
+        log.warning("Council %s paused: %s", council_id, missing)
+        if not await repo.transition_council(self.db, council_id, from_states=("running",), to_state="paused"):
+            council = await repo.get_council(self.db, council_id)
+            return council is not None and council.state in ACTIVE_STATES  # paused or held meanwhile: wait
+        council = await repo.get_council(self.db, council_id)
+        if council is not None:
+            await self.publisher.warn(
+                council,
+                f"⏸️ Council #{council_id} is paused: the bot is missing {missing.names()} in this channel or "
+                "thread. A server admin can grant it; then the convener (or anyone with Manage Threads) runs "
+                "`/council resume` in the thread and the council goes on from where it stopped.",
+            )
+        return True
+
+    def _waiting(self, council_id: int, why: str | None) -> None:
+        self.publisher.waiting(council_id, why)
 
     async def ready(self, council_id: int) -> Council:
         """The council, once it may take its next turn (it waits while paused, held or halted).
         Raises CouncilEnded once it has ended, which stops its runner."""
+        if self.unheard.pending:  # humans' words kept through an outage come before the next turn
+            await self.unheard.drain()
         council = await self._wait_until_running(council_id)
         if council is None:
             raise CouncilEnded(council_id)
@@ -581,6 +755,9 @@ class CouncilEngine:
             await self.post(council, await self.seats(council.id), message, recovering=recovering)
         except PlaceGone:
             await self._end_without_thread(council.id)
+        except PermissionMissing as missing:
+            # The line stays stored and unposted: the council's runner posts it once it goes on.
+            await self._pause_for(council.id, missing)
 
     async def _end_without_thread(self, council_id: int) -> None:
         if await repo.transition_council(
@@ -607,18 +784,17 @@ class CouncilEngine:
             return
         # A streamed reply is shown already; its notices still follow it. A line claimed by another
         # process (running this council too) is that process's to post: this one skips it.
-        if not message.discord_ids and (claim := await self.claims.claim(message)).won:
+        if message.posted_at is None and (claim := await self.claims.claim(message)).won:
             # Taken over from a stopped claimant, which may have posted it before recording the post.
             recovering = recovering or claim.took_over
-            seat = next((s for s in seats if s.name == message.author_name), None)
-            if message.author_kind == "ai" and seat is not None:
-                ids = await self.publisher.post_member_message(council, seat, message.content, recovering=recovering)
-            elif message.author_kind == "table":
-                ids = await self.publisher.post_table(council, Table.loads(message.content), recovering=recovering)
-            else:
-                ids = await self.publisher.post_notice(council, message.content, recovering=recovering)
-            await repo.record_posted(self.db, message.id, ids)
-            message.discord_message_ids = ",".join(map(str, ids))
+            try:
+                ids = await self._publish(council, seats, message, recovering=recovering)
+            except PostRefused as refused:
+                await self.refused(council, seats, message, refused)
+                return
+            # Once posted, the note that it was is never dropped for an outage: that would post it twice.
+            await self.patience.call(lambda: repo.record_posted(self.db, message.id, ids), council_id=council.id)
+            message.discord_message_ids, message.posted_at = ",".join(map(str, ids)), utcnow()
         # Notices about this line (moderators notified, member benched) follow it directly. After a
         # restart they are posted in transcript order anyway, so knowing them in memory is enough.
         notice_key = self._follow_ups.pop((council.id, message.turn_key), None)
@@ -627,6 +803,56 @@ class CouncilEngine:
             if notice is not None:
                 await self._post_once(council, seats, notice)
 
+    async def _publish(
+        self, council: Council, seats: Sequence[Seat], message: CouncilMessage, *, recovering: bool
+    ) -> list[int]:
+        """Post a line through the publisher, noting each message's id as it goes out."""
+        assert message.id is not None
+        line_id = message.id
+
+        async def progress(ids: list[int]) -> None:
+            await self.patience.call(lambda: repo.save_post_progress(self.db, line_id, ids), council_id=council.id)
+            message.discord_message_ids = ",".join(map(str, ids))
+
+        seat = next((s for s in seats if s.name == message.author_name), None)
+        if message.author_kind == "ai" and seat is not None:
+            return await self.publisher.post_member_message(
+                council, seat, message.content, recovering=recovering, shown=message.discord_ids, progress=progress
+            )
+        if message.author_kind == "table":
+            return await self.publisher.post_table(council, Table.loads(message.content), recovering=recovering)
+        return await self.publisher.post_notice(
+            council, message.content, recovering=recovering, shown=message.discord_ids, progress=progress
+        )
+
+    async def refused(
+        self, council: Council, seats: Sequence[Seat], message: CouncilMessage, refused: PostRefused
+    ) -> None:
+        """Discord refused a line for good: it is kept, marked as not shown, and the thread says why. The
+        council goes on (a retry would be refused the same way)."""
+        log.warning("Council %s: Discord refused line %s (%s)", council.id, message.id, refused.reason)
+        assert message.id is not None
+        if message.discord_ids:  # the parts that did go out: a line is shown whole or not at all
+            await self.publisher.delete_messages(council, message.discord_ids)
+        await repo.set_message_visibility(self.db, message.id, "refused")
+        message.visibility = "refused"
+        self.transcripts.forget(council.id)
+        if message.turn_key.startswith("refused:"):
+            return  # the notice about a refusal was refused too: nothing more to say there
+        what = f"{message.author_name}'s reply" if message.author_kind == "ai" else "a notice"
+        notice, _ = await repo.add_message(
+            self.db,
+            council_id=council.id,
+            round_number=message.round,
+            author_kind="system",
+            author_name=message.author_name,
+            turn_key=f"refused:{message.turn_key}"[:120],
+            content=f"⚠️ Discord refused to show {what} ({refused.reason}). It is kept in the council's "
+            "transcript (`/council export`), and the council goes on.",
+            claimed_by=self.claims.claimant,
+        )
+        await self._post_once(council, seats, notice)
+
     def follow_with(self, council_id: int, turn_key: str, notice_key: str) -> None:
         """Post the notice stored under `notice_key` right after the line stored under `turn_key`."""
         self._follow_ups[(council_id, turn_key)] = notice_key
@@ -634,10 +860,12 @@ class CouncilEngine:
     async def _post_unposted(self, council: Council, seats: Sequence[Seat], *, recovering: bool = False) -> None:
         """Show every stored line not yet shown; `recovering` after a restart, when some may be."""
         for line in await repo.transcript(self.db, council.id):
-            if line.author_kind != "human" and not line.discord_ids and line.visibility == "visible":
+            if line.author_kind != "human" and line.posted_at is None and line.visibility == "visible":
                 await self.post(council, seats, line, recovering=recovering)
 
     async def _finish(self, council_id: int, *, rate: bool = True) -> None:
+        """Show what the ended council still owes (a cut reply, unposted lines, minutes), then its closing
+        embed and ratings. The closing embed comes whatever failed before it."""
         council = await repo.get_council(self.db, council_id)
         if council is None:
             return
@@ -647,6 +875,18 @@ class CouncilEngine:
             await self.memory.close_session(council)  # templates: the session's minutes, before the closing embed
         except PlaceGone:
             log.warning("Council %s ended without its thread; its transcript is kept", council_id)
+            rate = False
+        except PermissionMissing as missing:
+            log.warning("Council %s ended with lines unposted: %s", council_id, missing)
+            await self.publisher.warn(
+                council,
+                f"Council #{council_id} has ended, but the bot is missing {missing.names()} and could not show "
+                "all of it in its thread; `/council export` has its whole transcript.",
+            )
+            rate = False
+        except Exception:
+            # The council has ended either way: its closing embed must still come, and the rest is stored.
+            log.exception("Council %s: what it still owed could not all be shown; its transcript is kept", council_id)
             rate = False
         self.memory.forget(council_id)
         self.transcripts.forget(council_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +17,50 @@ if TYPE_CHECKING:
 
 class PlaceGone(Exception):
     """The council's thread is gone or closed to the bot: nothing more can be shown there."""
+
+
+class PostRefused(Exception):
+    """The place refused one post for a reason asking again will not change (Discord: a 4xx other than
+    429, such as 400 Invalid Form Body). The council goes on without that post."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PermissionMissing(Exception):
+    """The bot lacks a permission it needs where the council is shown; it goes on once someone grants it.
+    `permissions`: their names as a server's settings show them (e.g. "Manage Webhooks")."""
+
+    def __init__(self, permissions: Sequence[str], detail: str = "") -> None:
+        self.permissions = tuple(permissions)
+        named = ", ".join(self.permissions) or "a permission Discord did not name"
+        super().__init__(f"missing {named}" + (f" ({detail})" if detail else ""))
+
+    def names(self) -> str:
+        return ", ".join(f"**{name}**" for name in self.permissions) or "a permission Discord did not name"
+
+
+class PlaceUnavailable(Exception):
+    """The place did not answer (Discord: 5xx, 429 after its own retries, a dropped connection) and a post
+    may or may not have gone out. It passes: the runner waits and tries again, looking before it reposts."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeardMessage:
+    """A human's message in a council's thread, as the engine stores it (live, or found in the thread's
+    history after the process missed it)."""
+
+    message_id: int
+    author_id: int
+    author_name: str
+    content: str
+    replied_to: str | None = None  # the member whose message this one answers, if any
+
+
+# Called after each message of a line is posted, with every id so far: a crash or a refusal mid-line
+# never posts the messages already out again.
+PostProgress = Callable[[list[int]], Awaitable[None]]
 
 
 def cut_text(text: str, reason: str) -> str:
@@ -85,12 +130,21 @@ class MemberStream(Protocol):
 
 class CouncilPublisher(Protocol):
     async def post_member_message(
-        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+        self,
+        council: Council,
+        seat: Seat,
+        content: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
     ) -> list[int]:
-        """Show a member's words under its own name; return the ids of the messages created.
+        """Show a member's words under its own name; return the ids of all the messages that hold them.
 
-        With `recovering`, the words may already be there (the process died between posting and
-        recording): look in the thread's recent history first and post only what is missing.
+        `shown`: the ids of the leading messages already posted for these words (recorded through
+        `progress`); only the rest is posted. With `recovering`, more may be there (the process died
+        between posting and recording): look in the thread's recent history first and post only what is
+        missing. Raises PostRefused, PermissionMissing, PlaceGone or PlaceUnavailable.
         """
         ...
 
@@ -99,8 +153,39 @@ class CouncilPublisher(Protocol):
         words. With `resume`, the stream finishes a reply an earlier process had started showing."""
         ...
 
-    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
-        """Show a short system notice in the council's thread; return the message ids."""
+    async def post_notice(
+        self,
+        council: Council,
+        text: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
+    ) -> list[int]:
+        """Show a short system notice in the council's thread; return the message ids (as post_member_message)."""
+        ...
+
+    async def warn(self, council: Council, text: str) -> None:
+        """Tell the people of a council something the transcript does not keep (the bot lost a permission, the
+        database is away): in its thread if possible, else privately to its convener. Never raises."""
+        ...
+
+    async def tell_convener(self, council: Council, text: str) -> None:
+        """Tell the council's convener privately (Discord: a direct message). Never raises."""
+        ...
+
+    async def settle_starter(self, council: Council) -> int | None:
+        """A council a stop caught while it was being convened, with no thread recorded: the id of the thread
+        its starter message got after all, else None, having deleted the starter if there is one."""
+        ...
+
+    def waiting(self, council_id: int, why: str | None) -> None:
+        """The council waits out an outage (`why`: what for), or no longer (None). Must return at once."""
+        ...
+
+    async def missed_messages(self, council: Council, after: int | None) -> list[HeardMessage]:
+        """Humans' messages in the council's thread newer than the message `after` (all, without it), oldest
+        first, bounded: what was written while this process was not listening."""
         ...
 
     async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:
@@ -131,3 +216,26 @@ class CouncilPublisher(Protocol):
     async def delete_messages(self, council: Council, message_ids: list[int]) -> None:
         """Remove messages (a withheld member reply) from the thread."""
         ...
+
+
+class NoHistory:
+    """The parts of CouncilPublisher a place without thread history, private messages or a status line has
+    nothing to do for (the terminal, in-process publishers): warnings go out as notices."""
+
+    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+        raise NotImplementedError
+
+    async def warn(self, council: Council, text: str) -> None:
+        await self.post_notice(council, text)
+
+    async def tell_convener(self, council: Council, text: str) -> None:
+        return None
+
+    async def settle_starter(self, council: Council) -> int | None:
+        return None
+
+    def waiting(self, council_id: int, why: str | None) -> None:
+        return None
+
+    async def missed_messages(self, council: Council, after: int | None) -> list[HeardMessage]:
+        return []

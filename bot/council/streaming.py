@@ -27,11 +27,12 @@ import time
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
-from bot.council.publisher import MemberStream, PlaceGone, StreamTrace, cut_text
+from bot.council.patience import is_transient
+from bot.council.publisher import MemberStream, PlaceGone, PostRefused, StreamTrace, cut_text
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import repository as repo
-from storage.models import Council, CouncilMessage
+from storage.models import Council, CouncilMessage, utcnow
 
 if TYPE_CHECKING:
     from bot.council.engine import CouncilEngine
@@ -84,31 +85,41 @@ class StreamedTurns:
                         continue
                     # Stored before it is shown (once per edit at most), so the database never holds
                     # less than the thread shows; a new message's id is stored right after it exists.
-                    if line is None:
-                        line, created = await repo.add_message(
-                            self.db,
-                            council_id=council.id,
-                            round_number=round_number,
-                            author_kind="ai",
-                            author_name=seat.name,
-                            turn_key=turn_key,
-                            content=text,
-                            visibility="streaming",
-                            claimed_by=engine.claims.claimant,
-                        )
-                        if not created:
-                            # Another process running this council stored the turn first: it shows it.
-                            log.info("Council %s: %s's turn is shown by another process", council.id, seat.name)
-                            return line
-                    else:
-                        await repo.save_stream_progress(self.db, line.id, text, line.discord_ids)
+                    try:
+                        if line is None:
+                            line, created = await self._store_first_words(council, seat, round_number, turn_key, text)
+                            if not created:
+                                # Another process running this council stored the turn first: it shows it.
+                                log.info("Council %s: %s's turn is shown by another process", council.id, seat.name)
+                                return line
+                        else:
+                            await repo.save_stream_progress(self.db, line.id, text, line.discord_ids)
+                    except Exception as error:
+                        if not is_transient(error):
+                            raise
+                        # The database is away: nothing more is shown until it is stored. The words keep
+                        # arriving, and the whole reply is stored (patiently) and shown once it is complete.
+                        engine.patience.stats.count(error)
+                        continue
                     line.content = text
                     shown = await stream.update(text)
                     if shown is not None and shown != line.discord_ids:
-                        await repo.save_stream_progress(self.db, line.id, text, shown)
+                        await engine.patience.call(
+                            lambda line_id=line.id, words=text, ids=shown: repo.save_stream_progress(
+                                self.db, line_id, words, ids
+                            ),
+                            council_id=council.id,
+                        )
                         line.discord_message_ids = ",".join(map(str, shown))
-            if completion is None or line is None:
+            if completion is None:
                 raise ProviderError("empty", f"{client.name}: the stream ended without a reply")
+            if line is None:  # the database was away while every word arrived: stored now, shown whole below
+                line, created = await engine.patience.call(
+                    lambda: self._store_first_words(council, seat, round_number, turn_key, text),
+                    council_id=council.id,
+                )
+                if not created:
+                    return line
         except ProviderError as error:
             if line is None:
                 return await engine.turns.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
@@ -121,10 +132,17 @@ class StreamedTurns:
             if line is not None and engine.is_ending(council.id):
                 await asyncio.shield(self._cut(council, line, stream, text, CONCLUDED))
             raise
+        except PostRefused as refused:
+            if line is None:
+                raise
+            # Discord will not show this reply as it grows: it is stored as far as it came, not shown.
+            await asyncio.shield(repo.complete_stream(self.db, line, content=cut_text(text, "Discord refused it")))
+            await asyncio.shield(engine.refused(council, await engine.seats(council.id), line, refused))
+            return line
         except PlaceGone:
             if line is not None:  # nothing more can be shown: the database keeps what was, as cut
                 await repo.complete_stream(self.db, line, content=cut_text(text, THREAD_GONE))
-                await repo.record_posted(self.db, line.id, line.discord_ids)
+                await self._confirm(council, line, line.discord_ids)
             raise
         finally:
             await stream.close()  # the typing indicator; finish() still works
@@ -140,6 +158,38 @@ class StreamedTurns:
         # Shielded like a post: once the final words are being stored and shown, they are finished.
         latency_ms = round((time.perf_counter() - started) * 1000)
         return await asyncio.shield(self._complete(council, seat, line, stream, completion, latency_ms))
+
+    async def _store_first_words(
+        self, council: Council, seat: Seat, round_number: int, turn_key: str, text: str
+    ) -> tuple[CouncilMessage, bool]:
+        return await repo.add_message(
+            self.db,
+            council_id=council.id,
+            round_number=round_number,
+            author_kind="ai",
+            author_name=seat.name,
+            turn_key=turn_key,
+            content=text,
+            visibility="streaming",
+            claimed_by=self.engine.claims.claimant,
+        )
+
+    async def _show_final(
+        self, council: Council, line: CouncilMessage, stream: MemberStream, text: str, *, cut_note: str | None = None
+    ) -> None:
+        """Make the thread show the stored final words and confirm it; Discord refusing them ends the line
+        as refused (kept, not shown, the thread told why)."""
+        try:
+            ids = await stream.finish(text, cut_note=cut_note)
+        except PostRefused as refused:
+            await self.engine.refused(council, await self.engine.seats(council.id), line, refused)
+            return
+        await self._confirm(council, line, ids)
+
+    async def _confirm(self, council: Council, line: CouncilMessage, ids: list[int]) -> None:
+        """The thread shows the line exactly as stored: noted, whatever outage it takes to note it."""
+        await self.engine.patience.call(lambda: repo.record_posted(self.db, line.id, ids), council_id=council.id)
+        line.discord_message_ids, line.posted_at = ",".join(map(str, ids)), utcnow()
 
     async def _complete(
         self,
@@ -168,7 +218,14 @@ class StreamedTurns:
         latency_ms: int,
     ) -> CouncilMessage:
         moderation = self.engine.moderation
-        screened = await moderation.screen_ai(council, seat.name, completion.text) if moderation else None
+        patience = self.engine.patience
+        screened = (
+            await patience.call(
+                lambda: moderation.screen_ai(council, seat.name, completion.text), council_id=council.id
+            )
+            if moderation
+            else None
+        )
         final = screened.text if screened else completion.text
         tokens = {
             "tokens_in": completion.input_tokens,
@@ -178,25 +235,30 @@ class StreamedTurns:
         if screened is not None and screened.hold:
             # The server switched to `hold` while the reply streamed: take it down until a moderator decides.
             await self.engine.publisher.delete_messages(council, line.discord_ids)
-            await repo.complete_stream(
-                self.db, line, content=final, visibility="held", discord_message_ids=[], **tokens
+            await patience.call(
+                lambda: repo.complete_stream(
+                    self.db, line, content=final, visibility="held", discord_message_ids=[], **tokens
+                ),
+                council_id=council.id,
             )
         else:
-            if not await repo.complete_stream(self.db, line, content=final, **tokens):
+            stored = await patience.call(
+                lambda: repo.complete_stream(self.db, line, content=final, **tokens), council_id=council.id
+            )
+            if not stored:
                 return line  # finished already, as cut (the council was concluded meanwhile)
-            ids = await stream.finish(final)
-            await repo.record_posted(self.db, line.id, ids)
-            line.discord_message_ids = ",".join(map(str, ids))
+            await self._show_final(council, line, stream, final)
         if screened is not None and moderation is not None:
             await moderation.raise_concerns(council, line, screened, author_name=seat.name, content=final)
         return line
 
     async def _cut(self, council: Council, line: CouncilMessage, stream: MemberStream, text: str, reason: str) -> None:
         """Finish a reply that stopped early: the words that arrived, then why it stopped."""
-        if await repo.complete_stream(self.db, line, content=cut_text(text, reason)):
-            ids = await stream.finish(text, cut_note=reason)
-            await repo.record_posted(self.db, line.id, ids)
-            line.discord_message_ids = ",".join(map(str, ids))
+        stored = await self.engine.patience.call(
+            lambda: repo.complete_stream(self.db, line, content=cut_text(text, reason)), council_id=council.id
+        )
+        if stored:
+            await self._show_final(council, line, stream, text, cut_note=reason)
 
     async def recover(self, council: Council, reason: str = RESTARTED) -> None:
         """Finish the streamed lines a stopped runner left: a half-shown one as cut (for `reason`), a final
@@ -232,5 +294,8 @@ class StreamedTurns:
                         await stream.close()
                 except PlaceGone:
                     log.info("Council %s: line %s could not be finished, its thread is gone", council.id, line.id)
+                except PostRefused as refused:
+                    await self.engine.refused(council, list(seats.values()), line, refused)
+                    continue
             log.info("Council %s: finished streamed line %s left unfinished (cut=%s)", council.id, line.id, bool(note))
-            await repo.record_posted(self.db, line.id, ids)
+            await self._confirm(council, line, ids)

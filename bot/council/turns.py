@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.council.prompts import TranscriptLine, build_request, digest
 from bot.council.seats import Seat
-from bot.providers.base import ChatRequest, ProviderError
+from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
 from storage.models import Council, CouncilMessage
@@ -169,6 +169,23 @@ class MemberTurns:
             completion.output_tokens,
         )
         text = shape(completion.text) if shape is not None else completion.text
+        # The reply is paid for: an outage now is waited out with the reply in hand, never asked for again.
+        return await self.engine.patience.call(
+            lambda: self._store_reply(council, seat, round_number, turn_key, text, completion, latency_ms),
+            council_id=council.id,
+        )
+
+    async def _store_reply(
+        self,
+        council: Council,
+        seat: Seat,
+        round_number: int,
+        turn_key: str,
+        text: str,
+        completion: Completion,
+        latency_ms: int,
+    ) -> CouncilMessage:
+        """Screen a reply and store it before anyone sees it; its concerns go to the moderators."""
         screened = await self.engine.moderation.screen_ai(council, seat.name, text) if self.engine.moderation else None
         message, created = await repo.add_message(
             self.db,
@@ -215,16 +232,20 @@ class MemberTurns:
         )
         what = "could not finish its reply" if cut else "could not answer"
         failed_key = "failed:" + (turn_key or f"ai:r{round_number}:{seat.name}").removeprefix("ai:")
-        message, created = await repo.add_message(
-            self.db,
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        message, created = await self.engine.patience.call(
+            lambda: repo.add_message(
+                self.db,
+                council_id=council.id,
+                round_number=round_number,
+                author_kind="system",
+                author_name=seat.name,
+                turn_key=failed_key,
+                content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
+                latency_ms=latency_ms,
+                claimed_by=self.engine.claims.claimant,
+            ),
             council_id=council.id,
-            round_number=round_number,
-            author_kind="system",
-            author_name=seat.name,
-            turn_key=failed_key,
-            content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
-            latency_ms=round((time.perf_counter() - started) * 1000),
-            claimed_by=self.engine.claims.claimant,
         )
         if created:
             self.engine.transcripts.wrote(message)
