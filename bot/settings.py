@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///council.db"
 DEFAULT_MEMBERS_FILE = PROJECT_ROOT / "members.toml"
+DEFAULT_WEBHOOKS_PER_CHANNEL = 4
 
 
 class SettingsError(Exception):
@@ -35,6 +36,12 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None
     health_host: str = "127.0.0.1"
     peer_ratings: bool = True  # members rate each other when a council concludes (one call per member)
+    webhooks_per_channel: int = (
+        DEFAULT_WEBHOOKS_PER_CHANNEL  # councils of one channel spread over this many webhooks (Discord allows 15)
+    )
+    # Seconds between two edits of starter embeds in one channel (Discord limits edits per channel); not read
+    # from the environment: the tests shorten it.
+    channel_edit_interval: float = 2.0
 
     @classmethod
     def from_env(
@@ -67,8 +74,11 @@ class Settings:
                 ("MAX_CONVENES_PER_HOUR", 6),
                 ("CONTEXT_BUDGET_TOKENS", 6000),
                 ("PROVIDER_MAX_CONCURRENCY", 8),
+                ("WEBHOOKS_PER_CHANNEL", DEFAULT_WEBHOOKS_PER_CHANNEL),
             )
         }
+        if limits["webhooks_per_channel"] > 10:
+            raise SettingsError("WEBHOOKS_PER_CHANNEL must be at most 10: Discord allows 15 per channel, leave room.")
         if limits["context_budget_tokens"] < 1000:
             raise SettingsError("CONTEXT_BUDGET_TOKENS must be at least 1000: the roles and topic alone need room.")
         health_text = source.get("HEALTH_PORT", "").strip()

@@ -4,6 +4,8 @@ Its other commands come from the mixins in _steering_commands.py, _report_comman
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -12,10 +14,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.council.engine import MAX_ROUNDS, ConveneError, ConveneLimits, CouncilEngine
+from bot.council.publisher import HeardMessage
 from bot.council.templates import DEFAULT_ROUNDS, CouncilTemplates
 from bot.governance.gate import GovernanceGate
 from cogs.council import _embeds
 from cogs.council._base import MODE_CHOICES, choices, council, refuse, template
+from cogs.council._errors import UNCERTAIN, describe
 from cogs.council._publisher import DiscordPublisher
 from cogs.council._report_commands import ReportCommands
 from cogs.council._steering_commands import SteeringCommands
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
     from bot.app import CouncilBot
 
 log = logging.getLogger(__name__)
+
+THREAD_ATTEMPTS = 4  # opening a thread that Discord rate limits: tries, about 20 s in all
+THREAD_RETRY_BASE = 2.0  # seconds before the second try, doubling, unless Discord says how long
 
 # What the bot itself needs in the channel to run a council there.
 REQUIRED_PERMISSIONS = {
@@ -45,8 +52,13 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
 
     def __init__(self, bot: CouncilBot) -> None:
         self.bot = bot
-        self.publisher = DiscordPublisher(bot)
         settings = bot.settings
+        self.publisher = DiscordPublisher(
+            bot,
+            webhooks_per_channel=settings.webhooks_per_channel,
+            channel_edit_interval=settings.channel_edit_interval,
+        )
+        self.thread_retry_base = THREAD_RETRY_BASE
         self.engine = CouncilEngine(
             bot.db,
             bot.catalog,
@@ -75,6 +87,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.details_menu.name, type=self.details_menu.type)
         await self.engine.shutdown()
+        await self.publisher.close()
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
@@ -158,16 +171,25 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
             convener_id=interaction.user.id,
             convener_name=interaction.user.display_name,
         )
+        starter: discord.Message | None = None
         try:
             starter = await channel.send(
                 embed=_embeds.convened(plan, council.id, interaction.user.mention, template_name=template),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
-            thread = await starter.create_thread(name=thread_name(plan.topic), auto_archive_duration=1440)
-        except discord.HTTPException as error:
-            await self.engine.abandon(council.id, f"Discord refused to open the thread: {error.text or error.status}")
+            thread = await open_thread(starter, thread_name(plan.topic), retry_base=self.thread_retry_base)
+        except (discord.HTTPException, discord.RateLimited, *UNCERTAIN) as error:
+            # Nothing half-made stays behind: no starter without a thread, no council that never was.
+            if starter is not None:
+                with contextlib.suppress(discord.HTTPException, *UNCERTAIN):
+                    await starter.delete()
+            else:  # the starter's post may have landed although its answer was lost
+                await self.publisher.settle_starter(council)
+            await self.engine.abandon(council.id)
+            why = describe(error) if isinstance(error, discord.HTTPException) else "Discord did not answer"
             await interaction.followup.send(
-                f"I could not open the council's thread: {error.text or error.status}.", ephemeral=True
+                f"I could not open the council's thread ({why}); nothing was convened. Please try again.",
+                ephemeral=True,
             )
             return
         await self.engine.open(council.id, thread.id)
@@ -252,26 +274,31 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         # Webhook posts (our members included) and bots are not humans interjecting.
         if message.webhook_id is not None or message.author.bot or not isinstance(message.channel, discord.Thread):
             return
-        await self.engine.record_human(
-            thread_id=message.channel.id,
+        heard = HeardMessage(
             message_id=message.id,
             author_id=message.author.id,
             author_name=message.author.display_name,
             content=message.clean_content,
-            replied_to=await self._replied_member(message, message.channel),
+            replied_to=await self.publisher.replied_member(message, message.channel),
         )
+        await self.engine.unheard.record(message.channel.id, heard)
 
-    async def _replied_member(self, message: discord.Message, thread: discord.Thread) -> str | None:
-        """The name on the member's message this one replies to, if it replies to one."""
-        reference = message.reference
-        replied = reference.resolved if reference is not None else None
-        if not isinstance(replied, discord.Message) or replied.webhook_id is None or thread.parent_id is None:
-            return None
-        # Members post through our webhook under their own names (the engine checks the name is seated);
-        # anyone else's webhook can post under those names too, and does not speak for a member.
-        if not await self.publisher.is_member_webhook(thread.parent_id, replied.webhook_id):
-            return None
-        return replied.author.name
+
+async def open_thread(starter: discord.Message, name: str, *, retry_base: float = THREAD_RETRY_BASE) -> discord.Thread:
+    """Open the council's thread from its starter. Discord may still be rate limiting thread creation after
+    discord.py's own retries: wait and try again, well within the fifteen minutes a deferred answer has."""
+    for attempt in range(1, THREAD_ATTEMPTS + 1):
+        try:
+            return await starter.create_thread(name=name, auto_archive_duration=1440)
+        except discord.RateLimited as limited:  # discord.py's own answer to a long rate limit
+            if attempt == THREAD_ATTEMPTS:
+                raise
+            await asyncio.sleep(min(limited.retry_after, 30.0))
+        except discord.HTTPException as error:
+            if (error.status != 429 and error.status < 500) or attempt == THREAD_ATTEMPTS:
+                raise
+            await asyncio.sleep(retry_base * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def thread_name(topic: str, limit: int = 100) -> str:

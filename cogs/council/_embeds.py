@@ -71,8 +71,9 @@ STATE_WORDS = {
 }
 
 
-def live(report: CouncilStatus, speaking: Sequence[str]) -> discord.Embed:
-    """The thread's starter embed while the council runs: round, who is speaking, tokens and cost so far."""
+def live(report: CouncilStatus, speaking: Sequence[str], *, waiting: str | None = None) -> discord.Embed:
+    """The thread's starter embed while the council runs: round, who is speaking, tokens and cost so far;
+    `waiting`: what the council is waiting for (an outage), shown instead of who speaks."""
     council = report.council
     embed = discord.Embed(title=clip(f"Council #{council.id}: {council.topic}", 256), colour=COLOUR)
     embed.description = clip(council.topic, 4096)
@@ -80,7 +81,8 @@ def live(report: CouncilStatus, speaking: Sequence[str]) -> discord.Embed:
     embed.add_field(name="Mode", value=council.mode)
     embed.add_field(name="Round", value=f"{council.current_round} of {council.rounds}")
     now = ", ".join(speaking) if speaking and council.state == "running" else None
-    embed.add_field(name="Speaking", value=clip(now, 1024) if now else STATE_WORDS.get(council.state, council.state))
+    shown = clip(now, 1024) if now else STATE_WORDS.get(council.state, council.state)
+    embed.add_field(name="Speaking", value=f"⏳ waiting: {waiting}" if waiting else shown)
     embed.add_field(
         name="Tokens so far",
         value=f"{council.tokens_in:,} in · {council.tokens_out:,} out · ≈ ${report.estimated_cost:.4f}",

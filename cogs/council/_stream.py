@@ -18,14 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiohttp
 import discord
 from discord.context_managers import Typing
 
-from bot.council.publisher import PlaceGone, StreamTrace, cut_text
+from bot.council.publisher import PlaceUnavailable, StreamTrace, cut_text
 from bot.council.seats import Seat
 from bot.text import split_head, split_message
-from cogs.council._errors import closed_to_us
+from cogs.council._errors import THREAD_NEEDS, UNCERTAIN, translate
 from storage.models import Council
 
 if TYPE_CHECKING:
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 EDIT_INTERVAL = 1.0  # seconds between two edits of one message
 HISTORY_LOOKBACK = 50
 NO_MENTIONS = discord.AllowedMentions.none()
-UNCERTAIN = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError)
 
 
 @dataclass
@@ -119,11 +117,12 @@ class DiscordMemberStream:
         if not self.wants(text):
             return None
         contents, finished, start, reopen = self._layout(text)
+        before = self.ids
         try:
             changed = await self._show(contents)
-        except UNCERTAIN as error:
+        except (*UNCERTAIN, PlaceUnavailable) as error:
             log.warning("Council %s: a streaming edit failed (%s); the next one catches up", self.council.id, error)
-            return None
+            return self.ids if self.ids != before else None  # a message made before the failure is noted
         self.finished, self.start, self.reopen, self.source = finished, start, reopen, text
         return self.ids if changed else None
 
@@ -138,9 +137,9 @@ class DiscordMemberStream:
             try:
                 await self._show(contents or ["…"], prune=True)
                 return self.ids
-            except UNCERTAIN:
+            except (*UNCERTAIN, PlaceUnavailable) as error:
                 if attempt == 2:
-                    raise
+                    raise translate(error, self.thread, THREAD_NEEDS, f"council {self.council.id}'s reply") from error
                 await asyncio.sleep(1)
         raise AssertionError("unreachable")
 
@@ -175,7 +174,7 @@ class DiscordMemberStream:
                 await self._edit(index, content)
                 changed = True
         if prune and len(self.messages) > len(contents):
-            webhook = await self.publisher._webhook(self.council.channel_id)
+            webhook = await self.publisher._webhook(self.council)
             for extra in self.messages[len(contents) :]:
                 with contextlib.suppress(discord.NotFound):
                     await webhook.delete_message(extra.id, thread=self.thread)
@@ -185,7 +184,7 @@ class DiscordMemberStream:
 
     async def _edit(self, index: int, content: str) -> None:
         shown = self.messages[index]
-        webhook = await self.publisher._webhook(self.council.channel_id)
+        webhook = await self.publisher._webhook(self.council)
         try:
             await webhook.edit_message(shown.id, content=content, thread=self.thread, allowed_mentions=NO_MENTIONS)
         except discord.NotFound:
@@ -194,8 +193,8 @@ class DiscordMemberStream:
             message_id = await self.publisher._send_as_member(self.council, self.thread, self.seat, content)
             self.messages[index] = _Shown(message_id, content, self.clock())
             return
+        except UNCERTAIN:
+            raise  # update() skips it, finish() tries once more
         except discord.HTTPException as error:
-            if closed_to_us(error):
-                raise PlaceGone(f"council {self.council.id}'s thread is closed to the bot") from error
-            raise
+            raise translate(error, self.thread, THREAD_NEEDS, f"council {self.council.id}'s streamed reply") from error
         shown.content, shown.written = content, self.clock()
