@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.catalog import Catalog
 from bot.governance.rules import RuleBook
-from bot.health import BotView, HealthServer
+from bot.health import BotView, HealthServer, RunnerHealth
 from bot.providers.pool import ProviderPool
 from bot.settings import Settings
 from cogs.governance._views import EscalationButton
@@ -79,7 +79,7 @@ class CouncilBot(commands.Bot):
 
     async def start_health(self, port: int) -> int:
         """Serve /health and /metrics; returns the port actually bound (0 picks a free one)."""
-        view = BotView(is_ready=self.is_ready, shard_latencies=self.shard_latencies)
+        view = BotView(is_ready=self.is_ready, shard_latencies=self.shard_latencies, runners=self.runner_health)
         self.health = HealthServer(view, self.db, self.providers.stats, host=self.settings.health_host, port=port)
         bound = await self.health.start()
         log.info("Health and metrics on http://%s:%s/health and /metrics", self.settings.health_host, bound)
@@ -94,6 +94,21 @@ class CouncilBot(commands.Bot):
         synced = await self.tree.sync()
         await repo.set_state_value(self.db, COMMAND_HASH_KEY, digest)
         log.info("Synced %d slash command(s) with Discord (new commands may take a minute to appear)", len(synced))
+
+    async def runner_health(self, database_ok: bool) -> RunnerHealth:
+        """The council runners' state for /health and /metrics (who runs what is asked only of a live database)."""
+        cog = self.get_cog("CouncilCog")
+        engine = getattr(cog, "engine", None)
+        if engine is None:
+            return RunnerHealth()
+        stats = engine.patience.stats
+        return RunnerHealth(
+            without_runner=len(await engine.unrun_councils()) if database_ok else 0,
+            waiting=len(stats.waiting),
+            database_errors=stats.database_errors,
+            discord_errors=stats.discord_errors,
+            runner_restarts=stats.runner_restarts,
+        )
 
     def owns_guild(self, guild_id: int) -> bool:
         """Whether this process serves the server: Discord puts a guild on shard (id >> 22) % count."""

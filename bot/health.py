@@ -6,8 +6,9 @@ needs no public exposure: put it behind whatever scrapes it.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -16,6 +17,19 @@ from bot.providers.limits import ProviderStats
 from storage import metrics_repository as metrics
 from storage.database import Database
 
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerHealth:
+    """How this process's council runners are doing (bot/council/patience.py counts the outages)."""
+
+    without_runner: int = 0  # running councils of this process's servers that no runner runs (none is healthy)
+    waiting: int = 0  # councils waiting out an outage (the database or Discord away) now
+    database_errors: int = 0
+    discord_errors: int = 0
+    runner_restarts: int = 0
+
 
 @dataclass(frozen=True, slots=True)
 class BotView:
@@ -23,6 +37,8 @@ class BotView:
 
     is_ready: Callable[[], bool]
     shard_latencies: Callable[[], dict[int, float]]  # shard id -> seconds (NaN before the first heartbeat)
+    # The runners' state; `database_ok` says whether it may ask the database (who runs what).
+    runners: Callable[[bool], Awaitable[RunnerHealth]] | None = None
 
 
 class HealthServer:
@@ -52,35 +68,69 @@ class HealthServer:
 
     async def health(self, _request: web.Request) -> web.Response:
         database_ok = await metrics.database_answers(self.db)
-        running = (await metrics.snapshot(self.db)).councils_by_state.get("running", 0) if database_ok else None
+        snap = await self._snapshot() if database_ok else None
+        database_ok = snap is not None
+        runners = await self._runners(database_ok)
         ready = self.bot.is_ready()
         body = {
             "ready": ready,
             "database": "ok" if database_ok else "unreachable",
-            "councils_running": running,
+            "councils_running": snap.councils_by_state.get("running", 0) if snap else None,
+            "councils_without_runner": runners.without_runner,
+            "councils_waiting": runners.waiting,
             "shards": {str(shard): _ms(latency) for shard, latency in self.bot.shard_latencies().items()},
         }
-        return web.json_response(body, status=200 if ready and database_ok else 503)
+        healthy = ready and database_ok and not runners.without_runner and not runners.waiting
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def _snapshot(self) -> metrics.Snapshot | None:
+        """The database's counts, or None when it does not answer (an outage is a state, not a 500)."""
+        try:
+            return await metrics.snapshot(self.db)
+        except Exception:
+            log.info("The database did not answer the health check", exc_info=True)
+            return None
+
+    async def _runners(self, database_ok: bool) -> RunnerHealth:
+        if self.bot.runners is None:
+            return RunnerHealth()
+        try:
+            return await self.bot.runners(database_ok)
+        except Exception:
+            log.info("The runners' state could not be read", exc_info=True)
+            return await self.bot.runners(False)
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        snap = await metrics.snapshot(self.db)
+        snap = await self._snapshot() if await metrics.database_answers(self.db) else None
+        runners = await self._runners(snap is not None)
         lines = [
-            "# HELP ai_council_councils Councils by state.",
-            "# TYPE ai_council_councils gauge",
-            *(
-                f'ai_council_councils{{state="{state}"}} {count}'
-                for state, count in sorted(snap.councils_by_state.items())
-            ),
-            "# HELP ai_council_councils_running Councils running now.",
-            "# TYPE ai_council_councils_running gauge",
-            f"ai_council_councils_running {snap.councils_by_state.get('running', 0)}",
-            "# HELP ai_council_member_turns_total Member replies stored.",
-            "# TYPE ai_council_member_turns_total counter",
-            f"ai_council_member_turns_total {snap.member_turns}",
-            "# HELP ai_council_tokens_total Tokens used by members, as providers reported them.",
-            "# TYPE ai_council_tokens_total counter",
-            f'ai_council_tokens_total{{direction="in"}} {snap.tokens_in}',
-            f'ai_council_tokens_total{{direction="out"}} {snap.tokens_out}',
+            "# HELP ai_council_database_up Whether the database answered this scrape.",
+            "# TYPE ai_council_database_up gauge",
+            f"ai_council_database_up {int(snap is not None)}",
+        ]
+        if snap is not None:
+            lines += [
+                "# HELP ai_council_councils Councils by state.",
+                "# TYPE ai_council_councils gauge",
+                *(
+                    f'ai_council_councils{{state="{state}"}} {count}'
+                    for state, count in sorted(snap.councils_by_state.items())
+                ),
+                "# HELP ai_council_councils_running Councils running now.",
+                "# TYPE ai_council_councils_running gauge",
+                f"ai_council_councils_running {snap.councils_by_state.get('running', 0)}",
+                "# HELP ai_council_member_turns_total Member replies stored.",
+                "# TYPE ai_council_member_turns_total counter",
+                f"ai_council_member_turns_total {snap.member_turns}",
+                "# HELP ai_council_tokens_total Tokens used by members, as providers reported them.",
+                "# TYPE ai_council_tokens_total counter",
+                f'ai_council_tokens_total{{direction="in"}} {snap.tokens_in}',
+                f'ai_council_tokens_total{{direction="out"}} {snap.tokens_out}',
+                "# HELP ai_council_escalations_pending Escalations waiting for a moderator.",
+                "# TYPE ai_council_escalations_pending gauge",
+                f"ai_council_escalations_pending {snap.escalations_pending}",
+            ]
+        lines += [
             "# HELP ai_council_provider_calls_total Provider calls made by this process (retries inside count once).",
             "# TYPE ai_council_provider_calls_total counter",
             f"ai_council_provider_calls_total {self.stats.calls}",
@@ -90,9 +140,21 @@ class HealthServer:
                 f'ai_council_provider_errors_total{{kind="{kind}"}} {count}'
                 for kind, count in sorted(self.stats.errors.items())
             ),
-            "# HELP ai_council_escalations_pending Escalations waiting for a moderator.",
-            "# TYPE ai_council_escalations_pending gauge",
-            f"ai_council_escalations_pending {snap.escalations_pending}",
+            "# HELP ai_council_database_errors_total Database failures this process waited out.",
+            "# TYPE ai_council_database_errors_total counter",
+            f"ai_council_database_errors_total {runners.database_errors}",
+            "# HELP ai_council_discord_errors_total Discord failures (5xx, dropped connections) this process waited out.",
+            "# TYPE ai_council_discord_errors_total counter",
+            f"ai_council_discord_errors_total {runners.discord_errors}",
+            "# HELP ai_council_runner_restarts_total Council runners that went on after an outage or were restarted.",
+            "# TYPE ai_council_runner_restarts_total counter",
+            f"ai_council_runner_restarts_total {runners.runner_restarts}",
+            "# HELP ai_council_councils_waiting Councils waiting out an outage now.",
+            "# TYPE ai_council_councils_waiting gauge",
+            f"ai_council_councils_waiting {runners.waiting}",
+            "# HELP ai_council_councils_without_runner Running councils of this process that no runner runs.",
+            "# TYPE ai_council_councils_without_runner gauge",
+            f"ai_council_councils_without_runner {runners.without_runner}",
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
