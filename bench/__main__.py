@@ -18,6 +18,7 @@ from bench.ack import ack_latency
 from bench.report import Figure, exit_status, failed
 from bench.rig import bench_keys
 from bench.streaming import streaming_edits
+from bench.webhooks import webhook_spread
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ GROUPS = (
     Group("prompts", lambda w, quick: figures.prompt_budget(w, turns=300), 120),
     Group("ack", lambda w, quick: ack_latency(w, running=50, samples=30 if quick else 100), 120),
     Group("streaming", lambda w, quick: streaming_edits(w, tokens=1000, seconds=5.0), 60),
+    Group("webhooks", lambda w, quick: webhook_spread(w, councils=8 if quick else 20), 240),
 )
 
 

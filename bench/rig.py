@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bot.catalog import Catalog, MemberSpec
 from bot.council.engine import ConveneLimits, CouncilEngine, CouncilPlan
-from bot.council.publisher import Table
+from bot.council.publisher import NoHistory, PostProgress, Table
 from bot.council.seats import Seat
 from bot.governance.gate import GovernanceGate, Policy
 from bot.governance.rules import RuleBook
@@ -242,7 +242,7 @@ class PostRecord:
 
 
 @dataclass
-class BenchPublisher:
+class BenchPublisher(NoHistory):
     """The engine's CouncilPublisher, in process: it records posts and finishes with their times."""
 
     posts: list[PostRecord] = field(default_factory=list)
@@ -253,12 +253,27 @@ class BenchPublisher:
     _expect: int | None = None
 
     async def post_member_message(
-        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+        self,
+        council: Council,
+        seat: Seat,
+        content: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
     ) -> list[int]:
         self.posts.append(PostRecord(time.perf_counter(), "member", council.id, seat.name, content))
         return [next(self._ids)]
 
-    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+    async def post_notice(
+        self,
+        council: Council,
+        text: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
+    ) -> list[int]:
         self.posts.append(PostRecord(time.perf_counter(), "notice", council.id, "system", text))
         return [next(self._ids)]
 

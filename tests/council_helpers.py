@@ -20,6 +20,11 @@ TOPIC = "Should our city replace its parking lots with parks?"
 def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: int) -> CouncilBot:
     # Automatic peer ratings add a call per member at every conclusion; tests about them turn them on.
     limits.setdefault("peer_ratings", False)
+    # One webhook per channel unless a test is about spreading councils over several.
+    limits.setdefault("webhooks_per_channel", 1)
+    # Starter embeds are paced per channel for Discord's rate limits (a council's last edit waits its turn);
+    # tests about pacing set the interval back.
+    limits.setdefault("channel_edit_interval", 0.0)
     settings = Settings(
         discord_token="unused",
         database_url="sqlite://",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.council.publisher import StreamTrace, Table, cut_text
+from bot.council.publisher import NoHistory, PostProgress, StreamTrace, Table, cut_text
 from bot.council.ratings import Scoreboard, scoreboard_text
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
@@ -62,7 +63,7 @@ class RecordingStream:
 
 
 @dataclass
-class RecordingPublisher:
+class RecordingPublisher(NoHistory):
     posts: list[Post] = field(default_factory=list)
     finished: list[Council] = field(default_factory=list)
     post_delay: float = 0.0
@@ -75,12 +76,27 @@ class RecordingPublisher:
     _done: dict[int, asyncio.Event] = field(default_factory=dict)
 
     async def post_member_message(
-        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+        self,
+        council: Council,
+        seat: Seat,
+        content: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
     ) -> list[int]:
         await asyncio.sleep(self.post_delay)
         return self._post("member", council, seat.name, content, recovering)
 
-    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+    async def post_notice(
+        self,
+        council: Council,
+        text: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
+    ) -> list[int]:
         return self._post("notice", council, "system", text, recovering)
 
     async def post_table(self, council: Council, table: Table, *, recovering: bool = False) -> list[int]:

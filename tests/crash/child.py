@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import aiohttp
 
 from bot.council import runners
 from bot.council.engine import CouncilEngine
-from bot.council.publisher import StreamTrace, cut_text
+from bot.council.publisher import NoHistory, PostProgress, StreamTrace, cut_text
 from bot.council.seats import Seat
 from bot.governance.gate import GovernanceGate, Policy
 from bot.governance.rules import RuleBook
@@ -49,7 +50,7 @@ from storage.models import Council, Escalation
 from tests.conftest import make_catalog
 
 
-class FileThread:
+class FileThread(NoHistory):
     """A CouncilPublisher whose thread is a JSON-lines file that survives the process."""
 
     def __init__(self, directory: Path, crash: tuple[str, int] | None) -> None:
@@ -92,14 +93,29 @@ class FileThread:
         return ids
 
     async def post_member_message(
-        self, council: Council, seat: Seat, content: str, *, recovering: bool = False
+        self,
+        council: Council,
+        seat: Seat,
+        content: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
     ) -> list[int]:
         return await self._post(council, "member", seat.name, content, recovering)
 
     def progress(self, council: Council, speaking: tuple[str, ...]) -> None:
         return None
 
-    async def post_notice(self, council: Council, text: str, *, recovering: bool = False) -> list[int]:
+    async def post_notice(
+        self,
+        council: Council,
+        text: str,
+        *,
+        recovering: bool = False,
+        shown: Sequence[int] = (),
+        progress: PostProgress | None = None,
+    ) -> list[int]:
         return await self._post(council, "notice", "system", text, recovering)
 
     async def council_finished(self, council: Council) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import discord
 from discord.ext.test.backend import FakeRequest
 
@@ -27,6 +28,35 @@ def http_error(status: int, code: int, message: str, errors: dict[str, Any] | No
 def server_error() -> discord.DiscordServerError:
     """A 502 from Discord's edge, as discord.py raises it once its own retries are spent."""
     return discord.DiscordServerError(FakeRequest(502, "Bad Gateway"), "502 Bad Gateway")  # type: ignore[arg-type]
+
+
+def rate_limited(retry_after: float = 1.0) -> discord.HTTPException:
+    """A 429 as discord.py raises it once its own retries are spent."""
+    response = FakeRequest(429, "Too Many Requests")
+    return discord.HTTPException(
+        response, {"code": 0, "message": "You are being rate limited.", "retry_after": retry_after}
+    )  # type: ignore[arg-type]
+
+
+def connection_reset() -> Exception:
+    """The connection dropped (aiohttp's error, not a discord.HTTPException): the outcome is unknown."""
+    return aiohttp.ServerDisconnectedError("Server disconnected")
+
+
+def fault(kind: str) -> Exception:
+    """The error a fault kind stands for: "before"/"after" a 502, "reset" a dropped connection, "429" a rate
+    limit, "refuse" a 400 Invalid Form Body, "forbid" a 403 Missing Permissions."""
+    if kind in ("before", "after"):
+        return server_error()
+    if kind in ("reset", "reset-after"):
+        return connection_reset()
+    if kind == "429":
+        return rate_limited()
+    if kind == "refuse":
+        return form_error(["content"], "BASE_TYPE_BAD_REQUEST", "Discord refused this content")
+    if kind == "forbid":
+        return missing_permissions()
+    raise ValueError(f"unknown fault {kind!r}")
 
 
 def form_error(path: list[str | int], code: str, message: str) -> discord.HTTPException:

@@ -95,6 +95,7 @@ class HarnessHttp(dpy_backend.FakeHttp):
     logs_from = dhttp.HTTPClient.logs_from
     get_channel = dhttp.HTTPClient.get_channel
     send_typing = dhttp.HTTPClient.send_typing
+    get_user = dhttp.HTTPClient.get_user  # dpytest's only finds cached members
 
     async def request(  # type: ignore[override]
         self, route: dhttp.Route, *, files: Any = None, form: Any = None, **kwargs: Any

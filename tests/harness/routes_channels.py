@@ -7,7 +7,7 @@ import copy
 import discord
 from discord.ext.test import callbacks as dpy_callbacks
 
-from . import limits
+from . import errors, limits
 from .errors import http_error, missing_permissions, unknown
 from .fake_http import Request, Router
 from .payloads import FLAG_EPHEMERAL, JsonDict, new_id, text_channel_payload, user_payload
@@ -29,6 +29,7 @@ class ChannelRoutes:
         add("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self.r_react)
         add("POST", "/channels/{channel_id}/typing", self.r_typing)
         add("GET", "/channels/{channel_id}", self.r_get_channel)
+        add("GET", "/users/{user_id}", self.r_get_user)
         add("PATCH", "/channels/{channel_id}", self.r_edit_channel)
         add("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.r_thread_from_message)
         add("POST", "/channels/{channel_id}/threads", self.r_thread)
@@ -62,6 +63,9 @@ class ChannelRoutes:
         elif isinstance(channel, discord.TextChannel):
             self.server.require(channel, "view_channel", "send_messages")
         limits.check_message(body, attachments=len(request.files))
+        fault = self.server.send_faults.pop(0) if self.server.send_faults else None
+        if fault not in (None, "ok", "after", "reset-after"):
+            raise errors.fault(fault)
         payload, _ = self.server.create_message(
             channel,
             body,
@@ -75,6 +79,8 @@ class ChannelRoutes:
         state = self.server.state
         message = discord.Message(state=state, channel=channel, data=copy.deepcopy(payload))  # type: ignore[arg-type]
         await dpy_callbacks.dispatch_event("send_message", message)
+        if fault in ("after", "reset-after"):
+            raise errors.fault(fault)
         return copy.deepcopy(payload)
 
     async def r_history(self, request: Request) -> list[JsonDict]:
@@ -130,6 +136,13 @@ class ChannelRoutes:
             "type": 0,
         }
         self.server.state.parse_message_reaction_add(data)
+
+    async def r_get_user(self, request: Request) -> JsonDict:
+        user_id = int(request.params["user_id"])
+        member = self.server.members.get(user_id)
+        if member is None:
+            raise http_error(404, 10013, "Unknown User")
+        return user_payload(member)
 
     async def r_get_channel(self, request: Request) -> JsonDict:
         channel_id = int(request.params["channel_id"])

@@ -8,8 +8,8 @@ import dataclasses
 
 import discord
 
-from . import limits
-from .errors import form_error, http_error, server_error, unknown
+from . import errors, limits
+from .errors import form_error, http_error, unknown
 from .fake_http import Request, Router
 from .interactions import AUTOCOMPLETE, COMPONENT, MODAL_SUBMIT, InteractionSession
 from .modals import check_modal
@@ -94,9 +94,10 @@ class WebhookRoutes:
         if "avatar_url" in body:
             limits.check_avatar_url(body["avatar_url"])
         username = body.get("username") or info.name
+        await self.server.webhook_turn(info.id)
         fault = self.server.execute_faults.pop(0) if self.server.execute_faults else None
-        if fault == "before":
-            raise server_error()
+        if fault not in (None, "ok", "after", "reset-after"):
+            raise errors.fault(fault)
         payload, _ = self.server.create_message(
             channel,
             body,
@@ -107,8 +108,8 @@ class WebhookRoutes:
             webhook_id=info.id,
             application_id=info.application_id,
         )
-        if fault == "after":
-            raise server_error()
+        if fault in ("after", "reset-after"):
+            raise errors.fault(fault)
         # `wait` arrives as 0/1: without it Discord answers 204 No Content.
         return copy.deepcopy(payload) if int(request.query.get("wait") or 0) else None
 
@@ -142,6 +143,7 @@ class WebhookRoutes:
         session, payload = self._webhook_message(request)
         body = request.body or {}
         if session is None:
+            await self.server.webhook_turn(int(request.params["webhook_id"]))
             return self.server.edit_message(int(payload["id"]), body, via="webhook")
         via = "interaction" if int(payload["id"]) == session.original_id else "followup"
         result = self.server.edit_message(int(payload["id"]), body, via=via)

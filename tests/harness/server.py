@@ -8,6 +8,7 @@ would return, or raises the HTTPException Discord's answer would become.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
 from collections import Counter
@@ -18,7 +19,7 @@ import discord
 from discord.ext.test import backend as dpy_backend
 
 from . import limits
-from .errors import http_error, missing_permissions, unknown
+from .errors import http_error, missing_permissions, rate_limited, unknown
 from .interactions import InteractionSession
 from .payloads import (
     FLAG_EPHEMERAL,
@@ -68,9 +69,19 @@ class FakeDiscord:
         self.recorder = recorder
         self.messages: dict[int, JsonDict] = {}  # raw payloads by id, ephemeral ones included
         self.threads: dict[int, JsonDict] = {}  # every thread ever created, archived ones too
-        # Faults for the next webhook executes: "before" fails without posting, "after" posts and then
-        # fails (the uncertain case: the message exists, the caller saw a 5xx).
+        # Faults for the next webhook executes (and, separately, the bot's own sends in channels and threads):
+        # "before" a 502 without posting, "after" posts and then a 502 (the uncertain case: the message exists,
+        # the caller saw a 5xx), "reset"/"reset-after" the same with a dropped connection, "429" a rate limit,
+        # "refuse" a 400, "forbid" a 403; "ok" lets one through. See errors.fault.
         self.execute_faults: list[str] = []
+        self.send_faults: list[str] = []
+        # Statuses the next thread creations fail with (429: rate limited after discord.py's retries).
+        self.thread_faults: list[int] = []
+        # Discord's webhook bucket: (requests, per seconds) for executes and edits of one webhook. When it is
+        # spent, the request waits as discord.py would after a 429 (counted in `rate_limited`).
+        self.webhook_rate: tuple[int, float] | None = None
+        self.rate_limited = 0
+        self._webhook_calls: dict[int, list[float]] = {}
         self.webhooks: dict[int, WebhookInfo] = {}
         self.webhook_creations: Counter[int] = Counter()  # channel id -> POSTs that created one
         self.typing: list[tuple[int, float]] = []  # (channel id, when) for every typing indicator sent
@@ -145,6 +156,21 @@ class FakeDiscord:
 
     # -- messages --------------------------------------------------------------------------------
 
+    async def webhook_turn(self, webhook_id: int) -> None:
+        """Spend one request of the webhook's bucket, waiting out a 429 when it is empty."""
+        if self.webhook_rate is None:
+            return
+        count, per = self.webhook_rate
+        calls = self._webhook_calls.setdefault(webhook_id, [])
+        while True:
+            now = self.now()
+            calls[:] = [when for when in calls if now - when < per]
+            if len(calls) < count:
+                calls.append(now)
+                return
+            self.rate_limited += 1
+            await asyncio.sleep(calls[0] + per - now)
+
     def create_message(
         self,
         channel: Channel,
@@ -161,8 +187,10 @@ class FakeDiscord:
         flags: int = 0,
         interaction_id: int | None = None,
         response_type: int | None = None,
+        heard: bool = True,
     ) -> tuple[JsonDict, Post]:
-        """Create a message, store it, dispatch MESSAGE_CREATE (unless ephemeral), record it."""
+        """Create a message, store it, dispatch MESSAGE_CREATE (unless ephemeral, or not `heard`: the bot
+        was not connected to receive it), record it."""
         message_id = new_id()
         content = body.get("content")
         allowed = body.get("allowed_mentions")
@@ -227,7 +255,8 @@ class FakeDiscord:
         self.messages[message_id] = payload
         if not post.ephemeral:
             self.channel_listing(channel.id).append(payload)
-            self.state.parse_message_create(copy.deepcopy(payload))
+            if heard:
+                self.state.parse_message_create(copy.deepcopy(payload))
         return payload, post
 
     @staticmethod
@@ -295,8 +324,10 @@ class FakeDiscord:
         content: str,
         *,
         reply_to: int | None = None,
+        heard: bool = True,
     ) -> JsonDict:
         """A member posts: MESSAGE_CREATE with the guild, channel (thread) and member data set right.
+        Not `heard`: the message is in the channel, but the bot was not there to receive the event.
 
         `reply_to`: the id of a message in the same channel this one replies to (the client's Reply),
         sent as `message_reference`; Discord then adds the replied message as `referenced_message`."""
@@ -324,6 +355,7 @@ class FakeDiscord:
             author=user_payload(member),
             author_name=member.display_name,
             member=member_payload(member, with_user=False),
+            heard=heard,
         )
         return payload
 
@@ -337,6 +369,9 @@ class FakeDiscord:
         thread_type = int(body.get("type") or discord.ChannelType.public_thread.value)
         private = thread_type == discord.ChannelType.private_thread.value
         self.require(channel, "view_channel", "create_private_threads" if private else "create_public_threads")
+        if self.thread_faults:
+            status = self.thread_faults.pop(0)
+            raise rate_limited() if status == 429 else http_error(status, 0, f"Thread creation failed ({status})")
         if starter_id is not None:
             starter = self.messages.get(starter_id)
             if starter is None or int(starter["channel_id"]) != channel.id:
