@@ -9,15 +9,20 @@ import json
 from typing import Any
 
 import discord
+import pytest
 
+from storage import repository as repo
 from storage.models import Council
 from tests.council_helpers import convene, member_posts, wait_for
+from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness, InteractionResult
+from tests.test_governance_e2e import INJECTION, escalations, setup_governance
 from tests.test_ratings_storage import rate
 
 READERS = ("status", "info", "usage", "export")
 HIDDEN = discord.PermissionOverwrite(view_channel=False)
 SHOWN = discord.PermissionOverwrite(view_channel=True)
+REASON = "Private: the member repeated REASON-MARKER-7 from a closed case."
 
 
 def no_council(number: int) -> str:
@@ -241,3 +246,48 @@ async def test_a_deleted_thread_is_judged_by_its_channel_and_a_deleted_channel_b
         assert history_numbers(await harness.slash(member, "council", "history")) == ["#2"]
     assert (await harness.slash(owner_of_server, "council", "status", council_id=1)).content != no_council(1)
     assert history_numbers(await harness.slash(owner_of_server, "council", "history")) == ["#2", "#1"]
+
+
+# -- what an export carries --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_moderator", [False, True], ids=["member", "moderator"])
+async def test_a_moderators_private_note_and_reason_are_only_in_a_moderators_export(
+    harness: DiscordHarness, provider_server: FakeProviderServer, as_moderator: bool
+) -> None:
+    mods = await setup_governance(harness)
+    provider_server.script("claude-test", INJECTION, once=True)
+    await convene(harness, members="Claude, Llama", rounds=1, wait=False)
+    [thread] = harness.threads
+    await wait_for(lambda: len(escalations(harness, mods)) == 1)
+    await harness.settle()
+    moderator = harness.members["moderator"]
+    opened = await harness.click(moderator, escalations(harness, mods)[0], "esc:1:reason")
+    await harness.submit_modal(moderator, opened, {"reason": REASON})
+    await harness.settle()
+    [private] = [line for line in await repo.transcript(harness.bot.db, 1) if line.visibility == "private"]  # type: ignore[attr-defined]
+    assert REASON in private.content  # the member is told why, in its next prompt
+
+    asker = moderator if as_moderator else harness.members["user"]
+    result = await harness.slash(asker, "council", "export", channel=thread)
+    assert result.response is not None
+    markdown = result.response.files["council-1.md"].decode("utf-8")
+    record = json.loads(result.response.files["council-1.json"])
+    decisions = markdown.split("## Moderation decisions", 1)[1]
+    [escalation] = record["escalations"]
+    decision = next(entry for entry in record["audit"] if entry["kind"] == "decision")
+    assert decision["detail"].startswith("rejected escalation #1")
+    assert escalation["state"] == "rejected" and escalation["decided_by"] == moderator.display_name
+    if as_moderator:
+        assert record["moderators_notes"] is True
+        assert [m["content"] for m in record["messages"] if m["visibility"] == "private"] == [private.content]
+        assert escalation["decision_reason"] == REASON
+        assert f"Reason given: {REASON}" in decisions
+        assert decision["detail"] == f"rejected escalation #1: {REASON}"
+    else:
+        assert record["moderators_notes"] is False
+        assert not [m for m in record["messages"] if m["visibility"] == "private"]
+        assert escalation["decision_reason"] is None and decision["detail"] == "rejected escalation #1"
+        assert "Reason given" not in decisions and "only in a moderator's export" in decisions
+        assert "REASON-MARKER-7" not in everything(result)
+    assert "withheld by the moderators" in markdown  # what the thread showed, for everyone

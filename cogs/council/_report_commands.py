@@ -43,6 +43,8 @@ class ReportCommands(CouncilCommands):
         if council is None:
             return
         record = await reports.load_record(self.bot.db, self.bot.catalog, council)
+        if not await self._is_moderator(interaction):
+            record = reports.without_moderators_notes(record)
         page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record))
         await _reports.send_pages(interaction, [page])
 
