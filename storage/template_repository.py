@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from storage.database import Database
 from storage.models import Council, CouncilMessage, CouncilTemplate, CouncilTemplateMember, utcnow
@@ -211,13 +212,18 @@ async def list_sessions(
 
 
 async def previous_minutes(db: Database, template_id: int, before_council_id: int, limit: int) -> list[SessionMinutes]:
-    """The shown minutes of a template's sessions before the given council, newest first."""
+    """The shown minutes of a template's sessions before the given council and held in the same channel,
+    newest first. Members read them and may repeat them: minutes of a session held where fewer people can
+    look (a staff-only channel) must not reach a session others can read."""
+    this_session = aliased(Council)
+    same_channel = select(this_session.channel_id).where(this_session.id == before_council_id).scalar_subquery()
     query = (
         select(Council, CouncilMessage)
         .join(CouncilMessage, CouncilMessage.council_id == Council.id)
         .where(
             Council.template_id == template_id,
             Council.id < before_council_id,
+            Council.channel_id == same_channel,
             CouncilMessage.turn_key == MINUTES_TURN_KEY,
             CouncilMessage.author_kind == "ai",
             CouncilMessage.visibility == "visible",

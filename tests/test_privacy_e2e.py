@@ -18,6 +18,7 @@ from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness, InteractionResult
 from tests.test_governance_e2e import INJECTION, escalations, setup_governance
 from tests.test_ratings_storage import rate
+from tests.test_templates_e2e import is_minutes_request, opening
 
 READERS = ("status", "info", "usage", "export")
 HIDDEN = discord.PermissionOverwrite(view_channel=False)
@@ -175,6 +176,34 @@ async def test_template_sessions_and_their_counts_leave_out_councils_one_cannot_
     assert "1 session(s)" in listed["value"]
     assert history_numbers(await harness.slash(user, "council", "history", template="Board")) == []
     assert history_numbers(await harness.slash(staffer, "council", "history", template="Board")) == ["Session 1 · #2"]
+
+
+async def test_minutes_of_a_staff_only_session_never_reach_the_members_of_an_open_one(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    def chair(body: dict[str, Any]) -> str:
+        if not is_minutes_request(body):
+            return "Claude weighs it."
+        said = json.dumps(body)
+        return "STAFF-MINUTES-9: the closed case." if "Closed session" in said else "Open minutes: all agreed."
+
+    provider_server.script("claude-test", chair)
+    room, staffer = staff_room(harness)
+    await convene(harness, members="Llama, Claude", rounds=1, topic="Open matter")
+    await harness.slash(
+        harness.members["convener"], "council", "template", "save", name="Board", channel=harness.threads[0]
+    )
+    await convene(harness, channel=room, user=staffer, template="Board", topic="Closed session")
+    asked = len(provider_server.requests)
+    await convene(harness, template="Board", topic="Open session")
+    open_turns = [r.json for r in provider_server.requests[asked:] if not is_minutes_request(r.json)]
+    assert open_turns and all("STAFF-MINUTES-9" not in json.dumps(body) for body in open_turns)
+
+    asked = len(provider_server.requests)
+    await convene(harness, channel=room, user=staffer, template="Board", topic="Closed again")
+    staff_turns = [r.json for r in provider_server.requests[asked:] if not is_minutes_request(r.json)]
+    assert staff_turns and all("STAFF-MINUTES-9" in opening(body) for body in staff_turns)
+    assert all("Open minutes" not in opening(body) for body in staff_turns)  # each channel its own memory
 
 
 async def test_a_council_in_a_private_thread_is_for_its_members_and_manage_threads(harness: DiscordHarness) -> None:

@@ -111,3 +111,36 @@ async def test_the_scoreboard_is_computed_over_readable_councils_only(db: Databa
     hidden_thread = ReadableCouncils(frozenset({PUBLIC, STAFF}), frozenset({thread_of(staff)}))
     assert await ratings_repo.server_scoreboard(db, BIG_ID, readable=hidden_thread) == [llama]
     assert await ratings_repo.server_scoreboard(db, BIG_ID, readable=ReadableCouncils(frozenset())) == []
+
+
+async def test_a_template_session_recalls_only_the_minutes_of_sessions_held_in_its_own_channel(db: Database) -> None:
+    template, _ = await templates_repo.save_template(
+        db,
+        guild_id=BIG_ID,
+        name="Board",
+        mode="round-robin",
+        rounds=1,
+        members=[("Claude", None)],
+        created_by_id=BIG_ID + 9,
+        created_by_name="Ada",
+    )
+    assert template.id is not None
+    sessions = {}
+    for name, channel_id in (("open", PUBLIC), ("staff", STAFF), ("open again", PUBLIC)):
+        sessions[name] = await council(db, channel_id, template_id=template.id)
+        await repo.add_message(
+            db,
+            council_id=sessions[name],
+            round_number=1,
+            author_kind="ai",
+            author_name="Claude",
+            turn_key=templates_repo.MINUTES_TURN_KEY,
+            content=f"minutes of the {name} session",
+        )
+    in_public = await council(db, PUBLIC, template_id=template.id)
+    in_staff = await council(db, STAFF, template_id=template.id)
+
+    recalled = await templates_repo.previous_minutes(db, template.id, in_public, limit=5)
+    assert [item.council.id for item in recalled] == [sessions["open again"], sessions["open"]]
+    recalled = await templates_repo.previous_minutes(db, template.id, in_staff, limit=5)
+    assert [item.council.id for item in recalled] == [sessions["staff"]]
