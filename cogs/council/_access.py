@@ -47,8 +47,8 @@ async def can_read(member: discord.Member, council: Council) -> bool:
         except discord.NotFound:  # deleted: its parent channel decides
             return can_read_in(parent.permissions_for(member))
         except discord.Forbidden:
-            # The bot sees the channel but no longer the thread: a private thread it is not in. Only those
-            # who see every private thread there may read it.
+            # The bot can no longer see the thread (a private one it is not in, or the channel closed to it),
+            # so its type is unknown: only those who see every thread there, private ones too, may read it.
             seen = parent.permissions_for(member)
             return can_read_in(seen) and seen.manage_threads
         if not isinstance(fetched, discord.Thread) or fetched.parent_id != parent.id:
