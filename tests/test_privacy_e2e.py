@@ -15,7 +15,7 @@ from storage import repository as repo
 from storage.models import Council
 from tests.council_helpers import convene, member_posts, wait_for
 from tests.fakes.provider_server import FakeProviderServer
-from tests.harness import DiscordHarness, InteractionResult
+from tests.harness import BOT_PERMISSIONS, DiscordHarness, InteractionResult
 from tests.test_governance_e2e import INJECTION, escalations, setup_governance
 from tests.test_ratings_storage import rate
 from tests.test_templates_e2e import is_minutes_request, opening
@@ -254,6 +254,16 @@ async def test_a_council_in_a_private_thread_is_for_its_members_and_manage_threa
         f"GET /api/v10/channels/{thread.id}/thread-members/{user.id}",
     ]
     assert (await harness.slash(insider, "council", "status", council_id=1)).content != no_council(1)
+
+    # The bot taken out of it, without Manage Threads: it cannot tell who is in it, so only those who see
+    # every thread there (Manage Threads) still may.
+    assert harness.guild.me is not None
+    harness.add_to_thread(thread, harness.guild.me, joined=False)
+    harness.set_bot_permissions(
+        discord.Permissions(BOT_PERMISSIONS.value & ~discord.Permissions(manage_threads=True).value)
+    )
+    assert (await harness.slash(insider, "council", "status", council_id=1)).content == no_council(1)
+    assert (await harness.slash(moderator, "council", "status", council_id=1)).content != no_council(1)
 
 
 async def test_a_deleted_thread_is_judged_by_its_channel_and_a_deleted_channel_by_manage_server(
