@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.database import Database
 from storage.models import Council, CouncilMessage, PeerRating
+from storage.report_repository import ReadableCouncils
 
 SCOREBOARD_VISIBILITY = "scoreboard"  # a stored scoreboard: shown as embeds, in no prompt, never posted as text
 ENDED_STATES = ("concluded", "failed")
@@ -95,13 +96,17 @@ async def unposted_scoreboards(db: Database) -> list[CouncilMessage]:
         return list((await session.execute(query)).scalars())
 
 
-async def server_scoreboard(db: Database, guild_id: int) -> list[MemberAggregate]:
+async def server_scoreboard(
+    db: Database, guild_id: int, *, readable: ReadableCouncils | None = None
+) -> list[MemberAggregate]:
     """Every rated member of the server's ended councils, best overall first; each council counts by its
-    latest rating round, and only readable ratings count."""
+    latest rating round, and only readable ratings count. Given `readable`, only the councils one person
+    may read count at all: the means, and how many ratings and councils stand behind them."""
+    within = [] if readable is None else [readable.clause()]
     latest = (
         select(PeerRating.council_id, func.max(PeerRating.as_of_message_id).label("as_of"))
         .join(Council, Council.id == PeerRating.council_id)
-        .where(PeerRating.guild_id == guild_id, Council.state.in_(ENDED_STATES))
+        .where(PeerRating.guild_id == guild_id, Council.state.in_(ENDED_STATES), *within)
         .group_by(PeerRating.council_id)
         .subquery()
     )

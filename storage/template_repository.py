@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from storage.database import Database
 from storage.models import Council, CouncilMessage, CouncilTemplate, CouncilTemplateMember, utcnow
+from storage.report_repository import ReadableCouncils
 
 # The transcript line holding a session's closing minutes (or the notice that there are none).
 MINUTES_TURN_KEY = "minutes"
@@ -35,6 +37,10 @@ class StoredTemplate:
 class SessionMinutes:
     council: Council
     minutes: CouncilMessage
+
+
+def _within(readable: ReadableCouncils | None) -> list[ColumnElement[bool]]:
+    return [] if readable is None else [readable.clause()]
 
 
 def name_key(name: str) -> str:
@@ -123,8 +129,11 @@ async def get_template(db: Database, guild_id: int, name: str) -> StoredTemplate
         return StoredTemplate(template, tuple(members), sessions)
 
 
-async def list_templates(db: Database, guild_id: int) -> list[StoredTemplate]:
-    """The server's templates by name, with their members and how many sessions each has had."""
+async def list_templates(
+    db: Database, guild_id: int, *, readable: ReadableCouncils | None = None
+) -> list[StoredTemplate]:
+    """The server's templates by name, with their members and how many sessions each has had (of those
+    sessions, only the `readable` ones when given)."""
     async with db.session() as session:
         templates = list(
             (
@@ -149,7 +158,7 @@ async def list_templates(db: Database, guild_id: int) -> list[StoredTemplate]:
             (
                 await session.execute(
                     select(Council.template_id, func.count(Council.id))
-                    .where(Council.template_id.in_(ids))
+                    .where(Council.template_id.in_(ids), *_within(readable))
                     .group_by(Council.template_id)
                 )
             ).all()
@@ -182,10 +191,16 @@ async def delete_template(db: Database, template_id: int) -> bool:
 
 
 async def list_sessions(
-    db: Database, guild_id: int, *, template_id: int | None = None, limit: int = 20
+    db: Database,
+    guild_id: int,
+    *,
+    template_id: int | None = None,
+    limit: int = 20,
+    readable: ReadableCouncils | None = None,
 ) -> tuple[list[Council], int]:
-    """(the newest `limit` councils of the server, or of one template, newest first; how many there are)."""
-    where = [Council.guild_id == guild_id]
+    """(the newest `limit` councils of the server, or of one template, newest first; how many there are),
+    counting only the `readable` councils when given."""
+    where = [Council.guild_id == guild_id, *_within(readable)]
     if template_id is not None:
         where.append(Council.template_id == template_id)
     async with db.session() as session:
@@ -197,13 +212,18 @@ async def list_sessions(
 
 
 async def previous_minutes(db: Database, template_id: int, before_council_id: int, limit: int) -> list[SessionMinutes]:
-    """The shown minutes of a template's sessions before the given council, newest first."""
+    """The shown minutes of a template's sessions before the given council and held in the same channel,
+    newest first. Members read them and may repeat them: minutes of a session held where fewer people can
+    look (a staff-only channel) must not reach a session others can read."""
+    this_session = aliased(Council)
+    same_channel = select(this_session.channel_id).where(this_session.id == before_council_id).scalar_subquery()
     query = (
         select(Council, CouncilMessage)
         .join(CouncilMessage, CouncilMessage.council_id == Council.id)
         .where(
             Council.template_id == template_id,
             Council.id < before_council_id,
+            Council.channel_id == same_channel,
             CouncilMessage.turn_key == MINUTES_TURN_KEY,
             CouncilMessage.author_kind == "ai",
             CouncilMessage.visibility == "visible",

@@ -5,14 +5,18 @@ Nothing here reveals an API key: a member's key is only ever named by its enviro
 endpoint is shown by host and port alone (a base URL may carry credentials in its user info or query).
 The Markdown is the transcript as the thread showed it; held and withheld lines, and moderators' private
 notes, stay out. The JSON lists every line with its visibility, but leaves out the words of held and
-withheld ones: an export is for anyone in the server, and moderators kept those words from them.
+withheld ones: an export is for anyone who can see the council's thread, and moderators kept those words
+from them. A moderator's private note to a member, and the reasons moderators gave for their decisions (in
+the escalations and the audit entries), are meant for that member alone: only a moderator's export has them
+(`without_moderators_notes`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.catalog import Catalog, MemberSpec, endpoint_host
@@ -29,6 +33,10 @@ from storage.template_repository import MINUTES_TURN_KEY
 EXPORT_FORMAT = "ai-council-export/1"
 # Lines whose words an export leaves out: awaiting a moderator, or kept from the thread by one.
 UNSHOWN = ("held", "withheld")
+# Lines for one member's eyes: a moderator's note saying why its message was withheld.
+PRIVATE = "private"
+# How bot/council/moderation.py records a decision: "<verb> escalation #<id>" and, if one was given, ": <reason>".
+_DECISION_WITH_REASON = re.compile(r"(.*?\bescalation #\d+): .*", re.DOTALL)
 
 
 # -- /council info -----------------------------------------------------------------------------------
@@ -199,6 +207,27 @@ class CouncilRecord:
     escalations: tuple[Escalation, ...]
     audit: tuple[AuditEntry, ...]
     ballots: tuple[ReviewBallot, ...] = ()
+    moderators_notes: bool = True  # False: private lines and decision reasons are left out
+
+
+def without_moderators_notes(record: CouncilRecord) -> CouncilRecord:
+    """The record as anyone but a moderator may have it: without the private lines, and without the reasons
+    moderators gave, both in the escalations and in the audit entries that repeat them."""
+    return replace(
+        record,
+        messages=tuple(line for line in record.messages if line.visibility != PRIVATE),
+        escalations=tuple(item.model_copy(update={"decision_reason": None}) for item in record.escalations),
+        audit=tuple(
+            entry.model_copy(update={"detail": _without_reason(entry.detail)}) if entry.kind == "decision" else entry
+            for entry in record.audit
+        ),
+        moderators_notes=False,
+    )
+
+
+def _without_reason(detail: str) -> str:
+    match = _DECISION_WITH_REASON.fullmatch(detail)
+    return match.group(1) if match else detail
 
 
 async def load_record(db: Database, catalog: Catalog, council: Council) -> CouncilRecord:
@@ -261,6 +290,8 @@ def export_markdown(record: CouncilRecord) -> str:
             out.append(f"  - Reason given: {_one_line(item.decision_reason)}")
     if not record.escalations:
         out.append("None: no concern was raised.")
+    elif not record.moderators_notes:
+        out += ["", "Reasons moderators gave for their decisions are only in a moderator's export."]
     out.append("")
     return "\n".join(out)
 
@@ -271,6 +302,8 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
     data = {
         "format": EXPORT_FORMAT,
         "exported_at": _iso(exported_at or datetime.now(UTC)),
+        # False: private lines and the reasons moderators gave are left out (not a moderator's export).
+        "moderators_notes": record.moderators_notes,
         "council": {
             "id": council.id,
             "topic": council.topic,

@@ -1,4 +1,5 @@
-"""What every part of the /council cog shares: the command groups, finding a thread's council, and refusals.
+"""What every part of the /council cog shares: the command groups, finding a council its asker may read, and
+refusals.
 
 The cog (cogs/council/_cog.py) is assembled from mixins, one per concern (steering, reports, templates); their
 commands attach to the groups defined here, and discord.py binds them to the one cog instance.
@@ -7,20 +8,23 @@ commands attach to the groups defined here, and discord.py binds them to the one
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import discord
 from discord import app_commands
 
 from bot.council.deliberation import MODE_HELP, MODES
+from cogs.council import _access as access
 from storage import repository as repo
 from storage.models import Council
+from storage.report_repository import ReadableCouncils
 
 if TYPE_CHECKING:
     from bot.app import CouncilBot
     from bot.council.engine import CouncilEngine
     from bot.council.templates import CouncilTemplates
     from cogs.council._publisher import DiscordPublisher
+    from cogs.governance._cog import GovernanceCog
 
 council = app_commands.Group(name="council", description="Convene and steer councils of AI members.", guild_only=True)
 template = app_commands.Group(
@@ -40,18 +44,39 @@ class CouncilCommands:
     # -- helpers -----------------------------------------------------------------------------------
 
     async def _find(self, interaction: discord.Interaction, council_id: int | None) -> Council | None:
+        """The council by number, or the thread's council; None (and the asker is told) when there is
+        none the asker may read. A council they may not read gets the very answer a number never used
+        gets, so the answer tells nothing of it."""
         if council_id is not None:
             council = await repo.get_council(self.bot.db, council_id)
-            if council is None or interaction.guild is None or council.guild_id != interaction.guild.id:
-                await refuse(interaction, f"There is no council #{council_id} in this server.")
+            if council is None or not await self._may_read(interaction, council):
+                await refuse(interaction, no_council(council_id))
                 return None
             return council
         if interaction.channel is not None:
             council = await repo.get_council_by_thread(self.bot.db, interaction.channel.id)
-            if council is not None:
+            if council is not None and await self._may_read(interaction, council):
                 return council
-        await refuse(interaction, "Use this inside a council's thread, or give the council's number.")
+        await refuse(interaction, NOT_A_COUNCIL_THREAD)
         return None
+
+    async def _may_read(self, interaction: discord.Interaction, council: Council) -> bool:
+        """Only someone who can see the council's thread (and its channel) may read anything of it."""
+        member = interaction.user
+        return isinstance(member, discord.Member) and await access.can_read(member, council)
+
+    async def _readable(self, interaction: discord.Interaction) -> ReadableCouncils:
+        """The server's councils the asker may read, for lists and aggregates."""
+        member = interaction.user
+        if not isinstance(member, discord.Member):
+            return ReadableCouncils(frozenset())
+        return await access.readable(self.bot.db, member)
+
+    async def _is_moderator(self, interaction: discord.Interaction) -> bool:
+        """The governance cog's own test (the server's moderator role, or Manage Server); without that cog
+        loaded, nobody is taken for a moderator."""
+        governance = self.bot.get_cog("GovernanceCog")
+        return governance is not None and await cast("GovernanceCog", governance).is_moderator(interaction)
 
     async def _find_controllable(self, interaction: discord.Interaction) -> Council | None:
         council = await self._find(interaction, None)
@@ -68,6 +93,13 @@ class CouncilCommands:
         if interaction.channel is None:
             return None
         return await repo.get_council_by_thread(self.bot.db, interaction.channel.id)
+
+
+NOT_A_COUNCIL_THREAD = "Use this inside a council's thread, or give the council's number."
+
+
+def no_council(council_id: int) -> str:
+    return f"There is no council #{council_id} in this server."
 
 
 async def refuse(interaction: discord.Interaction, text: str) -> None:

@@ -10,6 +10,7 @@ from bot.council import reports
 from bot.council.ratings import RatingError
 from cogs.council import _details, _ratings, _reports
 from cogs.council._base import CouncilCommands, council, refuse
+from storage import ratings_repository as ratings_repo
 from storage import repository as repo
 
 
@@ -42,6 +43,8 @@ class ReportCommands(CouncilCommands):
         if council is None:
             return
         record = await reports.load_record(self.bot.db, self.bot.catalog, council)
+        if not await self._is_moderator(interaction):
+            record = reports.without_moderators_notes(record)
         page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record))
         await _reports.send_pages(interaction, [page])
 
@@ -66,9 +69,11 @@ class ReportCommands(CouncilCommands):
 
     @council.command(name="scoreboard")
     async def scoreboard(self, interaction: discord.Interaction) -> None:
-        """Show how members rated each other across this server's ended councils."""
+        """Show how members rated each other across this server's ended councils you can see."""
         assert interaction.guild is not None  # the group is guild_only
-        board = await self.engine.ratings.server_scoreboard(interaction.guild.id)
+        board = await ratings_repo.server_scoreboard(
+            self.bot.db, interaction.guild.id, readable=await self._readable(interaction)
+        )
         await interaction.response.send_message(
             embed=_ratings.server_embed(interaction.guild.name, board), ephemeral=True
         )
@@ -80,6 +85,8 @@ class ReportCommands(CouncilCommands):
             if isinstance(message.channel, discord.Thread)
             else None
         )
+        if council is not None and not await self._may_read(interaction, council):
+            council = None  # to those who may not read it, it is no council at all
         line = await repo.find_message_by_discord_id(self.bot.db, council.id, message.id) if council else None
         if council is None or line is None or line.author_kind != "ai":
             await refuse(interaction, "Message details are for messages council members posted in a council's thread.")

@@ -68,7 +68,9 @@ class TemplateCommands(CouncilCommands):
     async def template_list(self, interaction: discord.Interaction) -> None:
         """List this server's council templates."""
         assert interaction.guild is not None  # the group is guild_only
-        templates = await templates_repo.list_templates(self.bot.db, interaction.guild.id)
+        templates = await templates_repo.list_templates(
+            self.bot.db, interaction.guild.id, readable=await self._readable(interaction)
+        )
         await interaction.response.send_message(embed=_templates.template_list(templates), ephemeral=True)
 
     @template.command(name="delete")
@@ -97,7 +99,7 @@ class TemplateCommands(CouncilCommands):
     async def history(
         self, interaction: discord.Interaction, template: app_commands.Range[str, 1, 100] | None = None
     ) -> None:
-        """List past councils, newest first, with links to their threads."""
+        """List past councils you can see, newest first, with links to their threads."""
         assert interaction.guild is not None
         stored = None
         if template is not None:
@@ -111,6 +113,7 @@ class TemplateCommands(CouncilCommands):
             interaction.guild.id,
             template_id=stored.template.id if stored else None,
             limit=_templates.HISTORY_LIMIT,
+            readable=await self._readable(interaction),
         )
         await interaction.response.send_message(embed=_templates.history(councils, total, stored), ephemeral=True)
 

@@ -71,8 +71,13 @@ def missing_permissions() -> discord.HTTPException:
     return http_error(403, 50013, "Missing Permissions")
 
 
+def missing_access() -> discord.HTTPException:
+    """What Discord answers about a channel or thread the bot cannot see."""
+    return http_error(403, 50001, "Missing Access")
+
+
 def unknown(kind: str) -> discord.HTTPException:
-    codes = {"Channel": 10003, "Message": 10008, "Webhook": 10015, "interaction": 10062}
+    codes = {"Channel": 10003, "Member": 10007, "Message": 10008, "Webhook": 10015, "interaction": 10062}
     return http_error(404, codes[kind], f"Unknown {kind}")
 
 

@@ -41,7 +41,7 @@ from .interactions import (
     resolve_command,
     resolve_context_menu,
 )
-from .payloads import JsonDict, iso_now, member_payload, new_id, user_payload
+from .payloads import JsonDict, iso_now, member_payload, new_id, overwrite_payload, text_channel_payload, user_payload
 from .recorder import Post, Reaction, Recorder
 from .routes_channels import ChannelRoutes
 from .routes_webhooks import WebhookRoutes
@@ -79,6 +79,7 @@ BOT_PERMISSIONS = discord.Permissions(
 )
 
 Target = discord.TextChannel | discord.Thread
+Overwrites = Mapping[discord.Role | discord.Member, discord.PermissionOverwrite]
 
 
 class DiscordHarness:
@@ -133,6 +134,7 @@ class DiscordHarness:
     ) -> None:
         bot = self.bot
         router = fake_http.Router()
+        self.router = router  # router.log: every REST request the bot made, as (method, url path)
         fake_http.install(monkeypatch, router)
         # Order matters (see TESTING-DISCORD.md): configure() replaces the connection state, which
         # drops the command tree; setup_hook() must run after, against the new state.
@@ -289,9 +291,65 @@ class DiscordHarness:
         self.server.threads.pop(thread.id, None)
         self.guild._remove_thread(thread)  # type: ignore[attr-defined]
 
-    def add_channel(self, name: str) -> discord.TextChannel:
-        """Another text channel in the guild (the bot sees it; CHANNEL_CREATE is dispatched)."""
-        return dpy_backend.make_text_channel(name, self.guild)
+    def add_channel(self, name: str, *, overwrites: Overwrites | None = None) -> discord.TextChannel:
+        """Another text channel in the guild (CHANNEL_CREATE is dispatched), with permission overwrites
+        for roles and members if given, e.g. a staff-only channel:
+        `{harness.guild.default_role: PermissionOverwrite(view_channel=False), staff: PermissionOverwrite(view_channel=True)}`
+        (give the bot's role, `harness.roles["bot"]`, an allow too, or it cannot see the channel either)."""
+        payloads = [overwrite_payload(target, o) for target, o in (overwrites or {}).items()]
+        return dpy_backend.make_text_channel(name, self.guild, permission_overwrites=payloads or None)
+
+    def set_overwrite(
+        self,
+        channel: discord.TextChannel,
+        target: discord.Role | discord.Member,
+        overwrite: discord.PermissionOverwrite | None,
+    ) -> discord.TextChannel:
+        """Set (or with None, remove) a channel's permission overwrite for a role or member: CHANNEL_UPDATE.
+        Interaction payloads and the fakes' permission checks follow it from then on."""
+        kept = {t: o for t, o in channel.overwrites.items() if t.id != target.id}
+        if overwrite is not None:
+            kept[target] = overwrite
+        data = {
+            **text_channel_payload(channel),
+            "permission_overwrites": [overwrite_payload(t, o) for t, o in kept.items()],
+        }
+        self.bot._connection.parse_channel_update(data)  # type: ignore[arg-type]
+        updated = self.guild.get_channel(channel.id)
+        assert isinstance(updated, discord.TextChannel)
+        return updated
+
+    def delete_channel(self, channel: discord.TextChannel) -> None:
+        """A user deletes a channel: its threads go with it (CHANNEL_DELETE), and every route answers
+        Unknown Channel for both."""
+        for thread_id, data in list(self.server.threads.items()):
+            if int(data["parent_id"]) == channel.id:
+                self.server.threads.pop(thread_id)
+        dpy_backend.delete_channel(channel)
+
+    def private_thread(
+        self,
+        channel: discord.TextChannel,
+        name: str,
+        *,
+        owner: discord.Member,
+        members: Iterable[discord.Member | discord.ClientUser] = (),
+    ) -> discord.Thread:
+        """`owner` opens a private thread in `channel` and adds `members` (the bot too, if listed). Who is in
+        it is answered by GET /channels/{id}/thread-members/{user_id}; `add_to_thread` changes it."""
+        data = self.server.create_private_thread(channel, name, owner=owner, members={m.id for m in members})
+        thread = self.server.resolve(int(data["id"]))
+        assert isinstance(thread, discord.Thread)
+        return thread
+
+    def add_to_thread(self, thread: discord.Thread, member: discord.Member, *, joined: bool = True) -> None:
+        """Someone adds `member` to a thread (or with `joined=False`, removes them)."""
+        members = self.server.thread_members.setdefault(thread.id, set())
+        (members.add if joined else members.discard)(member.id)
+
+    def archive_thread(self, thread: discord.Thread) -> None:
+        """Discord archives the thread (inactivity): THREAD_UPDATE, and discord.py drops it from its cache."""
+        self.server.update_thread(thread.id, {"archived": True})
 
     def set_bot_permissions(self, permissions: discord.Permissions) -> None:
         """What the bot may do in the guild: enforced by the fakes and sent as app_permissions."""

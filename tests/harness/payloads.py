@@ -92,8 +92,16 @@ def text_channel_payload(channel: discord.TextChannel) -> JsonDict:
         "nsfw": channel.nsfw,
         "rate_limit_per_user": channel.slowmode_delay,
         "last_message_id": channel.last_message_id,
-        "permission_overwrites": [facts.dict_from_overwrite(k, v) for k, v in channel.overwrites.items()],
+        "permission_overwrites": [overwrite_payload(k, v) for k, v in channel.overwrites.items()],
     }
+
+
+def overwrite_payload(target: discord.Role | discord.Member | Any, overwrite: discord.PermissionOverwrite) -> JsonDict:
+    """A channel permission overwrite as Discord sends it: `type` is 0 for a role and 1 for a member
+    (dpytest's own factory sends the strings "role"/"member", which discord.py reads as neither)."""
+    allow, deny = overwrite.pair()
+    kind = 0 if isinstance(target, discord.Role) else 1
+    return {"id": target.id, "type": kind, "allow": str(allow.value), "deny": str(deny.value)}
 
 
 def thread_payload(

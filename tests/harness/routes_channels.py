@@ -8,9 +8,9 @@ import discord
 from discord.ext.test import callbacks as dpy_callbacks
 
 from . import errors, limits
-from .errors import http_error, missing_permissions, unknown
+from .errors import http_error, missing_access, missing_permissions, unknown
 from .fake_http import Request, Router
-from .payloads import FLAG_EPHEMERAL, JsonDict, new_id, text_channel_payload, user_payload
+from .payloads import FLAG_EPHEMERAL, JsonDict, iso_of, new_id, text_channel_payload, user_payload
 from .recorder import Reaction
 from .server import FakeDiscord
 
@@ -33,18 +33,16 @@ class ChannelRoutes:
         add("PATCH", "/channels/{channel_id}", self.r_edit_channel)
         add("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.r_thread_from_message)
         add("POST", "/channels/{channel_id}/threads", self.r_thread)
-        for method in ("PUT", "DELETE"):  # joining/leaving threads changes nothing the harness tracks
-            add(method, "/channels/{channel_id}/thread-members/@me", self.r_nothing)
-            add(method, "/channels/{channel_id}/thread-members/{user_id}", self.r_nothing)
+        for method in ("PUT", "DELETE"):  # joining and leaving threads (who is in a private thread matters)
+            add(method, "/channels/{channel_id}/thread-members/@me", self.r_thread_membership)
+            add(method, "/channels/{channel_id}/thread-members/{user_id}", self.r_thread_membership)
+        add("GET", "/channels/{channel_id}/thread-members/{user_id}", self.r_get_thread_member)
         add("GET", "/guilds/{guild_id}/threads/active", self.r_active_threads)
         add("GET", "/channels/{channel_id}/threads/archived/public", self.r_archived_threads)
         commands = "/applications/{application_id}/commands"
         for path in (commands, "/applications/{application_id}/guilds/{guild_id}/commands"):
             add("PUT", path, self.r_sync_commands)
             add("GET", path, self.r_get_commands)
-
-    async def r_nothing(self, request: Request) -> None:
-        return None
 
     async def r_typing(self, request: Request) -> None:
         channel = self.server.resolve(int(request.params["channel_id"]))
@@ -147,11 +145,37 @@ class ChannelRoutes:
     async def r_get_channel(self, request: Request) -> JsonDict:
         channel_id = int(request.params["channel_id"])
         if channel_id in self.server.threads:
+            if not self.server.bot_sees_thread(channel_id):
+                raise missing_access()
             return copy.deepcopy(self.server.threads[channel_id])
         channel = self.server.resolve(channel_id)
         if isinstance(channel, discord.TextChannel):
+            perms = self.server.bot_permissions(channel)
+            if not (perms.view_channel or perms.administrator):
+                raise missing_access()
             return text_channel_payload(channel)
         raise unknown("Channel")
+
+    def _visible_thread(self, request: Request) -> int:
+        thread_id = int(request.params["channel_id"])
+        if thread_id not in self.server.threads:
+            raise unknown("Channel")
+        if not self.server.bot_sees_thread(thread_id):
+            raise missing_access()
+        return thread_id
+
+    async def r_thread_membership(self, request: Request) -> None:
+        thread_id = self._visible_thread(request)
+        user_id = int(request.params.get("user_id") or self.server.bot_user.id)
+        members = self.server.thread_members.setdefault(thread_id, set())
+        (members.add if request.method == "PUT" else members.discard)(user_id)
+
+    async def r_get_thread_member(self, request: Request) -> JsonDict:
+        thread_id = self._visible_thread(request)
+        user_id = int(request.params["user_id"])
+        if user_id not in self.server.thread_members.get(thread_id, set()):
+            raise unknown("Member")
+        return {"id": thread_id, "user_id": user_id, "join_timestamp": iso_of(thread_id), "flags": 0}
 
     async def r_edit_channel(self, request: Request) -> JsonDict:
         channel_id = int(request.params["channel_id"])

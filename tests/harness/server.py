@@ -69,6 +69,7 @@ class FakeDiscord:
         self.recorder = recorder
         self.messages: dict[int, JsonDict] = {}  # raw payloads by id, ephemeral ones included
         self.threads: dict[int, JsonDict] = {}  # every thread ever created, archived ones too
+        self.thread_members: dict[int, set[int]] = {}  # thread id -> the users in it
         # Faults for the next webhook executes (and, separately, the bot's own sends in channels and threads):
         # "before" a 502 without posting, "after" posts and then a 502 (the uncertain case: the message exists,
         # the caller saw a 5xx), "reset"/"reset-after" the same with a dropped connection, "429" a rate limit,
@@ -392,9 +393,51 @@ class FakeDiscord:
             invitable=body.get("invitable", True),
         )
         self.threads[data["id"]] = data
+        self.thread_members[data["id"]] = {self.bot_user.id}
         self.channel_listing(data["id"])
         self.state.parse_thread_create({**copy.deepcopy(data), "newly_created": True})
         return copy.deepcopy(data)
+
+    def create_private_thread(
+        self, channel: discord.TextChannel, name: str, *, owner: discord.Member, members: set[int]
+    ) -> JsonDict:
+        """A member opens a private thread and adds people to it. The bot hears of it (THREAD_CREATE) only
+        if it can see it: as one of its members, or with Manage Threads."""
+        limits.check_thread_name(name)
+        data = thread_payload(
+            thread_id=new_id(),
+            guild_id=self.guild.id,
+            parent_id=channel.id,
+            owner_id=owner.id,
+            name=name,
+            thread_type=discord.ChannelType.private_thread.value,
+            invitable=False,
+        )
+        joined = {owner.id, *members}
+        if self.bot_user.id in joined:
+            data["member"]["user_id"] = self.bot_user.id  # the bot's own membership ("me")
+        else:
+            del data["member"]
+        self.threads[data["id"]] = data
+        self.thread_members[data["id"]] = joined
+        self.channel_listing(data["id"])
+        if self.bot_sees_thread(data["id"]):
+            self.state.parse_thread_create({**copy.deepcopy(data), "newly_created": True})
+        return copy.deepcopy(data)
+
+    def bot_sees_thread(self, thread_id: int) -> bool:
+        """Discord's rule: View Channel in the parent, and for a private thread membership or Manage Threads."""
+        data = self.threads[thread_id]
+        parent = self.guild.get_channel(int(data["parent_id"]))
+        if not isinstance(parent, discord.TextChannel):
+            return False
+        perms = self.bot_permissions(parent)
+        if perms.administrator:
+            return True
+        if not perms.view_channel:
+            return False
+        private = data["type"] == discord.ChannelType.private_thread.value
+        return not private or perms.manage_threads or self.bot_user.id in self.thread_members.get(thread_id, set())
 
     def update_thread(self, thread_id: int, changes: JsonDict) -> JsonDict:
         data = self.threads[thread_id]

@@ -28,7 +28,10 @@ class World:
 
 def snapshot(server: FakeDiscord) -> World:
     members = {member_id: member_payload(m) for member_id, m in server.members.items()}
-    active = [t for t in server.threads.values() if not t["thread_metadata"]["archived"]]
+    # Active threads the bot can see (a private one only as a member or with Manage Threads).
+    active = [
+        t for t in server.threads.values() if not t["thread_metadata"]["archived"] and server.bot_sees_thread(t["id"])
+    ]
     guild = guild_payload(
         server.guild,
         members=list(members.values()),
