@@ -7,6 +7,7 @@ import aiohttp
 from bot.providers.anthropic import AnthropicClient
 from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderClient, ProviderError, StreamDelta
 from bot.providers.echo import EchoClient
+from bot.providers.model_rules import ModelRule
 from bot.providers.openai_compat import OpenAICompatClient
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, is_retriable
 
@@ -17,6 +18,7 @@ __all__ = [
     "ChatTurn",
     "CircuitBreaker",
     "Completion",
+    "ModelRule",
     "OpenAICompatClient",
     "ProviderClient",
     "ProviderError",
@@ -35,10 +37,12 @@ def make_client(
     base_url: str,
     api_key: str | None,
     name: str | None = None,
+    rule: ModelRule | None = None,
 ) -> ProviderClient:
     """A client for `provider` ("anthropic" or "openai", the latter for every OpenAI-compatible API).
 
     `name` is what error messages call the provider ("DeepSeek: rate limited ..."); it defaults to `provider`.
+    `rule` is what the model accepts (bot/providers/model_rules.py); by default the table's rule for the model.
     """
     if provider == "echo":  # the offline rehearsal member: no network at all
         return EchoClient(name or provider)
@@ -47,5 +51,5 @@ def make_client(
             raise ValueError("the anthropic provider needs an API key")
         return AnthropicClient(session, base_url=base_url, api_key=api_key, name=name or provider)
     if provider == "openai":
-        return OpenAICompatClient(session, base_url=base_url, api_key=api_key, name=name or provider)
+        return OpenAICompatClient(session, base_url=base_url, api_key=api_key, name=name or provider, rule=rule)
     raise ValueError(f"unknown provider {provider!r} (expected 'anthropic' or 'openai')")

@@ -23,6 +23,7 @@ from bot.providers.errors import (
     token_count,
     transport_errors,
 )
+from bot.providers.model_rules import ModelRule, rule_for
 from bot.providers.sse import iter_sse
 
 # What a mid-stream {"error": ...} chunk's code or type stands for; anything else reads as a server error.
@@ -42,12 +43,20 @@ class OpenAICompatClient:
     """A ProviderClient for POST {base_url}/chat/completions; base_url already carries the version path."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, *, base_url: str, api_key: str | None, name: str = "openai"
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        api_key: str | None,
+        name: str = "openai",
+        rule: ModelRule | None = None,
     ) -> None:
         self.name = name
         self._session = session
         self._url = f"{base_url.rstrip('/')}/chat/completions"
         self._api_key = api_key
+        # The member's own rule (the table's, with the catalog's overrides); without one, looked up per request.
+        self._rule = rule
 
     def __repr__(self) -> str:
         # Deliberately without the key: reprs end up in logs and tracebacks.
@@ -63,8 +72,10 @@ class OpenAICompatClient:
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages += [{"role": turn.role, "content": turn.content} for turn in request.turns]
-        body: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": request.max_output_tokens}
-        if request.temperature is not None:
+        rule = self._rule or rule_for("openai", request.model)
+        body: dict[str, Any] = {"model": request.model, "messages": messages}
+        body[rule.token_limit_param] = request.max_output_tokens
+        if request.temperature is not None and rule.accepts_temperature:
             body["temperature"] = request.temperature
         if stream:
             # Without include_usage a stream reports no token counts at all.

@@ -50,7 +50,12 @@ class ProviderPool:
         client = self._clients.get(spec.name)
         if client is None:
             inner = make_client(
-                spec.provider, self._session, base_url=spec.base_url, api_key=spec.api_key(self._env), name=spec.name
+                spec.provider,
+                self._session,
+                base_url=spec.base_url,
+                api_key=spec.api_key(self._env),
+                name=spec.name,
+                rule=spec.model_rule,
             )
             endpoint = endpoint_of(spec.base_url)
             slots = self._slots.setdefault(endpoint, asyncio.Semaphore(self._max_concurrency))

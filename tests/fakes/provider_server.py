@@ -29,8 +29,10 @@ ANTHROPIC_FIELDS = frozenset({
 })
 OPENAI_FIELDS = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stream", "stream_options",
-    "stop", "n", "seed", "user", "tools", "tool_choice", "response_format",
+    "stop", "n", "seed", "user", "tools", "tool_choice", "response_format", "reasoning_effort",
 })
+# OpenAI's reasoning models, as the real API tells them apart (its own list, not the bot's rules table).
+OPENAI_REASONING_MODEL = re.compile(r"^(o[134](-mini|-pro)?|gpt-5(\.\d+)?(-mini|-nano|-pro)?)(-\d{4}-\d{2}-\d{2})?$")
 ANTHROPIC_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
     413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
@@ -291,7 +293,7 @@ class FakeProviderServer:
                     return self._openai_error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
             problem = openai_problem(rec.json)
             if problem:
-                return self._openai_error(400, problem[0], param=problem[1])
+                return self._openai_error(400, problem[0], param=problem[1], code=problem[2])
             body: dict[str, Any] = rec.json
             model = body["model"]
             behaviour = self._next(model)
@@ -379,30 +381,47 @@ def anthropic_problem(body: Any) -> str | None:
     return None
 
 
-def openai_problem(body: Any) -> tuple[str, str | None] | None:
-    """(message, param) for what /chat/completions would reject, else None."""
+def openai_problem(body: Any) -> tuple[str, str | None, str | None] | None:
+    """(message, param, code) for what /chat/completions would reject, else None."""
     if not isinstance(body, dict):
-        return "We could not parse the JSON body of your request.", None
+        return "We could not parse the JSON body of your request.", None, None
     for key in body:
         if key not in OPENAI_FIELDS:
-            return f"Unrecognized request argument supplied: {key}", key
+            return f"Unrecognized request argument supplied: {key}", key, None
     if not isinstance(body.get("model"), str) or not body["model"]:
-        return "you must provide a model parameter", "model"
+        return "you must provide a model parameter", "model", None
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        return "[] is too short - 'messages'", "messages"
+        return "[] is too short - 'messages'", "messages", None
     for i, msg in enumerate(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
         if role not in ("system", "user", "assistant", "developer"):
             return (
                 f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'developer'.",
                 f"messages[{i}].role",
+                None,
             )
         if not isinstance(msg.get("content"), str):
-            return f"Invalid type for 'messages[{i}].content': expected a string.", f"messages[{i}].content"
+            return f"Invalid type for 'messages[{i}].content': expected a string.", f"messages[{i}].content", None
     temperature = body.get("temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
-        return "temperature must be a number between 0 and 2", "temperature"
+        return "temperature must be a number between 0 and 2", "temperature", None
+    if OPENAI_REASONING_MODEL.match(body["model"]):
+        # The real API's words (code unsupported_parameter / unsupported_value).
+        if "max_tokens" in body:
+            return (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "max_tokens",
+                "unsupported_parameter",
+            )
+        if temperature is not None and temperature != 1:
+            return (
+                f"Unsupported value: 'temperature' does not support {temperature:g} with this model. "
+                "Only the default (1) value is supported.",
+                "temperature",
+                "unsupported_value",
+            )
     return None
 
 
