@@ -31,7 +31,7 @@ from bot.providers import (
     StreamDelta,
     is_retriable,
 )
-from bot.providers.errors import status_error
+from bot.providers.errors import http_error, status_error
 from bot.providers.pool import ProviderPool
 from tests.fakes.provider_server import FakeProviderServer, closed_port_url
 
@@ -212,14 +212,15 @@ async def test_a_stream_consumer_that_stops_early_closes_cleanly(
 
 
 @pytest.mark.parametrize(
-    ("fault", "expected_kind"),
+    ("fault", "expected_kind", "tries"),
     [
-        ({"status": 500}, "http"),
-        ({"status": 429}, "rate_limited"),
-        ({"status": 529}, "http"),
-        ({"disconnect": True}, "connection"),
-        ({"raw": "[1, 2]"}, "malformed"),
-        ({"reply": ""}, "empty"),
+        ({"status": 500}, "http", 3),
+        ({"status": 429}, "rate_limited", 3),
+        ({"status": 529}, "http", 3),
+        ({"disconnect": True}, "connection", 3),
+        # A 200 with an unreadable or empty body was billed: asked for once more, not twice.
+        ({"raw": "[1, 2]"}, "malformed", 2),
+        ({"reply": ""}, "empty", 2),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
@@ -229,6 +230,7 @@ async def test_persistent_fault_gives_up_after_the_attempts(
     stream: bool,
     fault: dict[str, Any],
     expected_kind: str,
+    tries: int,
     server: FakeProviderServer,
     session: aiohttp.ClientSession,
 ) -> None:
@@ -237,8 +239,59 @@ async def test_persistent_fault_gives_up_after_the_attempts(
     server.script("m1", **fault)
     err = await failure(resilient(kind, session, server.base_url), stream=stream)
     assert err.kind == expected_kind
-    assert str(err).endswith("(after 3 attempts)")
+    assert str(err).endswith(f"(after {tries} attempts)")
+    assert len(server.requests) == tries
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_unreadable_reply_after_a_server_error_still_gets_its_one_retry(
+    kind: str, stream: bool, server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=503, once=True)
+    server.script("m1", "", once=True)
+    server.script("m1", "", once=True)  # the second empty reply is not asked for again
+    policy = RetryPolicy(attempts=5, base_delay=0.005, max_delay=0.05, min_attempt_time=0.05)
+    err = await failure(resilient(kind, session, server.base_url, policy), stream=stream)
+    assert err.kind == "empty" and str(err).endswith("(after 3 attempts)")
     assert len(server.requests) == 3
+
+
+# --- the provider's own word: x-should-retry ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_x_should_retry_false_forbids_a_retry(
+    kind: str, stream: bool, server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=503, should_retry=False)
+    err = await failure(resilient(kind, session, server.base_url), stream=stream)
+    assert (err.kind, err.status, err.should_retry) == ("http", 503, False)
+    assert "attempts" not in str(err)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_x_should_retry_true_forces_a_retry(
+    kind: str, stream: bool, server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=400, message="try again shortly", should_retry=True, once=True)
+    assert (await call(resilient(kind, session, server.base_url), stream=stream)).text == "m1 reply #2"
+    assert len(server.requests) == 2
+
+
+async def test_an_unsaid_or_odd_x_should_retry_leaves_the_status_to_decide(
+    server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=400)  # no header: a 400 is not retried
+    assert (await failure(resilient("openai", session, server.base_url), stream=False)).should_retry is None
+    assert len(server.requests) == 1
+    headers = {"x-should-retry": "maybe"}
+    assert http_error("X", 503, "{}", headers, None).should_retry is None
+    assert is_retriable(http_error("X", 503, "{}", headers, None))
+    assert not is_retriable(http_error("X", 503, "{}", {"x-should-retry": "FALSE"}, None))
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -549,6 +602,7 @@ def test_defaults_match_the_official_sdks_or_better() -> None:
     policy = RetryPolicy()
     assert (policy.attempts, policy.base_delay, policy.max_delay, policy.max_retry_after) == (3, 0.5, 8.0, 60.0)
     assert policy.attempt_timeout is None and policy.min_attempt_time == 1.0
+    assert policy.unreadable_retries == 1  # the SDKs never retry a 200; one more try cures a glitch
     assert (BreakerPolicy().failure_threshold, BreakerPolicy().cool_down) == (5, 30.0)
     # Full jitter: anywhere from no wait to the exponential ceiling, which stops at max_delay.
     assert [policy.backoff(n, lambda: 1.0) for n in (1, 2, 3, 4, 5, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]

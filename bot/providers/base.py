@@ -72,6 +72,8 @@ class ProviderError(Exception):
     status: int | None = None
     retry_after: float | None = None
     provider: str = field(default="")
+    # The provider's own word on retrying (the x-should-retry header the official SDKs obey): None when unsaid.
+    should_retry: bool | None = None
 
     def __str__(self) -> str:
         return self.message

@@ -118,7 +118,7 @@ def http_error(provider: str, status: int, body: str, headers: Mapping[str, str]
     # OpenAI also sends retry-after-ms, more precise than the whole seconds of retry-after.
     retry_after_ms = parse_retry_after(headers.get("retry-after-ms"))
     retry_after = retry_after_ms / 1000 if retry_after_ms is not None else parse_retry_after(headers.get("retry-after"))
-    return status_error(
+    error = status_error(
         provider,
         status,
         error_message_from_body(body),
@@ -126,6 +126,11 @@ def http_error(provider: str, status: int, body: str, headers: Mapping[str, str]
         retry_after=retry_after,
         code=error_code_from_body(body),
     )
+    # Both APIs may say outright whether a retry can help; the official SDKs obey "true" and "false" only.
+    should_retry = {"true": True, "false": False}.get(headers.get("x-should-retry", "").strip().lower())
+    if should_retry is not None:
+        error.should_retry = should_retry
+    return error
 
 
 def is_quota_error(status: int, detail: str | None, code: str | None) -> bool:

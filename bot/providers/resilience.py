@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 RETRIABLE_KINDS = frozenset({"timeout", "connection", "rate_limited", "malformed", "empty", "cut"})
 # Statuses the official SDKs retry (408 timeout, 409 lock conflict, 429, 5xx) plus Anthropic's 529 "overloaded".
 RETRIABLE_STATUSES = frozenset({408, 409, 429})
+# A 200 whose body was empty or unreadable: the provider billed it, and asking again is billed again.
+UNREADABLE_KINDS = frozenset({"malformed", "empty"})
 
 Clock = Callable[[], float]
 
@@ -41,6 +43,8 @@ class RetryPolicy:
     attempt_timeout: a cap on one attempt, so a hung connection can be retried within the call's budget. None
         (the default) gives every attempt what is left of the budget: slow reasoning models must not be cut off.
     min_attempt_time: no retry is started with less than this left of the budget; it could only time out.
+    unreadable_retries: how often a reply that came back empty or unreadable is asked for again. Each was
+        billed; one more try cures a glitch, more only multiply the cost of a model that answers that way.
     """
 
     attempts: int = 3
@@ -49,6 +53,7 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     attempt_timeout: float | None = None
     min_attempt_time: float = 1.0
+    unreadable_retries: int = 1
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -57,6 +62,8 @@ class RetryPolicy:
             raise ValueError("RetryPolicy delays must not be negative")
         if self.attempt_timeout is not None and self.attempt_timeout <= 0:
             raise ValueError("RetryPolicy.attempt_timeout must be positive")
+        if self.unreadable_retries < 0:
+            raise ValueError("RetryPolicy.unreadable_retries must not be negative")
 
     def backoff(self, retry: int, rand: Callable[[], float]) -> float:
         """The wait before retry number `retry` (1 for the first retry); `rand` returns a float in [0, 1)."""
@@ -79,7 +86,14 @@ class BreakerPolicy:
 
 
 def is_retriable(error: ProviderError) -> bool:
-    """Whether asking again could give a different answer."""
+    """Whether asking again could give a different answer: the provider's x-should-retry when it says so."""
+    if error.should_retry is not None:
+        return error.should_retry
+    return is_transient(error)
+
+
+def is_transient(error: ProviderError) -> bool:
+    """Whether the failure is of a kind that goes away by itself (what the circuit breaker counts)."""
     if error.kind in RETRIABLE_KINDS:
         return True
     return (
@@ -188,7 +202,7 @@ class _Call:
     def failed(self, error: ProviderError) -> None:
         if not self._settled and self._breaker is not None:
             self._settled = True
-            if is_retriable(error):
+            if is_transient(error):
                 self._breaker.record_failure()
             else:
                 self._breaker.release(self._trial)
@@ -225,7 +239,7 @@ class ResilientClient:
     async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
         call = _Call(self.breaker, self.name)
         deadline = _now() + timeout
-        attempt = 0
+        attempt = unreadable = 0
         try:
             while True:
                 attempt += 1
@@ -233,7 +247,8 @@ class ResilientClient:
                 try:
                     completion = await self.inner.complete(request, timeout=limit)
                 except ProviderError as error:
-                    delay = self._retry_delay(error, attempt, deadline)
+                    unreadable += error.kind in UNREADABLE_KINDS
+                    delay = self._retry_delay(error, attempt, deadline, unreadable)
                     if delay is None:
                         final = self._final_error(error, attempt, timeout, whole_budget)
                         call.failed(final)
@@ -255,7 +270,7 @@ class ResilientClient:
         """
         call = _Call(self.breaker, self.name)
         deadline = _now() + timeout
-        attempt = 0
+        attempt = unreadable = 0
         yielded = False
         try:
             while True:
@@ -271,7 +286,8 @@ class ResilientClient:
                             yield item
                     return
                 except ProviderError as error:
-                    delay = None if yielded else self._retry_delay(error, attempt, deadline)
+                    unreadable += error.kind in UNREADABLE_KINDS
+                    delay = None if yielded else self._retry_delay(error, attempt, deadline, unreadable)
                     if delay is None:
                         final = self._final_error(error, attempt, timeout, whole_budget)
                         call.failed(final)
@@ -291,10 +307,13 @@ class ResilientClient:
             return cap, False
         return left, True
 
-    def _retry_delay(self, error: ProviderError, attempt: int, deadline: float) -> float | None:
-        """How long to wait before trying again, or None to give up now."""
+    def _retry_delay(self, error: ProviderError, attempt: int, deadline: float, unreadable: int) -> float | None:
+        """How long to wait before trying again, or None to give up now (`unreadable`: billed empty or
+        unreadable replies so far, this one included)."""
         policy = self.policy
         if not is_retriable(error) or attempt >= policy.attempts:
+            return None
+        if error.kind in UNREADABLE_KINDS and unreadable > policy.unreadable_retries:
             return None
         if error.retry_after is not None and error.retry_after > 0:
             if error.retry_after > policy.max_retry_after:

@@ -53,6 +53,7 @@ class Behaviour:
     delay: float = 0.0  # seconds before the response starts (to provoke client timeouts)
     status: int | None = None  # answer with this HTTP error in the API's own error shape
     retry_after: float | None = None  # sent as the retry-after header with `status`
+    should_retry: bool | None = None  # sent as the x-should-retry header with `status` (both APIs send it)
     message: str | None = None  # error text for `status` / `stream_error`
     code: str | None = None  # OpenAI: the error's "code" (e.g. "insufficient_quota") for `status` / `stream_error`
     cut_after: int | None = None  # streaming: stop after this many text chunks
@@ -199,9 +200,11 @@ class FakeProviderServer:
 
     # --- Anthropic ---------------------------------------------------------------------------------------
 
-    def _anthropic_error(self, status: int, message: str, retry_after: float | None = None) -> web.Response:
+    def _anthropic_error(
+        self, status: int, message: str, retry_after: float | None = None, should_retry: bool | None = None
+    ) -> web.Response:
         error_type = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
-        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
+        headers = error_headers(retry_after, should_retry)
         body = {"type": "error", "error": {"type": error_type, "message": message}}
         return web.json_response(body, status=status, headers=headers)
 
@@ -228,7 +231,7 @@ class FakeProviderServer:
                 return raw_response(behaviour.raw, stream=bool(body.get("stream")))
             if behaviour.status:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
-                return self._anthropic_error(behaviour.status, message, behaviour.retry_after)
+                return self._anthropic_error(behaviour.status, message, behaviour.retry_after, behaviour.should_retry)
             reply = self._reply_text(behaviour, model, body)
             usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": len(reply.split())}
             envelope = {"id": f"msg_fake_{len(self.requests)}", "type": "message", "role": "assistant", "model": model}
@@ -274,11 +277,12 @@ class FakeProviderServer:
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> web.Response:
         error_type = {400: "invalid_request_error", 401: "invalid_request_error", 429: "requests"}.get(
             status, "server_error" if status >= 500 else "invalid_request_error"
         )
-        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
+        headers = error_headers(retry_after, should_retry)
         body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
@@ -305,7 +309,11 @@ class FakeProviderServer:
             if behaviour.status:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
                 return self._openai_error(
-                    behaviour.status, message, code=behaviour.code, retry_after=behaviour.retry_after
+                    behaviour.status,
+                    message,
+                    code=behaviour.code,
+                    retry_after=behaviour.retry_after,
+                    should_retry=behaviour.should_retry,
                 )
             reply = self._reply_text(behaviour, model, body)
             prompt, completion = estimate_input_tokens(body), len(reply.split())
@@ -435,6 +443,13 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
 def split_reply(reply: str) -> list[str]:
     """Word-sized stream chunks that join back to exactly the reply (whitespace included)."""
     return [piece for piece in re.split(r"(?<=\s)(?=\S)", reply) if piece]
+
+
+def error_headers(retry_after: float | None, should_retry: bool | None) -> dict[str, str]:
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    if should_retry is not None:
+        headers["x-should-retry"] = "true" if should_retry else "false"
+    return headers
 
 
 def raw_response(text: str, *, stream: bool) -> web.Response:
