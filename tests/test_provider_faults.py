@@ -488,8 +488,8 @@ async def test_circuit_opens_fails_fast_half_opens_and_closes(
     server: FakeProviderServer, pool: ProviderPool, clock: Clock
 ) -> None:
     deepseek = pool(member("DeepSeek", "openai", f"{server.base_url}/v1", "m1"))
-    llama = pool(member("Llama", "openai", f"{server.base_url}/v1/", "m2"))  # same endpoint, other member
-    claude = pool(member("Claude", "anthropic", server.base_url, "m3"))  # another endpoint
+    twin = pool(member("Twin", "openai", f"{server.base_url}/v1/", "m1"))  # same endpoint, same model
+    llama = pool(member("Llama", "openai", f"{server.base_url}/v1", "m2"))  # same endpoint, other model
     server.script("m1", status=503)
 
     for _ in range(3):
@@ -499,20 +499,51 @@ async def test_circuit_opens_fails_fast_half_opens_and_closes(
     err = await failure(deepseek, stream=False)
     assert (err.kind, str(err)) == (
         "circuit_open",
-        "DeepSeek: provider unavailable, paused for 30 s after repeated failures",
+        "DeepSeek: model m1 unavailable, paused for 30 s after repeated failures",
     )
     clock.advance(2)
-    err = await failure(llama, stream=True, model="m2")
-    assert str(err) == "Llama: provider unavailable, paused for 28 s after repeated failures"
+    err = await failure(twin, stream=True)
+    assert str(err) == "Twin: model m1 unavailable, paused for 28 s after repeated failures"
     assert len(server.requests) == 6  # nothing reached the server
-    assert (await claude.complete(request("m3"), timeout=5)).text == "m3 reply #1"
+    # The host answers, and the other model on it is not paused.
+    assert (await call(llama, stream=True, model="m2")).text == "m2 reply #1"
+    assert pool.breaker_for(f"{server.base_url}/v1").state == "closed"
 
     clock.advance(28)
-    server.script("m1")  # the provider is back
-    assert pool.breaker_for(f"{server.base_url}/v1").state == "half_open"
+    server.script("m1")  # the model is back
+    assert pool.breaker_for(f"{server.base_url}/v1", "m1").state == "half_open"
     assert (await deepseek.complete(request(), timeout=5)).text.startswith("m1 reply")
+    assert pool.breaker_for(f"{server.base_url}/v1", "m1").state == "closed"
+    assert (await call(twin, stream=True)).text.startswith("m1 reply")
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 529}, {"delay": 5}, {"raw": "<html>oops</html>"}])
+async def test_one_model_failing_on_a_shared_host_does_not_pause_another(
+    fault: dict[str, Any], server: FakeProviderServer, pool: ProviderPool
+) -> None:
+    model_a = pool(member("A", "openai", f"{server.base_url}/v1", "model-a"))
+    model_b = pool(member("B", "openai", f"{server.base_url}/v1", "model-b"))
+    server.script("model-a", **fault)
+    for _ in range(5):
+        await failure(model_a, stream=False, model="model-a", timeout=0.3)
+    assert (await failure(model_a, stream=False, model="model-a")).kind == "circuit_open"
+    assert (await model_b.complete(request("model-b"), timeout=5)).text == "model-b reply #1"
+    assert (await call(model_b, stream=True, model="model-b")).text == "model-b reply #2"
     assert pool.breaker_for(f"{server.base_url}/v1").state == "closed"
-    assert (await call(llama, stream=True, model="m2")).text == "m2 reply #1"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_host_refusing_connections_pauses_every_model_on_it(stream: bool, pool: ProviderPool) -> None:
+    down = closed_port_url()
+    model_a = pool(member("A", "openai", f"{down}/v1", "model-a"))
+    model_b = pool(member("B", "openai", f"{down}/v1", "model-b"))
+    for _ in range(3):
+        err = await failure(model_a, stream=stream, model="model-a")
+        assert (err.kind, err.unreachable) == ("connection", True)
+    err = await failure(model_b, stream=stream, model="model-b")
+    assert (err.kind, str(err)) == ("circuit_open", "B: provider unavailable, paused for 30 s after repeated failures")
+    assert pool.breaker_for(f"{down}/v1").state == "open"
+    assert pool.breaker_for(f"{down}/v1", "model-a").state == "closed"  # the host's failure, not the model's
 
 
 async def test_a_failed_trial_reopens_the_circuit(server: FakeProviderServer, pool: ProviderPool, clock: Clock) -> None:
@@ -546,14 +577,14 @@ async def test_only_one_trial_at_a_time_and_a_cancelled_trial_frees_the_slot(
         await trial
     server.script("m1")
     assert (await deepseek.complete(request(), timeout=5)).text.startswith("m1 reply")
-    assert pool.breaker_for(f"{server.base_url}/v1").state == "closed"
+    assert pool.breaker_for(f"{server.base_url}/v1", "m1").state == "closed"
 
 
 async def test_hopeless_failures_and_successes_keep_the_circuit_closed(
     server: FakeProviderServer, pool: ProviderPool
 ) -> None:
     deepseek = pool(member("DeepSeek", "openai", f"{server.base_url}/v1", "m1"))
-    breaker = pool.breaker_for(f"{server.base_url}/v1")
+    breaker = pool.breaker_for(f"{server.base_url}/v1", "m1")
     for status in (401, 404, 400, 401, 404):
         server.script("m1", status=status, once=True)
         await failure(deepseek, stream=False)
@@ -638,15 +669,19 @@ def test_what_is_worth_retrying(kind: str, status: int | None, expected: bool) -
     assert is_retriable(ProviderError(kind, "x", status=status)) is expected  # type: ignore[arg-type]
 
 
-async def test_pool_wraps_every_member_and_shares_breakers_per_endpoint(session: aiohttp.ClientSession) -> None:
+async def test_pool_wraps_every_member_and_shares_breakers_per_endpoint_and_model(
+    session: aiohttp.ClientSession,
+) -> None:
     pool = ProviderPool(session, {"FAULT_KEY": KEY})
     # The pool's client counts calls around the retry layer (CountedClient → ResilientClient → limits).
     a = pool(member("A", "openai", "https://api.example.com/v1", "x")).inner  # type: ignore[attr-defined]
     b = pool(member("B", "openai", "https://API.example.com/v1/", "y")).inner  # type: ignore[attr-defined]
-    c = pool(member("C", "anthropic", "https://api.example.com", "z")).inner  # type: ignore[attr-defined]
-    assert isinstance(a, ResilientClient) and isinstance(c, ResilientClient) and isinstance(b, ResilientClient)
-    assert a.breaker is b.breaker is pool.breaker_for("https://api.example.com/v1")
-    assert c.breaker is not a.breaker
+    a2 = pool(member("A2", "openai", "https://api.example.com/v1", "x")).inner  # type: ignore[attr-defined]
+    c = pool(member("C", "anthropic", "https://api.example.com", "x")).inner  # type: ignore[attr-defined]
+    assert all(isinstance(client, ResilientClient) for client in (a, b, a2, c))
+    assert a.host_breaker is b.host_breaker is pool.breaker_for("https://api.example.com/v1")
+    assert a.breaker is a2.breaker is pool.breaker_for("https://api.example.com/v1", "x")
+    assert b.breaker is not a.breaker and c.breaker is not a.breaker and c.host_breaker is not a.host_breaker
     assert a.policy == RetryPolicy() and a.breaker is not None and a.breaker.policy == BreakerPolicy()
     assert pool(member("A", "openai", "https://api.example.com/v1", "x")).inner is a  # type: ignore[attr-defined]
     assert KEY not in repr(a)

@@ -74,6 +74,8 @@ class ProviderError(Exception):
     provider: str = field(default="")
     # The provider's own word on retrying (the x-should-retry header the official SDKs obey): None when unsaid.
     should_retry: bool | None = None
+    # The host could not be reached at all (refused, DNS, TLS, connect timeout): every model on it is affected.
+    unreachable: bool = False
 
     def __str__(self) -> str:
         return self.message

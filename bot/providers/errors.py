@@ -232,6 +232,10 @@ async def transport_errors(provider: str, timeout: float, api_key: str | None) -
         yield
     except ProviderError:
         raise
+    # Before TimeoutError: no connection at all is the host's failure, not the model's slowness.
+    except aiohttp.ConnectionTimeoutError as exc:
+        message = f"{provider}: connection failed (no connection within the connect timeout)"
+        raise ProviderError("connection", message, provider=provider, unreachable=True) from exc
     # Must come before ClientConnectionError: aiohttp's ServerTimeoutError is both a TimeoutError and one of those.
     except TimeoutError as exc:
         raise ProviderError("timeout", f"{provider}: no reply within {timeout:g}s", provider=provider) from exc
@@ -240,4 +244,8 @@ async def transport_errors(provider: str, timeout: float, api_key: str | None) -
         raise cut(provider) from exc
     except aiohttp.ClientError as exc:
         reason = short_detail(str(exc) or type(exc).__name__, api_key)
-        raise ProviderError("connection", f"{provider}: connection failed ({reason})", provider=provider) from exc
+        # Refused, DNS and TLS failures are ClientConnectorErrors: the request never reached the host.
+        unreachable = isinstance(exc, aiohttp.ClientConnectorError)
+        raise ProviderError(
+            "connection", f"{provider}: connection failed ({reason})", provider=provider, unreachable=unreachable
+        ) from exc

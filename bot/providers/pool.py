@@ -19,8 +19,10 @@ from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientCli
 class ProviderPool:
     """Builds clients lazily; the key is read from the environment when the client is first needed.
 
-    Every client is a ResilientClient. Circuit breakers belong to endpoints (host and path), not members, so
-    all members and councils using one provider share what is known about its health.
+    Every client is a ResilientClient with two circuit breakers, shared by every member and council that uses
+    them: the endpoint's (host and path), which hears only whether the host can be reached, and the model's
+    at that endpoint, which hears the model's own failures. One model failing pauses that model; a host
+    that is down pauses every model on it.
     """
 
     def __init__(
@@ -41,7 +43,7 @@ class ProviderPool:
         self._clock = clock
         self._rand = rand
         self._clients: dict[str, ProviderClient] = {}
-        self._breakers: dict[str, CircuitBreaker] = {}
+        self._breakers: dict[tuple[str, str | None], CircuitBreaker] = {}
         self._max_concurrency = max_concurrency
         self._slots: dict[str, asyncio.Semaphore] = {}
         self.stats = ProviderStats()
@@ -61,17 +63,22 @@ class ProviderPool:
             slots = self._slots.setdefault(endpoint, asyncio.Semaphore(self._max_concurrency))
             limited = LimitedClient(inner, slots, endpoint, self.stats)
             resilient = ResilientClient(
-                limited, policy=self._retry, breaker=self.breaker_for(spec.base_url), rand=self._rand
+                limited,
+                policy=self._retry,
+                breaker=self.breaker_for(spec.base_url, spec.model),
+                host_breaker=self.breaker_for(spec.base_url),
+                rand=self._rand,
             )
             client = CountedClient(resilient, self.stats)
             self._clients[spec.name] = client
         return client
 
-    def breaker_for(self, base_url: str) -> CircuitBreaker:
-        """The breaker every member at this endpoint shares (created on first use)."""
-        endpoint = endpoint_of(base_url)
-        breaker = self._breakers.get(endpoint)
+    def breaker_for(self, base_url: str, model: str | None = None) -> CircuitBreaker:
+        """The endpoint's breaker, or with `model` that model's at the endpoint (created on first use)."""
+        key = (endpoint_of(base_url), model)
+        breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = CircuitBreaker(endpoint, self._breaker_policy, clock=self._clock)
-            self._breakers[endpoint] = breaker
+            label = "provider" if model is None else f"model {model}"
+            breaker = CircuitBreaker(key[0], self._breaker_policy, clock=self._clock, label=label)
+            self._breakers[key] = breaker
         return breaker

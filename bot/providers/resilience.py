@@ -114,16 +114,26 @@ def endpoint_of(base_url: str) -> str:
 
 
 class CircuitBreaker:
-    """Stops calling an endpoint that keeps failing, so a council does not wait out every member's retries.
+    """Stops calling what keeps failing (a host, or one model on it), so a council does not wait out every
+    member's retries.
 
-    closed: calls go through; each failed call (after its retries, and only for retriable kinds) counts, a
+    closed: calls go through; each failed call (after its retries, and only for transient kinds) counts, a
     success resets the count. open: after `failure_threshold` failures in a row, calls fail at once with kind
     "circuit_open" for `cool_down` seconds. half_open: after the cool-down one trial call goes through (others
     still fail fast); its success closes the breaker, its failure opens it for another cool-down.
+    `label` is what the fast failure calls unavailable ("provider", or "model m1").
     """
 
-    def __init__(self, endpoint: str, policy: BreakerPolicy | None = None, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        policy: BreakerPolicy | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        label: str = "provider",
+    ) -> None:
         self.endpoint = endpoint
+        self.label = label
         self.policy = policy or BreakerPolicy()
         self._clock = clock
         self._failures = 0
@@ -131,7 +141,10 @@ class CircuitBreaker:
         self._trial_in_flight = False
 
     def __repr__(self) -> str:
-        return f"CircuitBreaker(endpoint={self.endpoint!r}, state={self.state!r}, failures={self._failures})"
+        return (
+            f"CircuitBreaker(endpoint={self.endpoint!r}, label={self.label!r}, state={self.state!r}, "
+            f"failures={self._failures})"
+        )
 
     @property
     def state(self) -> Literal["closed", "open", "half_open"]:
@@ -150,18 +163,18 @@ class CircuitBreaker:
             return False
         if state == "half_open" and not self._trial_in_flight:
             self._trial_in_flight = True
-            log.info("provider circuit half-open endpoint=%s: sending one trial call", self.endpoint)
+            log.info("provider circuit half-open endpoint=%s %s: sending one trial call", self.endpoint, self.label)
             return True
         if state == "open" and self._opened_at is not None:
             left = max(1, math.ceil(self.policy.cool_down - (self._clock() - self._opened_at)))
-            message = f"{provider}: provider unavailable, paused for {left} s after repeated failures"
+            message = f"{provider}: {self.label} unavailable, paused for {left} s after repeated failures"
         else:
-            message = f"{provider}: provider unavailable after repeated failures, a trial call is under way"
+            message = f"{provider}: {self.label} unavailable after repeated failures, a trial call is under way"
         raise ProviderError("circuit_open", message, provider=provider)
 
     def record_success(self) -> None:
         if self._opened_at is not None:
-            log.info("provider circuit closed endpoint=%s", self.endpoint)
+            log.info("provider circuit closed endpoint=%s %s", self.endpoint, self.label)
         self._failures = 0
         self._opened_at = None
         self._trial_in_flight = False
@@ -174,8 +187,9 @@ class CircuitBreaker:
             self._opened_at = self._clock()
             self._trial_in_flight = False
             log.warning(
-                "provider circuit open endpoint=%s failures=%d cool_down=%gs",
+                "provider circuit open endpoint=%s%s failures=%d cool_down=%gs",
                 self.endpoint,
+                "" if self.label == "provider" else f" {self.label}",
                 self._failures,
                 self.policy.cool_down,
             )
@@ -187,29 +201,60 @@ class CircuitBreaker:
 
 
 class _Call:
-    """One call's ticket with the breaker; the first outcome reported is the one that counts."""
+    """One call's tickets with its breakers; the first outcome reported is the one that counts.
 
-    def __init__(self, breaker: CircuitBreaker | None, provider: str) -> None:
+    The host's breaker hears only whether the host could be reached; the model's breaker hears the model's
+    own transient failures (5xx, overloaded, timeouts, unreadable replies). So one model failing on a shared
+    host pauses that model alone, while a host that is down pauses every model on it. Without a host
+    breaker, the model's breaker hears both.
+    """
+
+    def __init__(self, breaker: CircuitBreaker | None, host: CircuitBreaker | None, provider: str) -> None:
         self._breaker = breaker
-        self._trial = breaker.acquire(provider) if breaker is not None else False
-        self._settled = breaker is None
+        self._host = host
+        # The host first: when it is down, that is the news, whatever the model's state.
+        self._host_trial = host.acquire(provider) if host is not None else False
+        try:
+            self._trial = breaker.acquire(provider) if breaker is not None else False
+        except ProviderError:
+            if host is not None:
+                host.release(self._host_trial)
+            raise
+        self._settled = False
 
     def succeeded(self) -> None:
-        if not self._settled and self._breaker is not None:
-            self._settled = True
-            self._breaker.record_success()
+        if self._settled:
+            return
+        self._settled = True
+        for breaker in (self._host, self._breaker):
+            if breaker is not None:
+                breaker.record_success()
 
     def failed(self, error: ProviderError) -> None:
-        if not self._settled and self._breaker is not None:
-            self._settled = True
-            if is_transient(error):
+        if self._settled:
+            return
+        self._settled = True
+        host_failure = error.unreachable and self._host is not None
+        if self._host is not None:
+            if error.unreachable:
+                self._host.record_failure()
+            elif error.kind in ("timeout", "connection"):
+                self._host.release(self._host_trial)  # no answer: nothing learnt about the host
+            else:
+                self._host.record_success()  # it answered, even if with an error
+        if self._breaker is not None:
+            if is_transient(error) and not host_failure:
                 self._breaker.record_failure()
             else:
                 self._breaker.release(self._trial)
 
     def abandon(self) -> None:
-        if not self._settled and self._breaker is not None:
-            self._settled = True
+        if self._settled:
+            return
+        self._settled = True
+        if self._host is not None:
+            self._host.release(self._host_trial)
+        if self._breaker is not None:
             self._breaker.release(self._trial)
 
 
@@ -225,19 +270,21 @@ class ResilientClient:
         *,
         policy: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        host_breaker: CircuitBreaker | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.name = inner.name
         self.inner = inner
         self.policy = policy or RetryPolicy()
-        self.breaker = breaker
+        self.breaker = breaker  # the model's (see _Call)
+        self.host_breaker = host_breaker
         self._rand = rand
 
     def __repr__(self) -> str:
-        return f"ResilientClient({self.inner!r}, breaker={self.breaker!r})"
+        return f"ResilientClient({self.inner!r}, breaker={self.breaker!r}, host_breaker={self.host_breaker!r})"
 
     async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
-        call = _Call(self.breaker, self.name)
+        call = _Call(self.breaker, self.host_breaker, self.name)
         deadline = _now() + timeout
         attempt = unreadable = 0
         try:
@@ -268,7 +315,7 @@ class ResilientClient:
 
         Once a delta is out, the caller holds part of a reply, so the error (typically "cut") is raised as is.
         """
-        call = _Call(self.breaker, self.name)
+        call = _Call(self.breaker, self.host_breaker, self.name)
         deadline = _now() + timeout
         attempt = unreadable = 0
         yielded = False
