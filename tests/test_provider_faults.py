@@ -426,7 +426,7 @@ async def test_the_timeout_is_the_budget_for_the_whole_call(
     started = time.monotonic()
     err = await failure(resilient(kind, session, server.base_url), stream=stream, timeout=0.15)
     assert time.monotonic() - started < 0.3
-    assert err.kind == "timeout" and str(err) == f"{NAMES[kind]}: no reply within 0.15s"
+    assert err.kind == "timeout" and str(err) == f"{NAMES[kind]}: not finished within 0.15 s"
     assert len(server.requests) == 1
 
 

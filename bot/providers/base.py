@@ -76,6 +76,8 @@ class ProviderError(Exception):
     should_retry: bool | None = None
     # The host could not be reached at all (refused, DNS, TLS, connect timeout): every model on it is affected.
     unreachable: bool = False
+    # For kind "timeout": which limit ran out ("first_token", "idle" or "total"; see bot/providers/timeouts.py).
+    timer: str | None = None
 
     def __str__(self) -> str:
         return self.message

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
@@ -25,6 +24,7 @@ from bot.providers.errors import (
 )
 from bot.providers.model_rules import ModelRule, rule_for
 from bot.providers.sse import iter_sse
+from bot.providers.timeouts import ReplyClock, ReplyTimeouts
 
 # What a mid-stream {"error": ...} chunk's code or type stands for; anything else reads as a server error.
 _STREAM_ERROR_STATUS: dict[str, int] = {
@@ -50,8 +50,10 @@ class OpenAICompatClient:
         api_key: str | None,
         name: str = "openai",
         rule: ModelRule | None = None,
+        timeouts: ReplyTimeouts | None = None,
     ) -> None:
         self.name = name
+        self._timeouts = timeouts or ReplyTimeouts()
         self._session = session
         self._url = f"{base_url.rstrip('/')}/chat/completions"
         self._api_key = api_key
@@ -83,22 +85,24 @@ class OpenAICompatClient:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _post(
-        self, request: ChatRequest, *, stream: bool, timeout: float
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._session.post(
-            self._url,
-            json=self._body(request, stream=stream),
-            headers=self._headers(),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        )
+    async def _post(self, request: ChatRequest, *, stream: bool, clock: ReplyClock) -> aiohttp.ClientResponse:
+        """Send the request; the response once its headers are in (the caller releases it)."""
+        async with clock.waiting():
+            return await self._session.post(
+                self._url,
+                json=self._body(request, stream=stream),
+                headers=self._headers(),
+                timeout=clock.connect_timeout,
+            )
 
     async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        clock = ReplyClock(self.name, self._timeouts, timeout, whole=True)
         async with (
             transport_errors(self.name, timeout, self._api_key),
-            self._post(request, stream=False, timeout=timeout) as resp,
+            await self._post(request, stream=False, clock=clock) as resp,
         ):
-            body = await resp.text()
+            async with clock.waiting():
+                body = await resp.text()
             if resp.status >= 300:
                 raise http_error(self.name, resp.status, body, resp.headers, self._api_key)
         data = json_object(self.name, body)
@@ -135,13 +139,16 @@ class OpenAICompatClient:
         input_tokens = output_tokens = 0
         finish_reason: str | None = None
         done = False
+        clock = ReplyClock(self.name, self._timeouts, timeout)
         async with (
             transport_errors(self.name, timeout, self._api_key),
-            self._post(request, stream=True, timeout=timeout) as resp,
+            await self._post(request, stream=True, clock=clock) as resp,
         ):
             if resp.status >= 300:
-                raise http_error(self.name, resp.status, await resp.text(), resp.headers, self._api_key)
-            async for sse in iter_sse(resp.content):
+                async with clock.waiting():
+                    error_body = await resp.text()
+                raise http_error(self.name, resp.status, error_body, resp.headers, self._api_key)
+            async for sse in iter_sse(resp.content, clock):
                 if sse.data.strip() == "[DONE]":
                     done = True
                     break
@@ -155,7 +162,10 @@ class OpenAICompatClient:
                 choices = chunk.get("choices")
                 if isinstance(choices, list) and choices:
                     choice = as_dict(choices[0])
-                    content = as_dict(choice.get("delta")).get("content")
+                    delta = as_dict(choice.get("delta"))
+                    if _has_output(delta):
+                        clock.token()
+                    content = delta.get("content")
                     if isinstance(content, str) and content:
                         parts.append(content)
                         yield StreamDelta(content)
@@ -174,3 +184,9 @@ class OpenAICompatClient:
         if not text.strip():
             raise empty(self.name)
         yield Completion(text, input_tokens, output_tokens, model, str(finish_reason or "unknown"))
+
+
+def _has_output(delta: dict[str, Any]) -> bool:
+    """Whether a stream chunk carries model output: text, or reasoning (DeepSeek's reasoning_content, others'
+    reasoning), so a model that thinks aloud has started; the first chunk's bare role does not count."""
+    return any(isinstance(value, str) and value for key, value in delta.items() if key != "role")

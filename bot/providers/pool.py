@@ -14,6 +14,7 @@ from bot.providers import make_client
 from bot.providers.base import ProviderClient
 from bot.providers.limits import CountedClient, LimitedClient, ProviderStats
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, endpoint_of
+from bot.providers.timeouts import ReplyTimeouts
 
 
 class ProviderPool:
@@ -35,8 +36,10 @@ class ProviderPool:
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         max_concurrency: int = 8,
+        timeouts: ReplyTimeouts | None = None,
     ) -> None:
         self._session = session
+        self._timeouts = timeouts or ReplyTimeouts()
         self._env = env
         self._retry = retry or RetryPolicy()
         self._breaker_policy = breaker or BreakerPolicy()
@@ -58,6 +61,7 @@ class ProviderPool:
                 api_key=spec.api_key(self._env),
                 name=spec.name,
                 rule=spec.model_rule,
+                timeouts=self._timeouts,
             )
             endpoint = endpoint_of(spec.base_url)
             slots = self._slots.setdefault(endpoint, asyncio.Semaphore(self._max_concurrency))

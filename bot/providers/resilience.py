@@ -376,9 +376,9 @@ class ResilientClient:
     def _final_error(self, error: ProviderError, attempt: int, timeout: float, whole_budget: bool) -> ProviderError:
         """The error the caller sees: the last one, saying how long or how often we tried."""
         message = error.message
-        if error.kind == "timeout" and whole_budget:
+        if error.timer == "total" and whole_budget:
             # The last attempt only had what was left; the caller gave the call `timeout` seconds in all.
-            message = f"{self.name}: no reply within {timeout:g}s"
+            message = f"{self.name}: not finished within {timeout:g} s"
         if attempt > 1:
             message = f"{message} (after {attempt} attempts)"
         return error if message == error.message else replace(error, message=message)

@@ -42,6 +42,8 @@ DEFAULT_MESSAGES = {
     409: "Conflict", 429: "Rate limit reached", 500: "Internal server error", 502: "Bad gateway",
     503: "Service unavailable", 529: "Overloaded",
 }
+ANTHROPIC_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+OPENAI_KEEPALIVE = b": keep-alive\n\n"  # an SSE comment, as OpenRouter and others send while a model works
 # fmt: on
 
 
@@ -59,6 +61,10 @@ class Behaviour:
     cut_after: int | None = None  # streaming: stop after this many text chunks
     cut_mode: Literal["drop", "eof"] = "drop"  # drop the TCP connection, or end the body cleanly minus terminator
     chunk_delay: float = 0.0  # seconds between streamed chunks
+    first_token_delay: float = 0.0  # streaming: seconds between the head (headers, start event) and the first text
+    gap_after: int | None = None  # streaming: after this many text chunks, fall silent for `gap` seconds
+    gap: float = 0.0
+    keepalive: float = 0.0  # streaming: during those waits, a keep-alive every this many seconds (ping / comment)
     stream_error: str | None = None  # streaming: an error of this type after cut_after chunks (Anthropic `error`
     # event, or an OpenAI-style {"error": ...} data line)
     raw: str | None = None  # answer 200 with exactly this body, to exercise the clients' malformed-response paths
@@ -183,7 +189,11 @@ class FakeProviderServer:
         await resp.prepare(request)
         for piece in head:
             await resp.write(piece)
+        keepalive = ANTHROPIC_PING if request.path.endswith("/messages") else OPENAI_KEEPALIVE
+        await self._wait(resp, behaviour.first_token_delay, behaviour.keepalive, keepalive)
         for i, chunk in enumerate(chunks):
+            if i and i == behaviour.gap_after:
+                await self._wait(resp, behaviour.gap, behaviour.keepalive, keepalive)
             if behaviour.cut_after is not None and i >= behaviour.cut_after and not behaviour.stream_error:
                 if behaviour.cut_mode == "drop" and request.transport is not None:
                     request.transport.abort()  # the chunked body never completes: what a dropped proxy looks like
@@ -197,6 +207,15 @@ class FakeProviderServer:
             await resp.write(piece)
         await resp.write_eof()
         return resp
+
+    @staticmethod
+    async def _wait(resp: web.StreamResponse, seconds: float, every: float, keepalive: bytes) -> None:
+        """Say nothing for `seconds`, or only keep-alives every `every` seconds (what a busy upstream sends)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, every) if every else left)
+            if every and time.monotonic() < deadline:
+                await resp.write(keepalive)
 
     # --- Anthropic ---------------------------------------------------------------------------------------
 
