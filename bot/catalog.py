@@ -13,6 +13,8 @@ from urllib.parse import urlparse, urlsplit
 from bot.providers.model_rules import TOKEN_LIMIT_PARAMS, ModelRule, TokenLimitParam, rule_for
 
 PROVIDERS = ("anthropic", "openai")
+# Each continuation of a reply cut at the output limit is one more call, with the whole prompt again.
+MAX_CONTINUATIONS = 5
 # Discord refuses webhook usernames that contain these words or exceed 80 characters.
 _FORBIDDEN_NAME_WORDS = ("discord", "clyde")
 _NAME_PATTERN = re.compile(r"^[\w][\w .'-]{0,31}$")
@@ -55,6 +57,8 @@ class MemberSpec:
     # The catalog's overrides of the model rules table (bot/providers/model_rules.py); None keeps the table's.
     token_limit_param: TokenLimitParam | None = None
     accepts_temperature: bool | None = None
+    # How often a reply cut at max_output_tokens is asked to go on (catalog: continue_when_cut); 0 = never.
+    max_continuations: int = 0
 
     @property
     def model_rule(self) -> ModelRule:
@@ -145,6 +149,8 @@ _FIELDS = {
     "coordinator",
     "token_limit_param",
     "accepts_temperature",
+    "continue_when_cut",
+    "max_continuations",
 }
 
 
@@ -216,8 +222,23 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
         coordinator=bool(entry.get("coordinator", False)),
         token_limit_param=token_limit_param,
         accepts_temperature=accepts_temperature,
+        max_continuations=_continuations(entry, where),
         **prices,
     )
+
+
+def _continuations(entry: dict[str, object], where: str) -> int:
+    """`continue_when_cut = true` asks a cut reply to go on once; `max_continuations` allows more."""
+    wanted, count = entry.get("continue_when_cut", False), entry.get("max_continuations")
+    if not isinstance(wanted, bool):
+        raise CatalogError(f"{where}: continue_when_cut must be true or false.")
+    if count is None:
+        return 1 if wanted else 0
+    if not wanted:
+        raise CatalogError(f"{where}: max_continuations needs continue_when_cut = true.")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_CONTINUATIONS:
+        raise CatalogError(f"{where}: max_continuations must be a whole number from 1 to {MAX_CONTINUATIONS}.")
+    return count
 
 
 def _rule_overrides(entry: dict[str, object], provider: str, where: str) -> tuple[TokenLimitParam | None, bool | None]:

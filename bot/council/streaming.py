@@ -27,7 +27,7 @@ import time
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
-from bot.council.publisher import MemberStream, PlaceGone, StreamTrace, cut_text
+from bot.council.publisher import MemberStream, PlaceGone, StreamTrace, cut_at_limit, cut_text
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import repository as repo
@@ -170,6 +170,8 @@ class StreamedTurns:
         moderation = self.engine.moderation
         screened = await moderation.screen_ai(council, seat.name, completion.text) if moderation else None
         final = screened.text if screened else completion.text
+        if completion.truncated:
+            final = cut_at_limit(final, seat.name, seat.spec.max_output_tokens)
         tokens = {
             "tokens_in": completion.input_tokens,
             "tokens_out": completion.output_tokens,

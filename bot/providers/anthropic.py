@@ -14,6 +14,7 @@ from bot.providers.errors import (
     empty,
     http_error,
     json_object,
+    limit_spent,
     malformed,
     refused,
     status_error,
@@ -40,6 +41,8 @@ _STREAM_ERROR_STATUS: dict[str, int] = {
 
 # The stop_reason of a reply the safety classifiers ended, possibly after some text was already sent.
 _REFUSAL = "refusal"
+# The stop_reason of a reply cut at the request's max_tokens.
+_MAX_TOKENS = "max_tokens"
 
 
 class AnthropicClient:
@@ -100,9 +103,9 @@ class AnthropicClient:
                 body = await resp.text()
             if resp.status >= 300:
                 raise http_error(self.name, resp.status, body, resp.headers, self._api_key)
-        return self._parse_message(json_object(self.name, body), request.model)
+        return self._parse_message(json_object(self.name, body), request)
 
-    def _parse_message(self, data: dict[str, Any], requested_model: str) -> Completion:
+    def _parse_message(self, data: dict[str, Any], request: ChatRequest) -> Completion:
         if data.get("stop_reason") == _REFUSAL:
             raise refused(self.name, "safety refusal")
         content = data.get("content")
@@ -114,14 +117,16 @@ class AnthropicClient:
         if not all(isinstance(t, str) for t in texts):
             raise malformed(self.name, "text block without text")
         text = "".join(t for t in texts if isinstance(t, str))
+        truncated = data.get("stop_reason") == _MAX_TOKENS
         if not text.strip():
-            raise empty(self.name)
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         return Completion(
             text=text,
             input_tokens=token_count(usage.get("input_tokens")),
             output_tokens=token_count(usage.get("output_tokens")),
-            model=str(data.get("model") or requested_model),
+            model=str(data.get("model") or request.model),
             finish_reason=str(data.get("stop_reason") or "unknown"),
+            truncated=truncated,
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
@@ -172,9 +177,10 @@ class AnthropicClient:
         if not finished:
             raise cut(self.name)
         text = "".join(parts)
+        truncated = stop_reason == _MAX_TOKENS
         if not text.strip():
-            raise empty(self.name)
-        yield Completion(text, input_tokens, output_tokens, model, str(stop_reason or "unknown"))
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
+        yield Completion(text, input_tokens, output_tokens, model, str(stop_reason or "unknown"), truncated)
 
     def _stream_error(self, event: dict[str, Any]) -> ProviderError:
         """An error after the 200 headers (typically overloaded_error): report it as the HTTP error it stands for."""

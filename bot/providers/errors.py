@@ -200,6 +200,16 @@ def refused(provider: str, why: str) -> ProviderError:
     return ProviderError("refused", f"{provider}: the provider refused to answer ({why})", provider=provider)
 
 
+def limit_spent(provider: str, max_output_tokens: int) -> ProviderError:
+    """The whole output limit went before any text: typically reasoning tokens, which count toward it."""
+    return ProviderError(
+        "limit",
+        f"{provider}: used its whole output limit ({max_output_tokens} tokens) before writing any reply; "
+        "raise its max_output_tokens",
+        provider=provider,
+    )
+
+
 def cut(provider: str) -> ProviderError:
     return ProviderError("cut", f"{provider}: reply cut off before the end", provider=provider)
 

@@ -16,6 +16,7 @@ from bot.providers.errors import (
     error_message_from_body,
     http_error,
     json_object,
+    limit_spent,
     malformed,
     refused,
     status_error,
@@ -37,6 +38,8 @@ _STREAM_ERROR_STATUS: dict[str, int] = {
 
 # Gemini, Azure and OpenAI itself report a filtered answer this way, with or without the text so far.
 _CONTENT_FILTER = "content_filter"
+# A reply cut at max_tokens / max_completion_tokens (OpenAI, DeepSeek, Groq, Gemini's compat layer, Ollama).
+_LENGTH = "length"
 
 
 class OpenAICompatClient:
@@ -122,8 +125,9 @@ class OpenAICompatClient:
         # content is null when the model only refused or called tools: nothing for the council to read.
         if text is not None and not isinstance(text, str):
             raise malformed(self.name, "content is not a string")
+        truncated = finish_reason == _LENGTH
         if not text or not text.strip():
-            raise empty(self.name)
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         usage = as_dict(data.get("usage"))
         return Completion(
             text=text,
@@ -131,6 +135,7 @@ class OpenAICompatClient:
             output_tokens=token_count(usage.get("completion_tokens")),
             model=str(data.get("model") or request.model),
             finish_reason=str(finish_reason or "unknown"),
+            truncated=truncated,
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
@@ -181,9 +186,10 @@ class OpenAICompatClient:
         if not done:
             raise cut(self.name)
         text = "".join(parts)
+        truncated = finish_reason == _LENGTH
         if not text.strip():
-            raise empty(self.name)
-        yield Completion(text, input_tokens, output_tokens, model, str(finish_reason or "unknown"))
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
+        yield Completion(text, input_tokens, output_tokens, model, str(finish_reason or "unknown"), truncated)
 
 
 def _has_output(delta: dict[str, Any]) -> bool:

@@ -12,6 +12,7 @@ import aiohttp
 from bot.catalog import MemberSpec
 from bot.providers import make_client
 from bot.providers.base import ProviderClient
+from bot.providers.continuation import ContinuingClient
 from bot.providers.limits import CountedClient, LimitedClient, ProviderStats
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, endpoint_of
 from bot.providers.timeouts import ReplyTimeouts
@@ -74,6 +75,9 @@ class ProviderPool:
                 rand=self._rand,
             )
             client = CountedClient(resilient, self.stats)
+            if spec.max_continuations:
+                # Outermost: each continuation is a call of its own, retried and counted like any other.
+                client = ContinuingClient(client, spec.max_continuations)
             self._clients[spec.name] = client
         return client
 

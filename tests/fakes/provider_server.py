@@ -251,10 +251,10 @@ class FakeProviderServer:
             if behaviour.status:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
                 return self._anthropic_error(behaviour.status, message, behaviour.retry_after, behaviour.should_retry)
-            reply = self._reply_text(behaviour, model, body)
+            reply, at_limit = within_limit(self._reply_text(behaviour, model, body), body["max_tokens"])
             usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": len(reply.split())}
             envelope = {"id": f"msg_fake_{len(self.requests)}", "type": "message", "role": "assistant", "model": model}
-            stop_reason = behaviour.stop_reason or "end_turn"
+            stop_reason = behaviour.stop_reason or ("max_tokens" if at_limit else "end_turn")
             if not body.get("stream"):
                 content = [{"type": "text", "text": reply}] if reply else []  # a refusal may come with no block at all
                 return web.json_response(
@@ -334,11 +334,12 @@ class FakeProviderServer:
                     retry_after=behaviour.retry_after,
                     should_retry=behaviour.should_retry,
                 )
-            reply = self._reply_text(behaviour, model, body)
+            limit = body.get("max_completion_tokens", body.get("max_tokens"))
+            reply, at_limit = within_limit(self._reply_text(behaviour, model, body), limit)
             prompt, completion = estimate_input_tokens(body), len(reply.split())
             usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
             base = {"id": f"chatcmpl-fake-{len(self.requests)}", "created": int(time.time()), "model": model}
-            finish_reason = behaviour.finish_reason or "stop"
+            finish_reason = behaviour.finish_reason or ("length" if at_limit else "stop")
             if not body.get("stream"):
                 # A filtered reply with nothing to show comes back as content null.
                 message = {"role": "assistant", "content": reply or None}
@@ -405,6 +406,9 @@ def anthropic_problem(body: Any) -> str | None:
         if role == previous:
             return 'messages: roles must alternate between "user" and "assistant"'
         previous = role
+    if previous == "assistant":
+        # Claude 4.6 and later answer 400 to an assistant prefill: a conversation must end with a user turn.
+        return "Prefilling assistant messages is not supported for this model."
     return None
 
 
@@ -457,6 +461,14 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     chars = len(body.get("system") or "") if isinstance(body.get("system"), str) else 0
     chars += sum(len(m["content"]) for m in body["messages"] if isinstance(m.get("content"), str))
     return max(1, chars // 4)
+
+
+def within_limit(reply: str, max_tokens: object) -> tuple[str, bool]:
+    """The reply as a model bound by `max_tokens` gives it (a token is a word here), and whether it was cut."""
+    pieces = split_reply(reply)
+    if not isinstance(max_tokens, int) or len(pieces) <= max_tokens:
+        return reply, False
+    return "".join(pieces[:max_tokens]), True
 
 
 def split_reply(reply: str) -> list[str]:
