@@ -10,7 +10,8 @@ models", deprecated for `max_completion_tokens`; the API answers "Unsupported pa
 supported with this model. Use 'max_completion_tokens' instead." and "Unsupported value: 'temperature' does not
 support 0.7 with this model. Only the default (1) value is supported."); Anthropic's API version 2026-10-21,
 which rejects sampling parameters; DeepSeek's thinking-mode guide (temperature accepted and ignored, no rule
-needed); Gemini's and Ollama's OpenAI-compatibility pages and Groq's (both fields accepted as sent).
+needed); the OpenAI-compatibility pages of Gemini, Groq and Ollama (max_tokens and temperature accepted as sent;
+Ollama does not list max_completion_tokens, so max_tokens stays the default).
 """
 
 from __future__ import annotations
