@@ -16,6 +16,7 @@ from bot.catalog import Catalog
 from bot.governance.rules import RuleBook
 from bot.health import BotView, HealthServer, RunnerHealth
 from bot.providers.pool import ProviderPool
+from bot.providers.timeouts import ReplyTimeouts
 from bot.settings import Settings
 from cogs.governance._views import EscalationButton
 from storage import repository as repo
@@ -65,8 +66,12 @@ class CouncilBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.http_session = aiohttp.ClientSession()
+        limits = ReplyTimeouts(self.settings.provider_first_token_timeout, self.settings.provider_idle_timeout)
         self.providers = ProviderPool(
-            self.http_session, self.provider_env, max_concurrency=self.settings.provider_max_concurrency
+            self.http_session,
+            self.provider_env,
+            max_concurrency=self.settings.provider_max_concurrency,
+            timeouts=limits,
         )
         # Escalation buttons posted by an earlier run of the bot keep working.
         self.add_dynamic_items(EscalationButton)

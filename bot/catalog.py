@@ -10,7 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse, urlsplit
 
+from bot.providers.model_rules import TOKEN_LIMIT_PARAMS, ModelRule, TokenLimitParam, rule_for
+
 PROVIDERS = ("anthropic", "openai")
+# Each continuation of a reply cut at the output limit is one more call, with the whole prompt again.
+MAX_CONTINUATIONS = 5
 # Discord refuses webhook usernames that contain these words or exceed 80 characters.
 _FORBIDDEN_NAME_WORDS = ("discord", "clyde")
 _NAME_PATTERN = re.compile(r"^[\w][\w .'-]{0,31}$")
@@ -50,6 +54,18 @@ class MemberSpec:
     price_input_per_mtok: float = 0.0
     price_output_per_mtok: float = 0.0
     coordinator: bool = False
+    # The catalog's overrides of the model rules table (bot/providers/model_rules.py); None keeps the table's.
+    token_limit_param: TokenLimitParam | None = None
+    accepts_temperature: bool | None = None
+    # How often a reply cut at max_output_tokens is asked to go on (catalog: continue_when_cut); 0 = never.
+    max_continuations: int = 0
+
+    @property
+    def model_rule(self) -> ModelRule:
+        """What this member's model accepts in a request: the table's rule, with the member's overrides."""
+        return rule_for(self.provider, self.model).overridden(
+            token_limit_param=self.token_limit_param, accepts_temperature=self.accepts_temperature
+        )
 
     def api_key(self, env: Mapping[str, str] | None = None) -> str | None:
         """The member's key from the environment, or None when it needs none or it is missing."""
@@ -131,6 +147,10 @@ _FIELDS = {
     "price_input_per_mtok",
     "price_output_per_mtok",
     "coordinator",
+    "token_limit_param",
+    "accepts_temperature",
+    "continue_when_cut",
+    "max_continuations",
 }
 
 
@@ -157,11 +177,17 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
     base_url = entry["base_url"].strip().rstrip("/")
     if urlparse(base_url).scheme not in ("http", "https"):
         raise CatalogError(f"{where}: base_url must be an http(s) URL.")
+    model = entry["model"].strip()
+    token_limit_param, accepts_temperature = _rule_overrides(entry, provider, where)
+    rule = rule_for(provider, model).overridden(
+        token_limit_param=token_limit_param, accepts_temperature=accepts_temperature
+    )
     temperature = entry.get("temperature")
     if temperature is not None:
-        if provider == "anthropic":
-            # Anthropic API version 2026-10-21 answers 400 to any sampling parameter.
-            raise CatalogError(f"{where}: Anthropic's current API rejects `temperature`; remove it.")
+        if not rule.accepts_temperature:
+            # Refused by the API (or never sent): better said at start-up than ignored or failed on every turn.
+            how = "remove it" if provider == "anthropic" else "remove it, or set `accepts_temperature = true`"
+            raise CatalogError(f"{where}: {rule.why or 'this model refuses `temperature`'}; {how}.")
         if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
             raise CatalogError(f"{where}: temperature must be a number from 0 to 2.")
     max_tokens = entry.get("max_output_tokens", 1024)
@@ -185,7 +211,7 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
     return MemberSpec(
         name=name,
         provider=provider,
-        model=entry["model"].strip(),
+        model=model,
         base_url=base_url,
         api_key_env=api_key_env or None,
         persona=entry["persona"].strip(),
@@ -194,5 +220,35 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
         temperature=float(temperature) if temperature is not None else None,
         max_output_tokens=max_tokens,
         coordinator=bool(entry.get("coordinator", False)),
+        token_limit_param=token_limit_param,
+        accepts_temperature=accepts_temperature,
+        max_continuations=_continuations(entry, where),
         **prices,
     )
+
+
+def _continuations(entry: dict[str, object], where: str) -> int:
+    """`continue_when_cut = true` asks a cut reply to go on once; `max_continuations` allows more."""
+    wanted, count = entry.get("continue_when_cut", False), entry.get("max_continuations")
+    if not isinstance(wanted, bool):
+        raise CatalogError(f"{where}: continue_when_cut must be true or false.")
+    if count is None:
+        return 1 if wanted else 0
+    if not wanted:
+        raise CatalogError(f"{where}: max_continuations needs continue_when_cut = true.")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_CONTINUATIONS:
+        raise CatalogError(f"{where}: max_continuations must be a whole number from 1 to {MAX_CONTINUATIONS}.")
+    return count
+
+
+def _rule_overrides(entry: dict[str, object], provider: str, where: str) -> tuple[TokenLimitParam | None, bool | None]:
+    """A member's own `token_limit_param` / `accepts_temperature`, for a model the rules table gets wrong."""
+    param, accepts = entry.get("token_limit_param"), entry.get("accepts_temperature")
+    if (param is not None or accepts is not None) and provider != "openai":
+        # Anthropic's API has one field for the limit and refuses every temperature: nothing to override.
+        raise CatalogError(f"{where}: token_limit_param and accepts_temperature are for openai members only.")
+    if param is not None and param not in TOKEN_LIMIT_PARAMS:
+        raise CatalogError(f"{where}: token_limit_param must be one of {', '.join(TOKEN_LIMIT_PARAMS)}.")
+    if accepts is not None and not isinstance(accepts, bool):
+        raise CatalogError(f"{where}: accepts_temperature must be true or false.")
+    return param, accepts  # type: ignore[return-value]

@@ -36,9 +36,11 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None
     health_host: str = "127.0.0.1"
     peer_ratings: bool = True  # members rate each other when a council concludes (one call per member)
-    webhooks_per_channel: int = (
-        DEFAULT_WEBHOOKS_PER_CHANNEL  # councils of one channel spread over this many webhooks (Discord allows 15)
-    )
+    # provider_timeout is the total for a whole reply; these catch a provider that hangs well before it.
+    provider_first_token_timeout: float = 120.0
+    provider_idle_timeout: float = 30.0
+    # Councils of one channel spread over this many webhooks (Discord allows 15).
+    webhooks_per_channel: int = DEFAULT_WEBHOOKS_PER_CHANNEL
     # Seconds between two edits of starter embeds in one channel (Discord limits edits per channel); not read
     # from the environment: the tests shorten it.
     channel_edit_interval: float = 2.0
@@ -59,13 +61,9 @@ class Settings:
                 "and put DISCORD_TOKEN=<token> in a file named .env next to README.md (copy .env.example "
                 "to .env; it lists every setting) or export it in your shell, then run `python -m bot` again."
             )
-        timeout_text = source.get("PROVIDER_TIMEOUT", "120")
-        try:
-            timeout = float(timeout_text)
-        except ValueError:
-            raise SettingsError(f"PROVIDER_TIMEOUT must be a number of seconds, not {timeout_text!r}.") from None
-        if timeout <= 0:
-            raise SettingsError("PROVIDER_TIMEOUT must be greater than 0 seconds.")
+        timeout = _seconds(source, "PROVIDER_TIMEOUT", 600.0)
+        first_token_timeout = _seconds(source, "PROVIDER_FIRST_TOKEN_TIMEOUT", 120.0)
+        idle_timeout = _seconds(source, "PROVIDER_IDLE_TIMEOUT", 30.0)
         limits = {
             name.lower(): _positive_int(source, name, default)
             for name, default in (
@@ -98,6 +96,8 @@ class Settings:
             database_url=source.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             members_file=Path(source.get("MEMBERS_FILE", "").strip() or DEFAULT_MEMBERS_FILE),
             provider_timeout=timeout,
+            provider_first_token_timeout=first_token_timeout,
+            provider_idle_timeout=idle_timeout,
             log_level=source.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
             **limits,
         )
@@ -124,6 +124,19 @@ def _shards(source: Mapping[str, str]) -> tuple[int | None, tuple[int, ...] | No
     if not ids or any(not 0 <= shard < count for shard in ids):
         raise SettingsError(f"SHARD_IDS must be numbers from 0 to {count - 1} (SHARD_COUNT is {count}).")
     return count, ids
+
+
+def _seconds(source: Mapping[str, str], name: str, default: float) -> float:
+    text = source.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {text!r}.") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise SettingsError(f"{name} must be greater than 0 seconds.")
+    return seconds
 
 
 def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:

@@ -89,7 +89,9 @@ def test_catalog_file_errors_name_the_file(tmp_path: Path) -> None:
 def test_settings_defaults_and_overrides() -> None:
     settings = Settings.from_env({"DISCORD_TOKEN": "t"})
     assert settings.database_url == "sqlite:///council.db"
-    assert settings.members_file == DEFAULT_MEMBERS_FILE and settings.provider_timeout == 120
+    assert settings.members_file == DEFAULT_MEMBERS_FILE and settings.provider_timeout == 600
+    # A generous total for a whole reply; a hung provider is caught by the first-token and silence limits.
+    assert (settings.provider_first_token_timeout, settings.provider_idle_timeout) == (120, 30)
     custom = Settings.from_env(
         {
             "DISCORD_TOKEN": "t",
@@ -105,6 +107,14 @@ def test_settings_defaults_and_overrides() -> None:
     )
     with pytest.raises(SettingsError, match="PROVIDER_TIMEOUT"):
         Settings.from_env({"DISCORD_TOKEN": "t", "PROVIDER_TIMEOUT": "soon"})
+    limits = Settings.from_env(
+        {"DISCORD_TOKEN": "t", "PROVIDER_FIRST_TOKEN_TIMEOUT": "45", "PROVIDER_IDLE_TIMEOUT": "7.5"}
+    )
+    assert (limits.provider_first_token_timeout, limits.provider_idle_timeout) == (45.0, 7.5)
+    for name in ("PROVIDER_TIMEOUT", "PROVIDER_FIRST_TOKEN_TIMEOUT", "PROVIDER_IDLE_TIMEOUT"):
+        for bad in ("0", "-3", "nan", "inf", "a minute"):
+            with pytest.raises(SettingsError, match=name):
+                Settings.from_env({"DISCORD_TOKEN": "t", name: bad})
 
 
 def run_bot(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -208,7 +208,8 @@ async def test_members_lists_the_catalog_with_key_status(harness: DiscordHarness
 async def test_long_replies_are_split_and_ai_text_pings_nobody(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
-    long_reply = "@everyone listen. " + " ".join(f"Point {i} matters for <@123>." for i in range(300))
+    # Long enough for several messages, short enough for Llama's 1024-token output limit (the fake counts words).
+    long_reply = "@everyone listen. " + " ".join(f"Point {i} matters for <@123>." for i in range(200))
     provider_server.script("llama-test", long_reply)
     # Mention tokens would otherwise be held for the moderators (see test_governance_e2e).
     admin = discord.Permissions(manage_guild=True, manage_messages=True)

@@ -31,7 +31,7 @@ from bot.providers import (
     StreamDelta,
     is_retriable,
 )
-from bot.providers.errors import status_error
+from bot.providers.errors import http_error, status_error
 from bot.providers.pool import ProviderPool
 from tests.fakes.provider_server import FakeProviderServer, closed_port_url
 
@@ -212,14 +212,15 @@ async def test_a_stream_consumer_that_stops_early_closes_cleanly(
 
 
 @pytest.mark.parametrize(
-    ("fault", "expected_kind"),
+    ("fault", "expected_kind", "tries"),
     [
-        ({"status": 500}, "http"),
-        ({"status": 429}, "rate_limited"),
-        ({"status": 529}, "http"),
-        ({"disconnect": True}, "connection"),
-        ({"raw": "[1, 2]"}, "malformed"),
-        ({"reply": ""}, "empty"),
+        ({"status": 500}, "http", 3),
+        ({"status": 429}, "rate_limited", 3),
+        ({"status": 529}, "http", 3),
+        ({"disconnect": True}, "connection", 3),
+        # A 200 with an unreadable or empty body was billed: asked for once more, not twice.
+        ({"raw": "[1, 2]"}, "malformed", 2),
+        ({"reply": ""}, "empty", 2),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
@@ -229,6 +230,7 @@ async def test_persistent_fault_gives_up_after_the_attempts(
     stream: bool,
     fault: dict[str, Any],
     expected_kind: str,
+    tries: int,
     server: FakeProviderServer,
     session: aiohttp.ClientSession,
 ) -> None:
@@ -237,8 +239,59 @@ async def test_persistent_fault_gives_up_after_the_attempts(
     server.script("m1", **fault)
     err = await failure(resilient(kind, session, server.base_url), stream=stream)
     assert err.kind == expected_kind
-    assert str(err).endswith("(after 3 attempts)")
+    assert str(err).endswith(f"(after {tries} attempts)")
+    assert len(server.requests) == tries
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_unreadable_reply_after_a_server_error_still_gets_its_one_retry(
+    kind: str, stream: bool, server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=503, once=True)
+    server.script("m1", "", once=True)
+    server.script("m1", "", once=True)  # the second empty reply is not asked for again
+    policy = RetryPolicy(attempts=5, base_delay=0.005, max_delay=0.05, min_attempt_time=0.05)
+    err = await failure(resilient(kind, session, server.base_url, policy), stream=stream)
+    assert err.kind == "empty" and str(err).endswith("(after 3 attempts)")
     assert len(server.requests) == 3
+
+
+# --- the provider's own word: x-should-retry ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_x_should_retry_false_forbids_a_retry(
+    kind: str, stream: bool, server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=503, should_retry=False)
+    err = await failure(resilient(kind, session, server.base_url), stream=stream)
+    assert (err.kind, err.status, err.should_retry) == ("http", 503, False)
+    assert "attempts" not in str(err)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_x_should_retry_true_forces_a_retry(
+    kind: str, stream: bool, server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=400, message="try again shortly", should_retry=True, once=True)
+    assert (await call(resilient(kind, session, server.base_url), stream=stream)).text == "m1 reply #2"
+    assert len(server.requests) == 2
+
+
+async def test_an_unsaid_or_odd_x_should_retry_leaves_the_status_to_decide(
+    server: FakeProviderServer, session: aiohttp.ClientSession
+) -> None:
+    server.script("m1", status=400)  # no header: a 400 is not retried
+    assert (await failure(resilient("openai", session, server.base_url), stream=False)).should_retry is None
+    assert len(server.requests) == 1
+    headers = {"x-should-retry": "maybe"}
+    assert http_error("X", 503, "{}", headers, None).should_retry is None
+    assert is_retriable(http_error("X", 503, "{}", headers, None))
+    assert not is_retriable(http_error("X", 503, "{}", {"x-should-retry": "FALSE"}, None))
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -373,7 +426,7 @@ async def test_the_timeout_is_the_budget_for_the_whole_call(
     started = time.monotonic()
     err = await failure(resilient(kind, session, server.base_url), stream=stream, timeout=0.15)
     assert time.monotonic() - started < 0.3
-    assert err.kind == "timeout" and str(err) == f"{NAMES[kind]}: no reply within 0.15s"
+    assert err.kind == "timeout" and str(err) == f"{NAMES[kind]}: not finished within 0.15 s"
     assert len(server.requests) == 1
 
 
@@ -435,8 +488,8 @@ async def test_circuit_opens_fails_fast_half_opens_and_closes(
     server: FakeProviderServer, pool: ProviderPool, clock: Clock
 ) -> None:
     deepseek = pool(member("DeepSeek", "openai", f"{server.base_url}/v1", "m1"))
-    llama = pool(member("Llama", "openai", f"{server.base_url}/v1/", "m2"))  # same endpoint, other member
-    claude = pool(member("Claude", "anthropic", server.base_url, "m3"))  # another endpoint
+    twin = pool(member("Twin", "openai", f"{server.base_url}/v1/", "m1"))  # same endpoint, same model
+    llama = pool(member("Llama", "openai", f"{server.base_url}/v1", "m2"))  # same endpoint, other model
     server.script("m1", status=503)
 
     for _ in range(3):
@@ -446,20 +499,51 @@ async def test_circuit_opens_fails_fast_half_opens_and_closes(
     err = await failure(deepseek, stream=False)
     assert (err.kind, str(err)) == (
         "circuit_open",
-        "DeepSeek: provider unavailable, paused for 30 s after repeated failures",
+        "DeepSeek: model m1 unavailable, paused for 30 s after repeated failures",
     )
     clock.advance(2)
-    err = await failure(llama, stream=True, model="m2")
-    assert str(err) == "Llama: provider unavailable, paused for 28 s after repeated failures"
+    err = await failure(twin, stream=True)
+    assert str(err) == "Twin: model m1 unavailable, paused for 28 s after repeated failures"
     assert len(server.requests) == 6  # nothing reached the server
-    assert (await claude.complete(request("m3"), timeout=5)).text == "m3 reply #1"
+    # The host answers, and the other model on it is not paused.
+    assert (await call(llama, stream=True, model="m2")).text == "m2 reply #1"
+    assert pool.breaker_for(f"{server.base_url}/v1").state == "closed"
 
     clock.advance(28)
-    server.script("m1")  # the provider is back
-    assert pool.breaker_for(f"{server.base_url}/v1").state == "half_open"
+    server.script("m1")  # the model is back
+    assert pool.breaker_for(f"{server.base_url}/v1", "m1").state == "half_open"
     assert (await deepseek.complete(request(), timeout=5)).text.startswith("m1 reply")
+    assert pool.breaker_for(f"{server.base_url}/v1", "m1").state == "closed"
+    assert (await call(twin, stream=True)).text.startswith("m1 reply")
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 529}, {"delay": 5}, {"raw": "<html>oops</html>"}])
+async def test_one_model_failing_on_a_shared_host_does_not_pause_another(
+    fault: dict[str, Any], server: FakeProviderServer, pool: ProviderPool
+) -> None:
+    model_a = pool(member("A", "openai", f"{server.base_url}/v1", "model-a"))
+    model_b = pool(member("B", "openai", f"{server.base_url}/v1", "model-b"))
+    server.script("model-a", **fault)
+    for _ in range(5):
+        await failure(model_a, stream=False, model="model-a", timeout=0.3)
+    assert (await failure(model_a, stream=False, model="model-a")).kind == "circuit_open"
+    assert (await model_b.complete(request("model-b"), timeout=5)).text == "model-b reply #1"
+    assert (await call(model_b, stream=True, model="model-b")).text == "model-b reply #2"
     assert pool.breaker_for(f"{server.base_url}/v1").state == "closed"
-    assert (await call(llama, stream=True, model="m2")).text == "m2 reply #1"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_host_refusing_connections_pauses_every_model_on_it(stream: bool, pool: ProviderPool) -> None:
+    down = closed_port_url()
+    model_a = pool(member("A", "openai", f"{down}/v1", "model-a"))
+    model_b = pool(member("B", "openai", f"{down}/v1", "model-b"))
+    for _ in range(3):
+        err = await failure(model_a, stream=stream, model="model-a")
+        assert (err.kind, err.unreachable) == ("connection", True)
+    err = await failure(model_b, stream=stream, model="model-b")
+    assert (err.kind, str(err)) == ("circuit_open", "B: provider unavailable, paused for 30 s after repeated failures")
+    assert pool.breaker_for(f"{down}/v1").state == "open"
+    assert pool.breaker_for(f"{down}/v1", "model-a").state == "closed"  # the host's failure, not the model's
 
 
 async def test_a_failed_trial_reopens_the_circuit(server: FakeProviderServer, pool: ProviderPool, clock: Clock) -> None:
@@ -493,14 +577,14 @@ async def test_only_one_trial_at_a_time_and_a_cancelled_trial_frees_the_slot(
         await trial
     server.script("m1")
     assert (await deepseek.complete(request(), timeout=5)).text.startswith("m1 reply")
-    assert pool.breaker_for(f"{server.base_url}/v1").state == "closed"
+    assert pool.breaker_for(f"{server.base_url}/v1", "m1").state == "closed"
 
 
 async def test_hopeless_failures_and_successes_keep_the_circuit_closed(
     server: FakeProviderServer, pool: ProviderPool
 ) -> None:
     deepseek = pool(member("DeepSeek", "openai", f"{server.base_url}/v1", "m1"))
-    breaker = pool.breaker_for(f"{server.base_url}/v1")
+    breaker = pool.breaker_for(f"{server.base_url}/v1", "m1")
     for status in (401, 404, 400, 401, 404):
         server.script("m1", status=status, once=True)
         await failure(deepseek, stream=False)
@@ -549,6 +633,7 @@ def test_defaults_match_the_official_sdks_or_better() -> None:
     policy = RetryPolicy()
     assert (policy.attempts, policy.base_delay, policy.max_delay, policy.max_retry_after) == (3, 0.5, 8.0, 60.0)
     assert policy.attempt_timeout is None and policy.min_attempt_time == 1.0
+    assert policy.unreadable_retries == 1  # the SDKs never retry a 200; one more try cures a glitch
     assert (BreakerPolicy().failure_threshold, BreakerPolicy().cool_down) == (5, 30.0)
     # Full jitter: anywhere from no wait to the exponential ceiling, which stops at max_delay.
     assert [policy.backoff(n, lambda: 1.0) for n in (1, 2, 3, 4, 5, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
@@ -584,15 +669,19 @@ def test_what_is_worth_retrying(kind: str, status: int | None, expected: bool) -
     assert is_retriable(ProviderError(kind, "x", status=status)) is expected  # type: ignore[arg-type]
 
 
-async def test_pool_wraps_every_member_and_shares_breakers_per_endpoint(session: aiohttp.ClientSession) -> None:
+async def test_pool_wraps_every_member_and_shares_breakers_per_endpoint_and_model(
+    session: aiohttp.ClientSession,
+) -> None:
     pool = ProviderPool(session, {"FAULT_KEY": KEY})
     # The pool's client counts calls around the retry layer (CountedClient → ResilientClient → limits).
     a = pool(member("A", "openai", "https://api.example.com/v1", "x")).inner  # type: ignore[attr-defined]
     b = pool(member("B", "openai", "https://API.example.com/v1/", "y")).inner  # type: ignore[attr-defined]
-    c = pool(member("C", "anthropic", "https://api.example.com", "z")).inner  # type: ignore[attr-defined]
-    assert isinstance(a, ResilientClient) and isinstance(c, ResilientClient) and isinstance(b, ResilientClient)
-    assert a.breaker is b.breaker is pool.breaker_for("https://api.example.com/v1")
-    assert c.breaker is not a.breaker
+    a2 = pool(member("A2", "openai", "https://api.example.com/v1", "x")).inner  # type: ignore[attr-defined]
+    c = pool(member("C", "anthropic", "https://api.example.com", "x")).inner  # type: ignore[attr-defined]
+    assert all(isinstance(client, ResilientClient) for client in (a, b, a2, c))
+    assert a.host_breaker is b.host_breaker is pool.breaker_for("https://api.example.com/v1")
+    assert a.breaker is a2.breaker is pool.breaker_for("https://api.example.com/v1", "x")
+    assert b.breaker is not a.breaker and c.breaker is not a.breaker and c.host_breaker is not a.host_breaker
     assert a.policy == RetryPolicy() and a.breaker is not None and a.breaker.policy == BreakerPolicy()
     assert pool(member("A", "openai", "https://api.example.com/v1", "x")).inner is a  # type: ignore[attr-defined]
     assert KEY not in repr(a)

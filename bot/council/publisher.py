@@ -68,6 +68,15 @@ def cut_text(text: str, reason: str) -> str:
     return f"{text.rstrip()}\n\n✂️ cut off: {reason}"
 
 
+def cut_at_limit(text: str, name: str, max_output_tokens: int) -> str:
+    """A reply the member's output limit stopped, as it is shown, stored and read by the others: its words,
+    then a small line saying so (outside any code block the cut left open)."""
+    text = text.rstrip()
+    if text.count("```") % 2:
+        text += "\n```"
+    return f"{text}\n-# ✂️ cut at {name}'s output limit ({max_output_tokens} tokens)"
+
+
 @dataclass(frozen=True, slots=True)
 class StreamTrace:
     """Where a reply whose stream was interrupted (the process stopped) may already show.

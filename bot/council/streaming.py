@@ -28,7 +28,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 from bot.council.patience import is_transient
-from bot.council.publisher import MemberStream, PlaceGone, PostRefused, StreamTrace, cut_text
+from bot.council.publisher import MemberStream, PlaceGone, PostRefused, StreamTrace, cut_at_limit, cut_text
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import repository as repo
@@ -227,6 +227,8 @@ class StreamedTurns:
             else None
         )
         final = screened.text if screened else completion.text
+        if completion.truncated:
+            final = cut_at_limit(final, seat.name, seat.spec.max_output_tokens)
         tokens = {
             "tokens_in": completion.input_tokens,
             "tokens_out": completion.output_tokens,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.council.prompts import TranscriptLine, build_request, digest
+from bot.council.publisher import cut_at_limit
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import deliberation_repository as deliberation_repo
@@ -187,6 +188,9 @@ class MemberTurns:
     ) -> CouncilMessage:
         """Screen a reply and store it before anyone sees it; its concerns go to the moderators."""
         screened = await self.engine.moderation.screen_ai(council, seat.name, text) if self.engine.moderation else None
+        content = screened.text if screened else text
+        if completion.truncated:  # said where everyone reads it: the thread, the export, the others' prompts
+            content = cut_at_limit(content, seat.name, seat.spec.max_output_tokens)
         message, created = await repo.add_message(
             self.db,
             council_id=council.id,
@@ -194,7 +198,7 @@ class MemberTurns:
             author_kind="ai",
             author_name=seat.name,
             turn_key=turn_key,
-            content=screened.text if screened else text,
+            content=content,
             tokens_in=completion.input_tokens,
             tokens_out=completion.output_tokens,
             visibility="held" if screened and screened.hold else "visible",

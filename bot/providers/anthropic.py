@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
@@ -15,6 +14,7 @@ from bot.providers.errors import (
     empty,
     http_error,
     json_object,
+    limit_spent,
     malformed,
     refused,
     status_error,
@@ -22,6 +22,7 @@ from bot.providers.errors import (
     transport_errors,
 )
 from bot.providers.sse import iter_sse
+from bot.providers.timeouts import ReplyClock, ReplyTimeouts
 
 API_VERSION = "2026-10-21"
 
@@ -40,16 +41,27 @@ _STREAM_ERROR_STATUS: dict[str, int] = {
 
 # The stop_reason of a reply the safety classifiers ended, possibly after some text was already sent.
 _REFUSAL = "refusal"
+# The stop_reason of a reply cut at the request's max_tokens.
+_MAX_TOKENS = "max_tokens"
 
 
 class AnthropicClient:
     """A ProviderClient for POST {base_url}/v1/messages."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, base_url: str, api_key: str, name: str = "anthropic") -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        api_key: str,
+        name: str = "anthropic",
+        timeouts: ReplyTimeouts | None = None,
+    ) -> None:
         self.name = name
         self._session = session
         self._url = f"{base_url.rstrip('/')}/v1/messages"
         self._api_key = api_key
+        self._timeouts = timeouts or ReplyTimeouts()
 
     def __repr__(self) -> str:
         # Deliberately without the key: reprs end up in logs and tracebacks.
@@ -71,27 +83,29 @@ class AnthropicClient:
             body["stream"] = True
         return body
 
-    def _post(
-        self, request: ChatRequest, *, stream: bool, timeout: float
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._session.post(
-            self._url,
-            json=self._body(request, stream=stream),
-            headers=self._headers(),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        )
+    async def _post(self, request: ChatRequest, *, stream: bool, clock: ReplyClock) -> aiohttp.ClientResponse:
+        """Send the request; the response once its headers are in (the caller releases it)."""
+        async with clock.waiting():
+            return await self._session.post(
+                self._url,
+                json=self._body(request, stream=stream),
+                headers=self._headers(),
+                timeout=clock.connect_timeout,
+            )
 
     async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        clock = ReplyClock(self.name, self._timeouts, timeout, whole=True)
         async with (
             transport_errors(self.name, timeout, self._api_key),
-            self._post(request, stream=False, timeout=timeout) as resp,
+            await self._post(request, stream=False, clock=clock) as resp,
         ):
-            body = await resp.text()
+            async with clock.waiting():
+                body = await resp.text()
             if resp.status >= 300:
                 raise http_error(self.name, resp.status, body, resp.headers, self._api_key)
-        return self._parse_message(json_object(self.name, body), request.model)
+        return self._parse_message(json_object(self.name, body), request)
 
-    def _parse_message(self, data: dict[str, Any], requested_model: str) -> Completion:
+    def _parse_message(self, data: dict[str, Any], request: ChatRequest) -> Completion:
         if data.get("stop_reason") == _REFUSAL:
             raise refused(self.name, "safety refusal")
         content = data.get("content")
@@ -103,14 +117,16 @@ class AnthropicClient:
         if not all(isinstance(t, str) for t in texts):
             raise malformed(self.name, "text block without text")
         text = "".join(t for t in texts if isinstance(t, str))
+        truncated = data.get("stop_reason") == _MAX_TOKENS
         if not text.strip():
-            raise empty(self.name)
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         return Completion(
             text=text,
             input_tokens=token_count(usage.get("input_tokens")),
             output_tokens=token_count(usage.get("output_tokens")),
-            model=str(data.get("model") or requested_model),
+            model=str(data.get("model") or request.model),
             finish_reason=str(data.get("stop_reason") or "unknown"),
+            truncated=truncated,
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
@@ -119,13 +135,16 @@ class AnthropicClient:
         input_tokens = output_tokens = 0
         stop_reason: str | None = None
         finished = False
+        clock = ReplyClock(self.name, self._timeouts, timeout)
         async with (
             transport_errors(self.name, timeout, self._api_key),
-            self._post(request, stream=True, timeout=timeout) as resp,
+            await self._post(request, stream=True, clock=clock) as resp,
         ):
             if resp.status >= 300:
-                raise http_error(self.name, resp.status, await resp.text(), resp.headers, self._api_key)
-            async for sse in iter_sse(resp.content):
+                async with clock.waiting():
+                    error_body = await resp.text()
+                raise http_error(self.name, resp.status, error_body, resp.headers, self._api_key)
+            async for sse in iter_sse(resp.content, clock):
                 event = json_object(self.name, sse.data)
                 kind = event.get("type", sse.event)
                 if kind == "message_start":
@@ -135,6 +154,7 @@ class AnthropicClient:
                     input_tokens = token_count(usage.get("input_tokens"))
                     output_tokens = token_count(usage.get("output_tokens"))
                 elif kind == "content_block_delta":
+                    clock.token()  # any delta, thinking included: the model is producing output
                     delta = as_dict(event.get("delta"))
                     # thinking_delta / input_json_delta are skipped for the same reason as in complete().
                     if delta.get("type") == "text_delta" and delta.get("text"):
@@ -157,9 +177,10 @@ class AnthropicClient:
         if not finished:
             raise cut(self.name)
         text = "".join(parts)
+        truncated = stop_reason == _MAX_TOKENS
         if not text.strip():
-            raise empty(self.name)
-        yield Completion(text, input_tokens, output_tokens, model, str(stop_reason or "unknown"))
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
+        yield Completion(text, input_tokens, output_tokens, model, str(stop_reason or "unknown"), truncated)
 
     def _stream_error(self, event: dict[str, Any]) -> ProviderError:
         """An error after the 200 headers (typically overloaded_error): report it as the HTTP error it stands for."""

@@ -9,7 +9,9 @@ from typing import Literal, Protocol
 Role = Literal["user", "assistant"]
 
 # What went wrong, in terms a retry layer can act on. "quota" is a spent budget or credit (never worth retrying),
-# "refused" a content-filter or safety refusal, "circuit_open" a call not even tried because the endpoint is paused.
+# "refused" a content-filter or safety refusal, "circuit_open" a call not even tried because the endpoint is paused,
+# "limit" a reply that used the whole output limit before any text (a model that reasons first, with too small a
+# max_output_tokens): asking again spends the same.
 ErrorKind = Literal[
     "timeout",
     "connection",
@@ -23,6 +25,7 @@ ErrorKind = Literal[
     "cut",
     "refused",
     "circuit_open",
+    "limit",
 ]
 
 
@@ -47,13 +50,18 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A finished reply and what it cost."""
+    """A finished reply and what it cost.
+
+    `truncated`: the reply stopped at the output limit (max_output_tokens) rather than where the model meant
+    to end it (Anthropic's stop_reason "max_tokens", OpenAI's finish_reason "length"), after any continuations.
+    """
 
     text: str
     input_tokens: int
     output_tokens: int
     model: str
     finish_reason: str
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,12 @@ class ProviderError(Exception):
     status: int | None = None
     retry_after: float | None = None
     provider: str = field(default="")
+    # The provider's own word on retrying (the x-should-retry header the official SDKs obey): None when unsaid.
+    should_retry: bool | None = None
+    # The host could not be reached at all (refused, DNS, TLS, connect timeout): every model on it is affected.
+    unreachable: bool = False
+    # For kind "timeout": which limit ran out ("first_token", "idle" or "total"; see bot/providers/timeouts.py).
+    timer: str | None = None
 
     def __str__(self) -> str:
         return self.message

@@ -118,7 +118,7 @@ def http_error(provider: str, status: int, body: str, headers: Mapping[str, str]
     # OpenAI also sends retry-after-ms, more precise than the whole seconds of retry-after.
     retry_after_ms = parse_retry_after(headers.get("retry-after-ms"))
     retry_after = retry_after_ms / 1000 if retry_after_ms is not None else parse_retry_after(headers.get("retry-after"))
-    return status_error(
+    error = status_error(
         provider,
         status,
         error_message_from_body(body),
@@ -126,6 +126,11 @@ def http_error(provider: str, status: int, body: str, headers: Mapping[str, str]
         retry_after=retry_after,
         code=error_code_from_body(body),
     )
+    # Both APIs may say outright whether a retry can help; the official SDKs obey "true" and "false" only.
+    should_retry = {"true": True, "false": False}.get(headers.get("x-should-retry", "").strip().lower())
+    if should_retry is not None:
+        error.should_retry = should_retry
+    return error
 
 
 def is_quota_error(status: int, detail: str | None, code: str | None) -> bool:
@@ -195,6 +200,16 @@ def refused(provider: str, why: str) -> ProviderError:
     return ProviderError("refused", f"{provider}: the provider refused to answer ({why})", provider=provider)
 
 
+def limit_spent(provider: str, max_output_tokens: int) -> ProviderError:
+    """The whole output limit went before any text: typically reasoning tokens, which count toward it."""
+    return ProviderError(
+        "limit",
+        f"{provider}: used its whole output limit ({max_output_tokens} tokens) before writing any reply; "
+        "raise its max_output_tokens",
+        provider=provider,
+    )
+
+
 def cut(provider: str) -> ProviderError:
     return ProviderError("cut", f"{provider}: reply cut off before the end", provider=provider)
 
@@ -227,6 +242,10 @@ async def transport_errors(provider: str, timeout: float, api_key: str | None) -
         yield
     except ProviderError:
         raise
+    # Before TimeoutError: no connection at all is the host's failure, not the model's slowness.
+    except aiohttp.ConnectionTimeoutError as exc:
+        message = f"{provider}: connection failed (no connection within the connect timeout)"
+        raise ProviderError("connection", message, provider=provider, unreachable=True) from exc
     # Must come before ClientConnectionError: aiohttp's ServerTimeoutError is both a TimeoutError and one of those.
     except TimeoutError as exc:
         raise ProviderError("timeout", f"{provider}: no reply within {timeout:g}s", provider=provider) from exc
@@ -235,4 +254,8 @@ async def transport_errors(provider: str, timeout: float, api_key: str | None) -
         raise cut(provider) from exc
     except aiohttp.ClientError as exc:
         reason = short_detail(str(exc) or type(exc).__name__, api_key)
-        raise ProviderError("connection", f"{provider}: connection failed ({reason})", provider=provider) from exc
+        # Refused, DNS and TLS failures are ClientConnectorErrors: the request never reached the host.
+        unreachable = isinstance(exc, aiohttp.ClientConnectorError)
+        raise ProviderError(
+            "connection", f"{provider}: connection failed ({reason})", provider=provider, unreachable=unreachable
+        ) from exc

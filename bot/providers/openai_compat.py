@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
@@ -17,13 +16,16 @@ from bot.providers.errors import (
     error_message_from_body,
     http_error,
     json_object,
+    limit_spent,
     malformed,
     refused,
     status_error,
     token_count,
     transport_errors,
 )
+from bot.providers.model_rules import ModelRule, rule_for
 from bot.providers.sse import iter_sse
+from bot.providers.timeouts import ReplyClock, ReplyTimeouts
 
 # What a mid-stream {"error": ...} chunk's code or type stands for; anything else reads as a server error.
 _STREAM_ERROR_STATUS: dict[str, int] = {
@@ -36,18 +38,30 @@ _STREAM_ERROR_STATUS: dict[str, int] = {
 
 # Gemini, Azure and OpenAI itself report a filtered answer this way, with or without the text so far.
 _CONTENT_FILTER = "content_filter"
+# A reply cut at max_tokens / max_completion_tokens (OpenAI, DeepSeek, Groq, Gemini's compat layer, Ollama).
+_LENGTH = "length"
 
 
 class OpenAICompatClient:
     """A ProviderClient for POST {base_url}/chat/completions; base_url already carries the version path."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, *, base_url: str, api_key: str | None, name: str = "openai"
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        api_key: str | None,
+        name: str = "openai",
+        rule: ModelRule | None = None,
+        timeouts: ReplyTimeouts | None = None,
     ) -> None:
         self.name = name
+        self._timeouts = timeouts or ReplyTimeouts()
         self._session = session
         self._url = f"{base_url.rstrip('/')}/chat/completions"
         self._api_key = api_key
+        # The member's own rule (the table's, with the catalog's overrides); without one, looked up per request.
+        self._rule = rule
 
     def __repr__(self) -> str:
         # Deliberately without the key: reprs end up in logs and tracebacks.
@@ -63,8 +77,10 @@ class OpenAICompatClient:
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages += [{"role": turn.role, "content": turn.content} for turn in request.turns]
-        body: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": request.max_output_tokens}
-        if request.temperature is not None:
+        rule = self._rule or rule_for("openai", request.model)
+        body: dict[str, Any] = {"model": request.model, "messages": messages}
+        body[rule.token_limit_param] = request.max_output_tokens
+        if request.temperature is not None and rule.accepts_temperature:
             body["temperature"] = request.temperature
         if stream:
             # Without include_usage a stream reports no token counts at all.
@@ -72,22 +88,24 @@ class OpenAICompatClient:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _post(
-        self, request: ChatRequest, *, stream: bool, timeout: float
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._session.post(
-            self._url,
-            json=self._body(request, stream=stream),
-            headers=self._headers(),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        )
+    async def _post(self, request: ChatRequest, *, stream: bool, clock: ReplyClock) -> aiohttp.ClientResponse:
+        """Send the request; the response once its headers are in (the caller releases it)."""
+        async with clock.waiting():
+            return await self._session.post(
+                self._url,
+                json=self._body(request, stream=stream),
+                headers=self._headers(),
+                timeout=clock.connect_timeout,
+            )
 
     async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        clock = ReplyClock(self.name, self._timeouts, timeout, whole=True)
         async with (
             transport_errors(self.name, timeout, self._api_key),
-            self._post(request, stream=False, timeout=timeout) as resp,
+            await self._post(request, stream=False, clock=clock) as resp,
         ):
-            body = await resp.text()
+            async with clock.waiting():
+                body = await resp.text()
             if resp.status >= 300:
                 raise http_error(self.name, resp.status, body, resp.headers, self._api_key)
         data = json_object(self.name, body)
@@ -107,8 +125,9 @@ class OpenAICompatClient:
         # content is null when the model only refused or called tools: nothing for the council to read.
         if text is not None and not isinstance(text, str):
             raise malformed(self.name, "content is not a string")
+        truncated = finish_reason == _LENGTH
         if not text or not text.strip():
-            raise empty(self.name)
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         usage = as_dict(data.get("usage"))
         return Completion(
             text=text,
@@ -116,6 +135,7 @@ class OpenAICompatClient:
             output_tokens=token_count(usage.get("completion_tokens")),
             model=str(data.get("model") or request.model),
             finish_reason=str(finish_reason or "unknown"),
+            truncated=truncated,
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
@@ -124,13 +144,16 @@ class OpenAICompatClient:
         input_tokens = output_tokens = 0
         finish_reason: str | None = None
         done = False
+        clock = ReplyClock(self.name, self._timeouts, timeout)
         async with (
             transport_errors(self.name, timeout, self._api_key),
-            self._post(request, stream=True, timeout=timeout) as resp,
+            await self._post(request, stream=True, clock=clock) as resp,
         ):
             if resp.status >= 300:
-                raise http_error(self.name, resp.status, await resp.text(), resp.headers, self._api_key)
-            async for sse in iter_sse(resp.content):
+                async with clock.waiting():
+                    error_body = await resp.text()
+                raise http_error(self.name, resp.status, error_body, resp.headers, self._api_key)
+            async for sse in iter_sse(resp.content, clock):
                 if sse.data.strip() == "[DONE]":
                     done = True
                     break
@@ -144,7 +167,10 @@ class OpenAICompatClient:
                 choices = chunk.get("choices")
                 if isinstance(choices, list) and choices:
                     choice = as_dict(choices[0])
-                    content = as_dict(choice.get("delta")).get("content")
+                    delta = as_dict(choice.get("delta"))
+                    if _has_output(delta):
+                        clock.token()
+                    content = delta.get("content")
                     if isinstance(content, str) and content:
                         parts.append(content)
                         yield StreamDelta(content)
@@ -160,6 +186,13 @@ class OpenAICompatClient:
         if not done:
             raise cut(self.name)
         text = "".join(parts)
+        truncated = finish_reason == _LENGTH
         if not text.strip():
-            raise empty(self.name)
-        yield Completion(text, input_tokens, output_tokens, model, str(finish_reason or "unknown"))
+            raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
+        yield Completion(text, input_tokens, output_tokens, model, str(finish_reason or "unknown"), truncated)
+
+
+def _has_output(delta: dict[str, Any]) -> bool:
+    """Whether a stream chunk carries model output: text, or reasoning (DeepSeek's reasoning_content, others'
+    reasoning), so a model that thinks aloud has started; the first chunk's bare role does not count."""
+    return any(isinstance(value, str) and value for key, value in delta.items() if key != "role")

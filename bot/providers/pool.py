@@ -12,15 +12,19 @@ import aiohttp
 from bot.catalog import MemberSpec
 from bot.providers import make_client
 from bot.providers.base import ProviderClient
+from bot.providers.continuation import ContinuingClient
 from bot.providers.limits import CountedClient, LimitedClient, ProviderStats
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, endpoint_of
+from bot.providers.timeouts import ReplyTimeouts
 
 
 class ProviderPool:
     """Builds clients lazily; the key is read from the environment when the client is first needed.
 
-    Every client is a ResilientClient. Circuit breakers belong to endpoints (host and path), not members, so
-    all members and councils using one provider share what is known about its health.
+    Every client is a ResilientClient with two circuit breakers, shared by every member and council that uses
+    them: the endpoint's (host and path), which hears only whether the host can be reached, and the model's
+    at that endpoint, which hears the model's own failures. One model failing pauses that model; a host
+    that is down pauses every model on it.
     """
 
     def __init__(
@@ -33,15 +37,17 @@ class ProviderPool:
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         max_concurrency: int = 8,
+        timeouts: ReplyTimeouts | None = None,
     ) -> None:
         self._session = session
+        self._timeouts = timeouts or ReplyTimeouts()
         self._env = env
         self._retry = retry or RetryPolicy()
         self._breaker_policy = breaker or BreakerPolicy()
         self._clock = clock
         self._rand = rand
         self._clients: dict[str, ProviderClient] = {}
-        self._breakers: dict[str, CircuitBreaker] = {}
+        self._breakers: dict[tuple[str, str | None], CircuitBreaker] = {}
         self._max_concurrency = max_concurrency
         self._slots: dict[str, asyncio.Semaphore] = {}
         self.stats = ProviderStats()
@@ -50,23 +56,37 @@ class ProviderPool:
         client = self._clients.get(spec.name)
         if client is None:
             inner = make_client(
-                spec.provider, self._session, base_url=spec.base_url, api_key=spec.api_key(self._env), name=spec.name
+                spec.provider,
+                self._session,
+                base_url=spec.base_url,
+                api_key=spec.api_key(self._env),
+                name=spec.name,
+                rule=spec.model_rule,
+                timeouts=self._timeouts,
             )
             endpoint = endpoint_of(spec.base_url)
             slots = self._slots.setdefault(endpoint, asyncio.Semaphore(self._max_concurrency))
             limited = LimitedClient(inner, slots, endpoint, self.stats)
             resilient = ResilientClient(
-                limited, policy=self._retry, breaker=self.breaker_for(spec.base_url), rand=self._rand
+                limited,
+                policy=self._retry,
+                breaker=self.breaker_for(spec.base_url, spec.model),
+                host_breaker=self.breaker_for(spec.base_url),
+                rand=self._rand,
             )
             client = CountedClient(resilient, self.stats)
+            if spec.max_continuations:
+                # Outermost: each continuation is a call of its own, retried and counted like any other.
+                client = ContinuingClient(client, spec.max_continuations)
             self._clients[spec.name] = client
         return client
 
-    def breaker_for(self, base_url: str) -> CircuitBreaker:
-        """The breaker every member at this endpoint shares (created on first use)."""
-        endpoint = endpoint_of(base_url)
-        breaker = self._breakers.get(endpoint)
+    def breaker_for(self, base_url: str, model: str | None = None) -> CircuitBreaker:
+        """The endpoint's breaker, or with `model` that model's at the endpoint (created on first use)."""
+        key = (endpoint_of(base_url), model)
+        breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = CircuitBreaker(endpoint, self._breaker_policy, clock=self._clock)
-            self._breakers[endpoint] = breaker
+            label = "provider" if model is None else f"model {model}"
+            breaker = CircuitBreaker(key[0], self._breaker_policy, clock=self._clock, label=label)
+            self._breakers[key] = breaker
         return breaker

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 RETRIABLE_KINDS = frozenset({"timeout", "connection", "rate_limited", "malformed", "empty", "cut"})
 # Statuses the official SDKs retry (408 timeout, 409 lock conflict, 429, 5xx) plus Anthropic's 529 "overloaded".
 RETRIABLE_STATUSES = frozenset({408, 409, 429})
+# A 200 whose body was empty or unreadable: the provider billed it, and asking again is billed again.
+UNREADABLE_KINDS = frozenset({"malformed", "empty"})
 
 Clock = Callable[[], float]
 
@@ -41,6 +43,8 @@ class RetryPolicy:
     attempt_timeout: a cap on one attempt, so a hung connection can be retried within the call's budget. None
         (the default) gives every attempt what is left of the budget: slow reasoning models must not be cut off.
     min_attempt_time: no retry is started with less than this left of the budget; it could only time out.
+    unreadable_retries: how often a reply that came back empty or unreadable is asked for again. Each was
+        billed; one more try cures a glitch, more only multiply the cost of a model that answers that way.
     """
 
     attempts: int = 3
@@ -49,6 +53,7 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     attempt_timeout: float | None = None
     min_attempt_time: float = 1.0
+    unreadable_retries: int = 1
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -57,6 +62,8 @@ class RetryPolicy:
             raise ValueError("RetryPolicy delays must not be negative")
         if self.attempt_timeout is not None and self.attempt_timeout <= 0:
             raise ValueError("RetryPolicy.attempt_timeout must be positive")
+        if self.unreadable_retries < 0:
+            raise ValueError("RetryPolicy.unreadable_retries must not be negative")
 
     def backoff(self, retry: int, rand: Callable[[], float]) -> float:
         """The wait before retry number `retry` (1 for the first retry); `rand` returns a float in [0, 1)."""
@@ -79,7 +86,14 @@ class BreakerPolicy:
 
 
 def is_retriable(error: ProviderError) -> bool:
-    """Whether asking again could give a different answer."""
+    """Whether asking again could give a different answer: the provider's x-should-retry when it says so."""
+    if error.should_retry is not None:
+        return error.should_retry
+    return is_transient(error)
+
+
+def is_transient(error: ProviderError) -> bool:
+    """Whether the failure is of a kind that goes away by itself (what the circuit breaker counts)."""
     if error.kind in RETRIABLE_KINDS:
         return True
     return (
@@ -100,16 +114,26 @@ def endpoint_of(base_url: str) -> str:
 
 
 class CircuitBreaker:
-    """Stops calling an endpoint that keeps failing, so a council does not wait out every member's retries.
+    """Stops calling what keeps failing (a host, or one model on it), so a council does not wait out every
+    member's retries.
 
-    closed: calls go through; each failed call (after its retries, and only for retriable kinds) counts, a
+    closed: calls go through; each failed call (after its retries, and only for transient kinds) counts, a
     success resets the count. open: after `failure_threshold` failures in a row, calls fail at once with kind
     "circuit_open" for `cool_down` seconds. half_open: after the cool-down one trial call goes through (others
     still fail fast); its success closes the breaker, its failure opens it for another cool-down.
+    `label` is what the fast failure calls unavailable ("provider", or "model m1").
     """
 
-    def __init__(self, endpoint: str, policy: BreakerPolicy | None = None, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        policy: BreakerPolicy | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        label: str = "provider",
+    ) -> None:
         self.endpoint = endpoint
+        self.label = label
         self.policy = policy or BreakerPolicy()
         self._clock = clock
         self._failures = 0
@@ -117,7 +141,10 @@ class CircuitBreaker:
         self._trial_in_flight = False
 
     def __repr__(self) -> str:
-        return f"CircuitBreaker(endpoint={self.endpoint!r}, state={self.state!r}, failures={self._failures})"
+        return (
+            f"CircuitBreaker(endpoint={self.endpoint!r}, label={self.label!r}, state={self.state!r}, "
+            f"failures={self._failures})"
+        )
 
     @property
     def state(self) -> Literal["closed", "open", "half_open"]:
@@ -136,18 +163,18 @@ class CircuitBreaker:
             return False
         if state == "half_open" and not self._trial_in_flight:
             self._trial_in_flight = True
-            log.info("provider circuit half-open endpoint=%s: sending one trial call", self.endpoint)
+            log.info("provider circuit half-open endpoint=%s %s: sending one trial call", self.endpoint, self.label)
             return True
         if state == "open" and self._opened_at is not None:
             left = max(1, math.ceil(self.policy.cool_down - (self._clock() - self._opened_at)))
-            message = f"{provider}: provider unavailable, paused for {left} s after repeated failures"
+            message = f"{provider}: {self.label} unavailable, paused for {left} s after repeated failures"
         else:
-            message = f"{provider}: provider unavailable after repeated failures, a trial call is under way"
+            message = f"{provider}: {self.label} unavailable after repeated failures, a trial call is under way"
         raise ProviderError("circuit_open", message, provider=provider)
 
     def record_success(self) -> None:
         if self._opened_at is not None:
-            log.info("provider circuit closed endpoint=%s", self.endpoint)
+            log.info("provider circuit closed endpoint=%s %s", self.endpoint, self.label)
         self._failures = 0
         self._opened_at = None
         self._trial_in_flight = False
@@ -160,8 +187,9 @@ class CircuitBreaker:
             self._opened_at = self._clock()
             self._trial_in_flight = False
             log.warning(
-                "provider circuit open endpoint=%s failures=%d cool_down=%gs",
+                "provider circuit open endpoint=%s%s failures=%d cool_down=%gs",
                 self.endpoint,
+                "" if self.label == "provider" else f" {self.label}",
                 self._failures,
                 self.policy.cool_down,
             )
@@ -173,29 +201,60 @@ class CircuitBreaker:
 
 
 class _Call:
-    """One call's ticket with the breaker; the first outcome reported is the one that counts."""
+    """One call's tickets with its breakers; the first outcome reported is the one that counts.
 
-    def __init__(self, breaker: CircuitBreaker | None, provider: str) -> None:
+    The host's breaker hears only whether the host could be reached; the model's breaker hears the model's
+    own transient failures (5xx, overloaded, timeouts, unreadable replies). So one model failing on a shared
+    host pauses that model alone, while a host that is down pauses every model on it. Without a host
+    breaker, the model's breaker hears both.
+    """
+
+    def __init__(self, breaker: CircuitBreaker | None, host: CircuitBreaker | None, provider: str) -> None:
         self._breaker = breaker
-        self._trial = breaker.acquire(provider) if breaker is not None else False
-        self._settled = breaker is None
+        self._host = host
+        # The host first: when it is down, that is the news, whatever the model's state.
+        self._host_trial = host.acquire(provider) if host is not None else False
+        try:
+            self._trial = breaker.acquire(provider) if breaker is not None else False
+        except ProviderError:
+            if host is not None:
+                host.release(self._host_trial)
+            raise
+        self._settled = False
 
     def succeeded(self) -> None:
-        if not self._settled and self._breaker is not None:
-            self._settled = True
-            self._breaker.record_success()
+        if self._settled:
+            return
+        self._settled = True
+        for breaker in (self._host, self._breaker):
+            if breaker is not None:
+                breaker.record_success()
 
     def failed(self, error: ProviderError) -> None:
-        if not self._settled and self._breaker is not None:
-            self._settled = True
-            if is_retriable(error):
+        if self._settled:
+            return
+        self._settled = True
+        host_failure = error.unreachable and self._host is not None
+        if self._host is not None:
+            if error.unreachable:
+                self._host.record_failure()
+            elif error.kind in ("timeout", "connection"):
+                self._host.release(self._host_trial)  # no answer: nothing learnt about the host
+            else:
+                self._host.record_success()  # it answered, even if with an error
+        if self._breaker is not None:
+            if is_transient(error) and not host_failure:
                 self._breaker.record_failure()
             else:
                 self._breaker.release(self._trial)
 
     def abandon(self) -> None:
-        if not self._settled and self._breaker is not None:
-            self._settled = True
+        if self._settled:
+            return
+        self._settled = True
+        if self._host is not None:
+            self._host.release(self._host_trial)
+        if self._breaker is not None:
             self._breaker.release(self._trial)
 
 
@@ -211,21 +270,23 @@ class ResilientClient:
         *,
         policy: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        host_breaker: CircuitBreaker | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.name = inner.name
         self.inner = inner
         self.policy = policy or RetryPolicy()
-        self.breaker = breaker
+        self.breaker = breaker  # the model's (see _Call)
+        self.host_breaker = host_breaker
         self._rand = rand
 
     def __repr__(self) -> str:
-        return f"ResilientClient({self.inner!r}, breaker={self.breaker!r})"
+        return f"ResilientClient({self.inner!r}, breaker={self.breaker!r}, host_breaker={self.host_breaker!r})"
 
     async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
-        call = _Call(self.breaker, self.name)
+        call = _Call(self.breaker, self.host_breaker, self.name)
         deadline = _now() + timeout
-        attempt = 0
+        attempt = unreadable = 0
         try:
             while True:
                 attempt += 1
@@ -233,7 +294,8 @@ class ResilientClient:
                 try:
                     completion = await self.inner.complete(request, timeout=limit)
                 except ProviderError as error:
-                    delay = self._retry_delay(error, attempt, deadline)
+                    unreadable += error.kind in UNREADABLE_KINDS
+                    delay = self._retry_delay(error, attempt, deadline, unreadable)
                     if delay is None:
                         final = self._final_error(error, attempt, timeout, whole_budget)
                         call.failed(final)
@@ -253,9 +315,9 @@ class ResilientClient:
 
         Once a delta is out, the caller holds part of a reply, so the error (typically "cut") is raised as is.
         """
-        call = _Call(self.breaker, self.name)
+        call = _Call(self.breaker, self.host_breaker, self.name)
         deadline = _now() + timeout
-        attempt = 0
+        attempt = unreadable = 0
         yielded = False
         try:
             while True:
@@ -271,7 +333,8 @@ class ResilientClient:
                             yield item
                     return
                 except ProviderError as error:
-                    delay = None if yielded else self._retry_delay(error, attempt, deadline)
+                    unreadable += error.kind in UNREADABLE_KINDS
+                    delay = None if yielded else self._retry_delay(error, attempt, deadline, unreadable)
                     if delay is None:
                         final = self._final_error(error, attempt, timeout, whole_budget)
                         call.failed(final)
@@ -291,10 +354,13 @@ class ResilientClient:
             return cap, False
         return left, True
 
-    def _retry_delay(self, error: ProviderError, attempt: int, deadline: float) -> float | None:
-        """How long to wait before trying again, or None to give up now."""
+    def _retry_delay(self, error: ProviderError, attempt: int, deadline: float, unreadable: int) -> float | None:
+        """How long to wait before trying again, or None to give up now (`unreadable`: billed empty or
+        unreadable replies so far, this one included)."""
         policy = self.policy
         if not is_retriable(error) or attempt >= policy.attempts:
+            return None
+        if error.kind in UNREADABLE_KINDS and unreadable > policy.unreadable_retries:
             return None
         if error.retry_after is not None and error.retry_after > 0:
             if error.retry_after > policy.max_retry_after:
@@ -310,9 +376,9 @@ class ResilientClient:
     def _final_error(self, error: ProviderError, attempt: int, timeout: float, whole_budget: bool) -> ProviderError:
         """The error the caller sees: the last one, saying how long or how often we tried."""
         message = error.message
-        if error.kind == "timeout" and whole_budget:
+        if error.timer == "total" and whole_budget:
             # The last attempt only had what was left; the caller gave the call `timeout` seconds in all.
-            message = f"{self.name}: no reply within {timeout:g}s"
+            message = f"{self.name}: not finished within {timeout:g} s"
         if attempt > 1:
             message = f"{message} (after {attempt} attempts)"
         return error if message == error.message else replace(error, message=message)

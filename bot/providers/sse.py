@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from bot.providers.timeouts import ReplyClock
+
 
 @dataclass(frozen=True, slots=True)
 class SseEvent:
@@ -14,11 +16,19 @@ class SseEvent:
     data: str
 
 
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+async def _lines(content: aiohttp.StreamReader, clock: ReplyClock | None) -> AsyncIterator[str]:
     # Our own splitting rather than StreamReader.readline(): readline raises on lines above aiohttp's
     # buffer limit, and a single big SSE payload should not turn into a confusing ValueError.
     buffer = b""
-    async for chunk in content.iter_any():
+    while True:
+        if clock is None:
+            chunk = await content.readany()
+        else:
+            async with clock.waiting():  # only the wait for the network: never the caller's time with a line
+                chunk = await content.readany()
+            clock.alive()
+        if not chunk:
+            break
         buffer += chunk
         *complete, buffer = buffer.split(b"\n")
         for line in complete:
@@ -27,11 +37,15 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
         yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
 
 
-async def iter_sse(content: aiohttp.StreamReader) -> AsyncIterator[SseEvent]:
-    """Yield one SseEvent per blank-line-terminated block; comments (":") and retry/id fields are ignored."""
+async def iter_sse(content: aiohttp.StreamReader, clock: ReplyClock | None = None) -> AsyncIterator[SseEvent]:
+    """Yield one SseEvent per blank-line-terminated block; comments (":") and retry/id fields are ignored.
+
+    With a `clock`, each wait for the body is bounded by its deadlines, and every piece that arrives counts
+    as a sign of life (keep-alive comments too: the connection is not silent).
+    """
     event = ""
     data: list[str] = []
-    async for line in _lines(content):
+    async for line in _lines(content, clock):
         if not line:
             if data:
                 yield SseEvent(event or "message", "\n".join(data))

@@ -29,8 +29,10 @@ ANTHROPIC_FIELDS = frozenset({
 })
 OPENAI_FIELDS = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stream", "stream_options",
-    "stop", "n", "seed", "user", "tools", "tool_choice", "response_format",
+    "stop", "n", "seed", "user", "tools", "tool_choice", "response_format", "reasoning_effort",
 })
+# OpenAI's reasoning models, as the real API tells them apart (its own list, not the bot's rules table).
+OPENAI_REASONING_MODEL = re.compile(r"^(o[134](-mini|-pro)?|gpt-5(\.\d+)?(-mini|-nano|-pro)?)(-\d{4}-\d{2}-\d{2})?$")
 ANTHROPIC_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
     413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
@@ -40,6 +42,8 @@ DEFAULT_MESSAGES = {
     409: "Conflict", 429: "Rate limit reached", 500: "Internal server error", 502: "Bad gateway",
     503: "Service unavailable", 529: "Overloaded",
 }
+ANTHROPIC_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+OPENAI_KEEPALIVE = b": keep-alive\n\n"  # an SSE comment, as OpenRouter and others send while a model works
 # fmt: on
 
 
@@ -51,11 +55,16 @@ class Behaviour:
     delay: float = 0.0  # seconds before the response starts (to provoke client timeouts)
     status: int | None = None  # answer with this HTTP error in the API's own error shape
     retry_after: float | None = None  # sent as the retry-after header with `status`
+    should_retry: bool | None = None  # sent as the x-should-retry header with `status` (both APIs send it)
     message: str | None = None  # error text for `status` / `stream_error`
     code: str | None = None  # OpenAI: the error's "code" (e.g. "insufficient_quota") for `status` / `stream_error`
     cut_after: int | None = None  # streaming: stop after this many text chunks
     cut_mode: Literal["drop", "eof"] = "drop"  # drop the TCP connection, or end the body cleanly minus terminator
     chunk_delay: float = 0.0  # seconds between streamed chunks
+    first_token_delay: float = 0.0  # streaming: seconds between the head (headers, start event) and the first text
+    gap_after: int | None = None  # streaming: after this many text chunks, fall silent for `gap` seconds
+    gap: float = 0.0
+    keepalive: float = 0.0  # streaming: during those waits, a keep-alive every this many seconds (ping / comment)
     stream_error: str | None = None  # streaming: an error of this type after cut_after chunks (Anthropic `error`
     # event, or an OpenAI-style {"error": ...} data line)
     raw: str | None = None  # answer 200 with exactly this body, to exercise the clients' malformed-response paths
@@ -180,7 +189,11 @@ class FakeProviderServer:
         await resp.prepare(request)
         for piece in head:
             await resp.write(piece)
+        keepalive = ANTHROPIC_PING if request.path.endswith("/messages") else OPENAI_KEEPALIVE
+        await self._wait(resp, behaviour.first_token_delay, behaviour.keepalive, keepalive)
         for i, chunk in enumerate(chunks):
+            if i and i == behaviour.gap_after:
+                await self._wait(resp, behaviour.gap, behaviour.keepalive, keepalive)
             if behaviour.cut_after is not None and i >= behaviour.cut_after and not behaviour.stream_error:
                 if behaviour.cut_mode == "drop" and request.transport is not None:
                     request.transport.abort()  # the chunked body never completes: what a dropped proxy looks like
@@ -195,11 +208,22 @@ class FakeProviderServer:
         await resp.write_eof()
         return resp
 
+    @staticmethod
+    async def _wait(resp: web.StreamResponse, seconds: float, every: float, keepalive: bytes) -> None:
+        """Say nothing for `seconds`, or only keep-alives every `every` seconds (what a busy upstream sends)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, every) if every else left)
+            if every and time.monotonic() < deadline:
+                await resp.write(keepalive)
+
     # --- Anthropic ---------------------------------------------------------------------------------------
 
-    def _anthropic_error(self, status: int, message: str, retry_after: float | None = None) -> web.Response:
+    def _anthropic_error(
+        self, status: int, message: str, retry_after: float | None = None, should_retry: bool | None = None
+    ) -> web.Response:
         error_type = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
-        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
+        headers = error_headers(retry_after, should_retry)
         body = {"type": "error", "error": {"type": error_type, "message": message}}
         return web.json_response(body, status=status, headers=headers)
 
@@ -226,11 +250,11 @@ class FakeProviderServer:
                 return raw_response(behaviour.raw, stream=bool(body.get("stream")))
             if behaviour.status:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
-                return self._anthropic_error(behaviour.status, message, behaviour.retry_after)
-            reply = self._reply_text(behaviour, model, body)
+                return self._anthropic_error(behaviour.status, message, behaviour.retry_after, behaviour.should_retry)
+            reply, at_limit = within_limit(self._reply_text(behaviour, model, body), body["max_tokens"])
             usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": len(reply.split())}
             envelope = {"id": f"msg_fake_{len(self.requests)}", "type": "message", "role": "assistant", "model": model}
-            stop_reason = behaviour.stop_reason or "end_turn"
+            stop_reason = behaviour.stop_reason or ("max_tokens" if at_limit else "end_turn")
             if not body.get("stream"):
                 content = [{"type": "text", "text": reply}] if reply else []  # a refusal may come with no block at all
                 return web.json_response(
@@ -272,11 +296,12 @@ class FakeProviderServer:
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> web.Response:
         error_type = {400: "invalid_request_error", 401: "invalid_request_error", 429: "requests"}.get(
             status, "server_error" if status >= 500 else "invalid_request_error"
         )
-        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else None
+        headers = error_headers(retry_after, should_retry)
         body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
@@ -291,7 +316,7 @@ class FakeProviderServer:
                     return self._openai_error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
             problem = openai_problem(rec.json)
             if problem:
-                return self._openai_error(400, problem[0], param=problem[1])
+                return self._openai_error(400, problem[0], param=problem[1], code=problem[2])
             body: dict[str, Any] = rec.json
             model = body["model"]
             behaviour = self._next(model)
@@ -303,13 +328,18 @@ class FakeProviderServer:
             if behaviour.status:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
                 return self._openai_error(
-                    behaviour.status, message, code=behaviour.code, retry_after=behaviour.retry_after
+                    behaviour.status,
+                    message,
+                    code=behaviour.code,
+                    retry_after=behaviour.retry_after,
+                    should_retry=behaviour.should_retry,
                 )
-            reply = self._reply_text(behaviour, model, body)
+            limit = body.get("max_completion_tokens", body.get("max_tokens"))
+            reply, at_limit = within_limit(self._reply_text(behaviour, model, body), limit)
             prompt, completion = estimate_input_tokens(body), len(reply.split())
             usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
             base = {"id": f"chatcmpl-fake-{len(self.requests)}", "created": int(time.time()), "model": model}
-            finish_reason = behaviour.finish_reason or "stop"
+            finish_reason = behaviour.finish_reason or ("length" if at_limit else "stop")
             if not body.get("stream"):
                 # A filtered reply with nothing to show comes back as content null.
                 message = {"role": "assistant", "content": reply or None}
@@ -376,33 +406,53 @@ def anthropic_problem(body: Any) -> str | None:
         if role == previous:
             return 'messages: roles must alternate between "user" and "assistant"'
         previous = role
+    if previous == "assistant":
+        # Claude 4.6 and later answer 400 to an assistant prefill: a conversation must end with a user turn.
+        return "Prefilling assistant messages is not supported for this model."
     return None
 
 
-def openai_problem(body: Any) -> tuple[str, str | None] | None:
-    """(message, param) for what /chat/completions would reject, else None."""
+def openai_problem(body: Any) -> tuple[str, str | None, str | None] | None:
+    """(message, param, code) for what /chat/completions would reject, else None."""
     if not isinstance(body, dict):
-        return "We could not parse the JSON body of your request.", None
+        return "We could not parse the JSON body of your request.", None, None
     for key in body:
         if key not in OPENAI_FIELDS:
-            return f"Unrecognized request argument supplied: {key}", key
+            return f"Unrecognized request argument supplied: {key}", key, None
     if not isinstance(body.get("model"), str) or not body["model"]:
-        return "you must provide a model parameter", "model"
+        return "you must provide a model parameter", "model", None
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        return "[] is too short - 'messages'", "messages"
+        return "[] is too short - 'messages'", "messages", None
     for i, msg in enumerate(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
         if role not in ("system", "user", "assistant", "developer"):
             return (
                 f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'developer'.",
                 f"messages[{i}].role",
+                None,
             )
         if not isinstance(msg.get("content"), str):
-            return f"Invalid type for 'messages[{i}].content': expected a string.", f"messages[{i}].content"
+            return f"Invalid type for 'messages[{i}].content': expected a string.", f"messages[{i}].content", None
     temperature = body.get("temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
-        return "temperature must be a number between 0 and 2", "temperature"
+        return "temperature must be a number between 0 and 2", "temperature", None
+    if OPENAI_REASONING_MODEL.match(body["model"]):
+        # The real API's words (code unsupported_parameter / unsupported_value).
+        if "max_tokens" in body:
+            return (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "max_tokens",
+                "unsupported_parameter",
+            )
+        if temperature is not None and temperature != 1:
+            return (
+                f"Unsupported value: 'temperature' does not support {temperature:g} with this model. "
+                "Only the default (1) value is supported.",
+                "temperature",
+                "unsupported_value",
+            )
     return None
 
 
@@ -413,9 +463,24 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     return max(1, chars // 4)
 
 
+def within_limit(reply: str, max_tokens: object) -> tuple[str, bool]:
+    """The reply as a model bound by `max_tokens` gives it (a token is a word here), and whether it was cut."""
+    pieces = split_reply(reply)
+    if not isinstance(max_tokens, int) or len(pieces) <= max_tokens:
+        return reply, False
+    return "".join(pieces[:max_tokens]), True
+
+
 def split_reply(reply: str) -> list[str]:
     """Word-sized stream chunks that join back to exactly the reply (whitespace included)."""
     return [piece for piece in re.split(r"(?<=\s)(?=\S)", reply) if piece]
+
+
+def error_headers(retry_after: float | None, should_retry: bool | None) -> dict[str, str]:
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    if should_retry is not None:
+        headers["x-should-retry"] = "true" if should_retry else "false"
+    return headers
 
 
 def raw_response(text: str, *, stream: bool) -> web.Response:
