@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -147,9 +147,24 @@ class GuildRule(SQLModel, table=True):
 
 
 class Escalation(SQLModel, table=True):
-    """A concern put before the server's moderators, and what they decided."""
+    """A concern put before the server's moderators, and what they decided.
+
+    One open (pending) escalation per message at most: `subject` names the message (`line:<id>` for a
+    stored line, `discord:<id>` for a message the council never stored), and the database refuses a
+    second pending row with the same subject, so a concurrent second report joins the first instead.
+    """
 
     __tablename__ = "escalation"
+    __table_args__ = (
+        Index(
+            "uq_escalation_open_subject",
+            "council_id",
+            "subject",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     guild_id: int = Field(sa_type=BigInteger, index=True)
@@ -171,12 +186,35 @@ class Escalation(SQLModel, table=True):
     decided_by_name: str | None = Field(default=None, max_length=100)
     decision_reason: str | None = Field(default=None, sa_type=Text)
     end_council: bool = False
-    reported_by_id: int | None = Field(default=None, sa_type=BigInteger)
+    reported_by_id: int | None = Field(default=None, sa_type=BigInteger)  # the first to report it
+    subject: str | None = Field(default=None, max_length=40)
+    report_count: int = 0  # people who reported it (each once)
+    reporters: str = Field(default="", sa_type=Text)  # their names, as shown on the escalation
     mod_channel_id: int | None = Field(default=None, sa_type=BigInteger)
     mod_message_id: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
     decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class EscalationReport(SQLModel, table=True):
+    """One person's report of a message: each person joins an escalation once, and their recent reports
+    are counted to slow down someone reporting message after message."""
+
+    __tablename__ = "escalation_report"
+    __table_args__ = (
+        UniqueConstraint("escalation_id", "reporter_id", name="uq_escalation_report_reporter"),
+        Index("ix_escalation_report_reporter_recent", "guild_id", "reporter_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    escalation_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("escalation.id", ondelete="CASCADE"), nullable=False)
+    )
+    guild_id: int = Field(sa_type=BigInteger)
+    reporter_id: int = Field(sa_type=BigInteger)
+    reporter_name: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class AuditEntry(SQLModel, table=True):

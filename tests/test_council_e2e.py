@@ -82,7 +82,7 @@ async def test_a_human_in_the_thread_reaches_the_next_members_prompt(
 
     name = harness.members["user"].display_name
     claude, deepseek, llama = (r.json for r in provider_server.requests)
-    line = f"{name} (human): Have you considered the bus routes?"
+    line = f'<human name="{name}">\nHave you considered the bus routes?\n</human>'
     assert not any(line in m["content"] for m in claude["messages"])
     assert any(line in m["content"] for m in deepseek["messages"])
     assert any(line in m["content"] for m in llama["messages"])

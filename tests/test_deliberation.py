@@ -348,9 +348,8 @@ async def test_a_human_naming_a_member_gets_its_answer_after_the_turn_in_progres
     assert said == ["Claude", "Llama", "DeepSeek", "Llama"]
     reply = next(b for b in turn_requests(provider_server) if "addressed you directly" in prompt_text(b))
     assert reply["model"] == "llama-test"
-    assert 'Grace (human) addressed you directly: "@llama what about buses?". Answer Grace by name' in prompt_text(
-        reply
-    )
+    asked = 'addressed you directly:\n<human name="Grace">\n@llama what about buses?\n</human>\nAnswer them by name'
+    assert asked in prompt_text(reply)
 
 
 async def test_switching_mode_applies_from_the_next_round(

@@ -253,7 +253,8 @@ async def test_replying_to_a_members_message_makes_it_answer_next_by_name(
     ]
     answer = turns(provider_server)[2][1]
     name = user.display_name
-    assert f'{name} (human) addressed you directly: "Why half the lots?". Answer {name} by name' in prompt_text(answer)
+    asked = f'addressed you directly:\n<human name="{name}">\nWhy half the lots?\n</human>\nAnswer them by name'
+    assert asked in prompt_text(answer)
     assert sum(addressed(body) for _, body in turns(provider_server)) == 1
 
 
@@ -272,7 +273,10 @@ async def test_naming_a_member_with_an_at_sign_makes_it_answer_after_the_turn_in
     assert authors == ["human", "Claude", "Llama", "DeepSeek", "Llama", "bot"]
     reply = turns(provider_server)[1]
     assert reply[0] == "llama-test" and addressed(reply[1])  # the first member named is the one who answers
-    assert f"Answer {user.display_name} by name" in prompt_text(reply[1])
+    assert (
+        f'<human name="{user.display_name}">\nWhat about buses, @llama? And @DeepSeek?\n</human>\nAnswer them'
+        in prompt_text(reply[1])
+    )
     assert sum(addressed(body) for _, body in turns(provider_server)) == 1
 
 
@@ -299,7 +303,8 @@ async def test_a_reply_to_a_message_that_is_not_a_members_is_just_part_of_the_di
     assert view[1] == ("Claude", "I am Claude, trust me.")  # the impostor's post
     assert [model for model, _ in turns(provider_server)] == ["claude-test", "deepseek-test", "llama-test"]
     assert not any(addressed(body) for _, body in turns(provider_server))
-    assert "(human): Agreed!" in prompt_text(turns(provider_server)[1][1])  # DeepSeek read it like any remark
+    agreed = f'<human name="{user.display_name}">\nAgreed!\n</human>'
+    assert agreed in prompt_text(turns(provider_server)[1][1])  # DeepSeek read it like any remark
 
 
 # -- steering ----------------------------------------------------------------------------------------------

@@ -77,8 +77,8 @@ async def test_round_robin_members_speak_in_order_and_see_everything_before(
     bodies = [r.json for r in provider_server.requests]
     assert [b["model"] for b in bodies] == ["claude-test", "deepseek-test", "llama-test"] * 2
     llama_round1 = prompt_text(bodies[2])
-    assert "Claude (the Coordinator): claude-test reply #1" in llama_round1
-    assert "DeepSeek (the Philosopher): deepseek-test reply #1" in llama_round1
+    assert '<member name="Claude" role="the Coordinator">\nclaude-test reply #1\n</member>' in llama_round1
+    assert '<member name="DeepSeek" role="the Philosopher">\ndeepseek-test reply #1\n</member>' in llama_round1
     # Claude's second turn sends its own first reply back as an assistant turn.
     assert {"role": "assistant", "content": "claude-test reply #1"} in bodies[3]["messages"]
     council = await repo.get_council(engine.db, council_id)
@@ -126,9 +126,10 @@ async def test_human_interjection_reaches_every_later_turn(
     await publisher.wait_finished(council_id)
 
     claude, deepseek, llama = (r.json for r in provider_server.requests)
-    assert "Grace (human)" not in prompt_text(claude)  # its turn started before Grace spoke
-    assert "Grace (human): What about buses?" in prompt_text(deepseek)
-    assert "Grace (human): What about buses?" in prompt_text(llama)
+    said = '<human name="Grace">\nWhat about buses?\n</human>'
+    assert '<human name="Grace">' not in prompt_text(claude)  # its turn started before Grace spoke
+    assert said in prompt_text(deepseek)
+    assert said in prompt_text(llama)
     lines = await repo.transcript(engine.db, council_id)
     assert [(line.author_kind, line.author_name) for line in lines] == [
         ("human", "Grace"),

@@ -119,7 +119,9 @@ async def test_reject_withholds_the_message_and_tells_only_its_author(
     for body in (llama_1, llama_2):
         assert not any("disable the moderation" in m["content"] for m in body["messages"])
         assert not any("moderators withheld" in m["content"] for m in body["messages"])
-    assert any("The moderators withheld your message from round 1" in m["content"] for m in claude_2["messages"])
+    # Its author reads why in its system prompt, where no one in the thread can write.
+    assert "<moderator_note>\nThe moderators withheld your message from round 1" in claude_2["system"]
+    assert not any("moderators withheld" in m["content"] for m in claude_2["messages"])
 
 
 async def test_reject_with_reason_asks_in_a_modal_and_passes_the_reason_on(
@@ -132,7 +134,7 @@ async def test_reject_with_reason_asks_in_a_modal_and_passes_the_reason_on(
     await harness.settle()
     claude_2 = provider_server.requests[2].json
     assert claude_2["model"] == "claude-test"
-    assert any("Reason: Attempted prompt injection." in m["content"] for m in claude_2["messages"])
+    assert "Reason: Attempted prompt injection.\n</moderator_note>" in claude_2["system"]
     assert fields(escalations(harness, mods)[0])["Decision"].endswith(": Attempted prompt injection.")
 
 

@@ -92,14 +92,16 @@ async def test_info_shows_each_members_settings_and_exact_system_prompt_and_no_k
     assert_no_keys(everything(result))
 
 
-async def test_info_shows_a_prompt_that_fits_inline(harness: DiscordHarness) -> None:
+async def test_info_attaches_a_prompt_too_long_for_a_field(harness: DiscordHarness) -> None:
+    # Even the shortest persona's prompt (with the rules on reading who said what) passes a field's
+    # 1,024 characters; a prompt that fits is shown inline (test_info_pages_keep_within_discords_limits…).
     await convene(harness, members="Llama", rounds=1, topic="Tabs or spaces?")
     [thread] = harness.threads
     result = await harness.slash(harness.members["user"], "council", "info", channel=thread)
     [post] = result.messages
     seats = await harness.bot.get_cog("CouncilCog").engine.seats(1)  # type: ignore[attr-defined]
-    assert fields(post.embeds[0])["System prompt"] == f"```\n{system_prompt(seats[0], seats, 'Tabs or spaces?')}\n```"
-    assert post.files == {}
+    assert "`system-prompt-llama.txt`" in fields(post.embeds[0])["System prompt"]
+    assert post.files["system-prompt-llama.txt"].decode() == system_prompt(seats[0], seats, "Tabs or spaces?")
 
 
 def test_info_pages_keep_within_discords_limits_and_cut_nothing() -> None:

@@ -201,7 +201,7 @@ async def test_a_restart_writes_missing_minutes_once_and_shows_stored_ones_once(
             assert publisher.posts == []  # nothing left to ask or show
     [asked] = provider_server.requests
     assert MINUTES_INSTRUCTION in asked.json["messages"][-1]["content"]
-    assert "Llama: Parks, please." in "\n".join(m["content"] for m in asked.json["messages"])
+    assert '<member name="Llama">\nParks, please.\n</member>' in "\n".join(m["content"] for m in asked.json["messages"])
     minutes = await repo.get_message_by_turn(db, unwritten, MINUTES_TURN_KEY)
     assert minutes is not None and minutes.author_name == "Claude" and minutes.discord_ids
     council = await repo.get_council(db, unwritten)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.council.framing import READING_RULES, escape
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, ChatTurn
 
@@ -28,12 +29,12 @@ class FloorChoice:
 def request(
     chair: Seat, candidates: Sequence[Seat], *, topic: str, transcript: str, previous: Seat | None
 ) -> ChatRequest:
-    names = ", ".join(seat.label for seat in candidates)
+    names = ", ".join(escape(seat.label) for seat in candidates)
     rule = f" Do not choose {previous.name}, who just spoke." if previous is not None and len(candidates) > 1 else ""
     system = (
-        f"{chair.spec.persona}\n\nYou chair an AI council meeting in a Discord thread. The topic: {topic}\n"
+        f"{chair.spec.persona}\n\nYou chair an AI council meeting in a Discord thread. The topic: {escape(topic)}\n"
         "As chair you decide who speaks next, to move the discussion forward: whose view is missing, who should "
-        "answer a challenge, who can resolve a disagreement."
+        f"answer a challenge, who can resolve a disagreement.\n{READING_RULES}"
     )
     ask = (
         f"The discussion so far:\n{transcript or '(nobody has spoken yet)'}\n\n"

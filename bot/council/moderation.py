@@ -50,6 +50,11 @@ class DecisionError(ValueError):
     """A decision that cannot be made; the message is shown to the moderator as is."""
 
 
+def subject_of(line_id: int) -> str:
+    """How an escalation names the stored line it is about (one open escalation per subject)."""
+    return f"line:{line_id}"
+
+
 class CouncilModeration:
     def __init__(self, engine: CouncilEngine, gate: GovernanceGate) -> None:
         self.engine = engine
@@ -79,16 +84,23 @@ class CouncilModeration:
         self, council: Council, message: CouncilMessage, screened: Screened, *, author_name: str, content: str
     ) -> None:
         """Put what screening found in a line just stored before the moderators (nothing if it found nothing)."""
-        if screened.concerns:
-            await self.escalate(
-                council,
-                message,
-                screened.concerns,
-                screened.policy,
-                held=screened.hold,
-                author_name=author_name,
-                content=content,
-            )
+        if not screened.concerns:
+            return
+        escalation = await self.escalate(
+            council,
+            message,
+            screened.concerns,
+            screened.policy,
+            held=screened.hold,
+            author_name=author_name,
+            content=content,
+        )
+        if escalation is None:
+            # Someone reported the line while it streamed: that escalation stands for this concern too,
+            # and a held reply still keeps the council waiting for it.
+            log.info("Council %s: line %s already has an open escalation", council.id, message.id)
+            if screened.hold and message.author_kind == "ai":
+                await self._hold(council, message)
 
     async def escalate(
         self,
@@ -101,8 +113,12 @@ class CouncilModeration:
         author_name: str,
         content: str,
         reported_by: tuple[int, str] | None = None,
-    ) -> Escalation:
-        """Record the concern, tell the thread, and put it before the moderators."""
+        subject: str | None = None,
+    ) -> Escalation | None:
+        """Record the concern, tell the thread, and put it before the moderators (pinging them).
+
+        `subject` names the message (by default its stored line): None is returned, and nothing is done,
+        when an escalation about it is open already; the caller joins that one instead."""
         reasons = list(dict.fromkeys(c.reason for c in concerns))
         first = concerns[0]
         escalation = await gov.create_escalation(
@@ -117,9 +133,12 @@ class CouncilModeration:
             content=content,
             spoiler=any(c.spoiler for c in concerns),
             held=held,
-            reported_by_id=reported_by[0] if reported_by else None,
+            subject=subject or (subject_of(message.id) if message else None),
+            reporter=reported_by,
             expires_at=datetime.now(UTC) + timedelta(seconds=policy.timeout_s),
         )
+        if escalation is None:
+            return None
         categories = ", ".join(dict.fromkeys(f"{c.source}:{c.category}" for c in concerns))
         await gov.add_audit(
             self.db,
@@ -330,45 +349,12 @@ class CouncilModeration:
 
 
 class GuildControl:
-    """Server-wide moderation: human reports, the kill switch, and its undo."""
+    """Server-wide moderation: the kill switch, and its undo. (Human reports: bot/council/human_reports.py.)"""
 
     def __init__(self, moderation: CouncilModeration) -> None:
         self.moderation = moderation
         self.engine = moderation.engine
         self.db = moderation.db
-
-    async def report(
-        self,
-        *,
-        thread_id: int,
-        discord_message_id: int,
-        author_name: str,
-        content: str,
-        reporter_id: int,
-        reporter_name: str,
-        reason: str | None = None,
-    ) -> Escalation:
-        """A human reports a message in a council thread; it goes to the moderators, shown as it is."""
-        council = await repo.get_council_by_thread(self.db, thread_id)
-        if council is None:
-            raise DecisionError("Only messages in a council's thread can be reported here.")
-        message = await repo.find_message_by_discord_id(self.db, council.id, discord_message_id)
-        if message is not None:
-            existing = await gov.pending_escalation_for_message(self.db, message.id)
-            if existing is not None:
-                return existing
-        policy = await self.moderation.gate.policy(council.guild_id)
-        why = f"Reported by {reporter_name}" + (f": {reason}" if reason else ".")
-        return await self.moderation.escalate(
-            council,
-            message,
-            [Concern("human", "report", why)],
-            policy,
-            held=False,
-            author_name=message.author_name if message else author_name,
-            content=message.content if message else content,
-            reported_by=(reporter_id, reporter_name),
-        )
 
     async def halt(self, guild_id: int, *, actor_id: int, actor_name: str) -> list[int]:
         """The kill switch: every running council in the server stops before its next turn."""

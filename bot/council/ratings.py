@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.council.framing import READING_RULES, escape
 from bot.council.prompts import TranscriptLine, conversation_request
 from bot.council.publisher import PlaceGone
 from bot.council.seats import Seat
@@ -56,9 +57,11 @@ def rating_system_prompt(seat: Seat, others: Sequence[Seat], topic: str, *, ende
             seat.spec.persona,
             "",
             f"You are {seat.name}{role} a member of an AI council that met in a Discord thread.",
-            f"The topic: {topic}",
+            f"The topic: {escape(topic)}",
             "The council is over." if ended else "The council is under way; rate what has been said so far.",
-            f"Rate the contributions of each other member: {', '.join(o.label for o in others)}. Do not rate yourself.",
+            READING_RULES,
+            f"Rate the contributions of each other member: {', '.join(escape(o.label) for o in others)}. "
+            "Do not rate yourself.",
             "Give each of them three whole-number scores from 1 (poor) to 5 (excellent):",
             "- clarity: how clear and well organised their contributions were;",
             "- insight: how much they added that was new, sound and useful;",
@@ -83,7 +86,7 @@ def rating_request(
 ) -> ChatRequest:
     """The rater sees the transcript as it did in its turns (same rendering, same budget), then the ask."""
     system = rating_system_prompt(seat, others, topic, ended=ended)
-    opening = f"The council is convened. Topic: {topic}"
+    opening = f"The council is convened. Topic: {escape(topic)}"
     closing = f"Now rate {', '.join(o.name for o in others)}: one line each, `{FORMAT_LINE}`."
     return conversation_request(
         seat, seats, lines, system=system, opening=opening, closing=closing, budget_tokens=budget_tokens

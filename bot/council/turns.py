@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from bot.council.prompts import TranscriptLine, build_request, digest
+from bot.council.prompts import TranscriptLine, addressed_instruction, build_request, digest
 from bot.council.publisher import cut_at_limit
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, Completion, ProviderError
@@ -69,11 +69,7 @@ class MemberTurns:
             seat = next((s for s in seats if s.active and s.name == line.addressed_to), None)
             if seat is None:
                 continue
-            quoted = " ".join(line.content.split())[:500]
-            instruction = (
-                f'{line.author_name} (human) addressed you directly: "{quoted}". Answer {line.author_name} by '
-                "name, before the council goes on."
-            )
+            instruction = addressed_instruction(line.author_name, line.content)
             message = await self.generate(
                 council, seats, seat, council.current_round, turn_key=f"ai:reply:{line.id}", instruction=instruction
             )

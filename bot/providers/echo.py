@@ -10,6 +10,7 @@ line (it always holds). Everything else is echoed: the gist of the last thing sa
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from collections.abc import AsyncIterator
@@ -22,6 +23,10 @@ STREAM_SECONDS = 0.6  # the most one streamed reply takes: slow enough to watch,
 CHUNK_DELAY = 0.04  # seconds between chunks of a short reply
 
 _CLOSING = re.compile(r"^Round \d+ of \d+\. It is your turn", re.MULTILINE)
+# A line of the discussion as the engine frames it (bot/council/framing.py): a block the bot wrote.
+_SAID = re.compile(
+    r'<(?P<tag>human|member) name="(?P<name>[^"]*)"(?: role="(?P<role>[^"]*)")?[^>]*>\n?(?P<words>[^<]*?)\n?</(?P=tag)>'
+)
 _FLOOR = re.compile(
     r"Members who may speak next: (?P<names>.+?)\.(?: Do not choose (?P<previous>.+?), who just spoke\.)?$"
 )
@@ -52,15 +57,19 @@ class EchoClient:
     def _heard(self, request: ChatRequest) -> str:
         """The gist of the last thing said, so the flow of a council is visible."""
         said = [
-            line
+            match
             for turn in request.turns
             if turn.role == "user"
-            for line in _CLOSING.split(turn.content, maxsplit=1)[0].splitlines()
-            if ": " in line and not line.startswith(("The council is convened", "Earlier in the council"))
+            for match in _SAID.finditer(_CLOSING.split(turn.content, maxsplit=1)[0])
         ]
         if said:
-            speaker, words = said[-1].split(": ", 1)
-            return f"{speaker} say: “{_gist(words)}”"
+            last = said[-1]
+            speaker = html.unescape(last["name"])
+            if last["role"]:
+                speaker += f" ({html.unescape(last['role'])})"
+            elif last["tag"] == "human":
+                speaker += " (human)"
+            return f"{speaker} say: “{_gist(html.unescape(last['words']))}”"
         opening = request.turns[0].content.splitlines()[0]
         return f"the topic: “{_gist(opening.split('Topic: ', 1)[-1])}”"
 
@@ -72,7 +81,10 @@ class EchoClient:
         candidates = match["names"].split(", ")
 
         def last_spoke(label: str) -> int:
-            spoke = [m.start() for m in re.finditer(rf"^{re.escape(label)}(?: \(you\))?: ", ask, re.MULTILINE)]
+            name = html.unescape(label).split(" (", 1)[0]
+            spoke = [
+                m.start() for m in _SAID.finditer(ask) if m["tag"] == "member" and html.unescape(m["name"]) == name
+            ]
             return max(spoke, default=-1)
 
         chosen = min(candidates, key=last_spoke)  # min() keeps the first of equals: seat order

@@ -10,12 +10,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot.council.human_reports import HumanReports
 from bot.council.moderation import CouncilModeration, DecisionError, GuildControl
 from bot.governance.gate import MODES
 from bot.governance.rules import CustomRule
 from cogs.governance import _embeds
+from cogs.governance._views import escalation_view
 from storage import governance_repository as gov
 from storage import repository as repo
+from storage.models import Escalation
 
 if TYPE_CHECKING:
     from bot.app import CouncilBot
@@ -127,7 +130,7 @@ class GovernanceCog(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            escalation = await GuildControl(self.moderation).report(
+            outcome = await HumanReports(self.moderation).report(
                 thread_id=message.channel.id,
                 discord_message_id=message.id,
                 author_name=message.author.display_name,
@@ -138,9 +141,35 @@ class GovernanceCog(commands.Cog):
         except DecisionError as error:
             await interaction.followup.send(str(error), ephemeral=True)
             return
-        await interaction.followup.send(
-            f"Thank you. The moderators have it as escalation #{escalation.id}.", ephemeral=True
-        )
+        escalation = outcome.escalation
+        if outcome.already:
+            answer = f"You have reported this message already: the moderators have it as escalation #{escalation.id}."
+        elif outcome.joined:
+            answer = (
+                f"Thank you. The moderators already have this message as escalation #{escalation.id}; "
+                f"your report is added to it ({escalation.report_count} report(s))."
+            )
+            await self._show_reports(escalation)
+        else:
+            answer = f"Thank you. The moderators have it as escalation #{escalation.id}."
+        await interaction.followup.send(answer, ephemeral=True)
+
+    async def _show_reports(self, escalation: Escalation) -> None:
+        """Show the new count of reports on the escalation, without pinging anyone again."""
+        # Read again: reports arriving at the same moment each edit, and the last edit should be current.
+        current = await gov.get_escalation(self.bot.db, escalation.id or 0) or escalation
+        council = await repo.get_council(self.bot.db, current.council_id)
+        channel = self.bot.get_channel(current.mod_channel_id) if current.mod_channel_id else None
+        if council is None or current.mod_message_id is None or not isinstance(channel, discord.TextChannel):
+            return  # not posted (yet, or no moderators' channel): it shows the count when it is
+        try:
+            await channel.get_partial_message(current.mod_message_id).edit(
+                embed=_embeds.escalation(current, council),
+                view=escalation_view(current.id or 0, decided=current.state != "pending"),
+                allowed_mentions=NO_MENTIONS,
+            )
+        except discord.HTTPException as error:
+            log.info("Escalation %s: could not show its reports (%s); they are recorded", current.id, error)
 
     # -- commands ----------------------------------------------------------------------------------
 

@@ -26,6 +26,14 @@ def quoted(text: str, *, spoiler: bool, limit: int = 1024) -> str:
     return f"||{block}||" if spoiler else block
 
 
+def reporters(item: Escalation) -> str:
+    """How many people reported the message, and who (names as they were; the list may stop early)."""
+    count = item.report_count
+    head = "1 person" if count == 1 else f"{count} people"
+    names = discord.utils.escape_mentions(discord.utils.escape_markdown(item.reporters))
+    return clip(f"{head}: {names}" if names else head, 1024)
+
+
 def thread_link(council: Council) -> str:
     if council.thread_id is None:
         return "no thread"
@@ -42,6 +50,8 @@ def escalation(item: Escalation, council: Council) -> discord.Embed:
     embed.add_field(name="Thread", value=f"[open]({thread_link(council)})")
     embed.add_field(name="Reason", value=clip(item.reason or "—", 1024), inline=False)
     embed.add_field(name="Message", value=quoted(item.content, spoiler=item.spoiler), inline=False)
+    if item.report_count:
+        embed.add_field(name="Reported by", value=reporters(item), inline=False)
     if state == "pending":
         waiting = "Held: not shown, the council waits." if item.held else "Shown in the thread; the council goes on."
         embed.set_footer(text=waiting)
