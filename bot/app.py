@@ -15,8 +15,7 @@ from discord.ext import commands
 from bot.catalog import Catalog
 from bot.governance.rules import RuleBook
 from bot.health import BotView, HealthServer, RunnerHealth
-from bot.providers.pool import ProviderPool
-from bot.providers.timeouts import ReplyTimeouts
+from bot.providers.pool import ProviderPool, pool_for
 from bot.settings import Settings
 from cogs.governance._views import EscalationButton
 from storage import repository as repo
@@ -66,13 +65,7 @@ class CouncilBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.http_session = aiohttp.ClientSession()
-        limits = ReplyTimeouts(self.settings.provider_first_token_timeout, self.settings.provider_idle_timeout)
-        self.providers = ProviderPool(
-            self.http_session,
-            self.provider_env,
-            max_concurrency=self.settings.provider_max_concurrency,
-            timeouts=limits,
-        )
+        self.providers = pool_for(self.http_session, self.settings, self.provider_env)
         # Escalation buttons posted by an earlier run of the bot keep working.
         self.add_dynamic_items(EscalationButton)
         for extension in EXTENSIONS:

@@ -18,7 +18,7 @@ from bot.catalog import Catalog, MemberSpec
 from bot.council.deliberation import MODE_HELP
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine, CouncilPlan
 from bot.council.seats import Seat
-from bot.providers.pool import ProviderPool
+from bot.providers.pool import pool_for
 from bot.settings import Settings
 from bot.terminal import TerminalPublisher, TextWriter
 from storage.database import Database, safe_url
@@ -85,7 +85,7 @@ async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalo
             engine = CouncilEngine(
                 db,
                 members,
-                ProviderPool(session),
+                pool_for(session, settings),
                 publisher,
                 provider_timeout=settings.provider_timeout,
                 stream_replies=True,

@@ -44,6 +44,8 @@ class Settings:
     # Seconds between two edits of starter embeds in one channel (Discord limits edits per channel); not read
     # from the environment: the tests shorten it.
     channel_edit_interval: float = 2.0
+    # Seconds a council waits out an outage before its thread is told (the starter embed says so at once).
+    outage_notice_after: float = 60.0
 
     @classmethod
     def from_env(

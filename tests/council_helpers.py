@@ -17,7 +17,7 @@ from tests.harness import DiscordHarness, InteractionResult
 TOPIC = "Should our city replace its parking lots with parks?"
 
 
-def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: int) -> CouncilBot:
+def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: float) -> CouncilBot:
     # Automatic peer ratings add a call per member at every conclusion; tests about them turn them on.
     limits.setdefault("peer_ratings", False)
     # One webhook per channel unless a test is about spreading councils over several.
@@ -37,7 +37,7 @@ def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: int) -> C
 
 
 async def start_harness(
-    monkeypatch: pytest.MonkeyPatch, db: Database, catalog: Catalog, tmp_path: Path, **limits: int
+    monkeypatch: pytest.MonkeyPatch, db: Database, catalog: Catalog, tmp_path: Path, **limits: float
 ) -> DiscordHarness:
     harness = await DiscordHarness.start(make_bot(db, catalog, tmp_path, **limits), monkeypatch)
 

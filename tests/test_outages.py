@@ -37,9 +37,13 @@ async def postgres() -> AsyncIterator[ThrowawayPostgres]:
         await server.close()
 
 
-async def health(port: int) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/health") as response:
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as response:
         return response.status, await response.text()
+
+
+async def health(port: int) -> tuple[int, str]:
+    return await get(port, "/health")
 
 
 async def serve_health(harness: DiscordHarness) -> int:
@@ -76,6 +80,9 @@ async def test_postgres_stopped_mid_council_is_waited_out_and_the_council_goes_o
         status, body = await health(port)
         assert status == 503 and '"database": "unreachable"' in body
         assert member_posts(harness, thread.id) == [("Claude", "claude-test reply #1")]
+        status, metrics = await get(port, "/metrics")
+        assert status == 200 and "ai_council_database_up 0" in metrics.splitlines()
+        assert "ai_council_councils_waiting 1" in metrics.splitlines()
 
         await postgres.start()
         await harness.settle(timeout=30)
@@ -92,8 +99,10 @@ async def test_postgres_stopped_mid_council_is_waited_out_and_the_council_goes_o
         assert [line.content for line in humans] == ["Mind the cyclists, please."]
         assert "Mind the cyclists" in prompts_of(provider_server, "claude-test")[-1]
         assert (await health(port))[0] == 200
-        engine = harness.bot.get_cog("CouncilCog").engine  # type: ignore[attr-defined]
-        assert engine.patience.stats.database_errors >= 1 and not engine.patience.stats.waiting
+        metrics = (await get(port, "/metrics"))[1].splitlines()
+        assert "ai_council_database_up 1" in metrics and "ai_council_councils_waiting 0" in metrics
+        errors = next(line for line in metrics if line.startswith("ai_council_database_errors_total "))
+        assert int(errors.split()[1]) >= 1
     finally:
         await harness.close()
         await db.close()
@@ -105,7 +114,7 @@ async def test_sqlite_locked_past_its_timeout_is_waited_out(
     path = tmp_path / "council.db"
     db = Database(f"sqlite:///{path}", busy_timeout=0.3)
     await db.migrate()
-    harness = await start_harness(monkeypatch, db, catalog, tmp_path)
+    harness = await start_harness(monkeypatch, db, catalog, tmp_path, outage_notice_after=0.5)
     release = threading.Event()
     locked = threading.Event()
 
@@ -129,9 +138,18 @@ async def test_sqlite_locked_past_its_timeout_is_waited_out(
         await wait_for(lambda: bool(harness.bot.get_cog("CouncilCog").engine.patience.stats.waiting), timeout=10)  # type: ignore[attr-defined]
         status, body = await health(port)
         assert status == 503 and '"councils_waiting": 1' in body
+        starter = harness.posts_in(harness.channel.id, kinds=("channel",))[0]
+        await wait_for(lambda: "waiting" in str(starter.embeds))
+        assert "⏳ waiting: the database is not answering" in str(starter.embeds)
+        await wait_for(lambda: any("This council is waiting" in (p.content or "") for p in harness.posts_in(thread.id)))
         release.set()
         await holder
         await harness.settle(timeout=30)
+        [notice] = [
+            p for p in harness.posts_in(thread.id, kinds=("channel",)) if "This council waited" in (p.content or "")
+        ]
+        assert "the database is not answering" in (notice.content or "")  # edited once it was over
+        assert "waiting" not in str(starter.embeds)
         assert [author for author, _ in member_posts(harness, thread.id)] == ["Claude", "Llama", "Claude", "Llama"]
         assert len(provider_server.requests) == 4
         assert "Mind the cyclists" in prompts_of(provider_server, "claude-test")[-1]

@@ -16,6 +16,7 @@ from bot.providers.continuation import ContinuingClient
 from bot.providers.limits import CountedClient, LimitedClient, ProviderStats
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, endpoint_of
 from bot.providers.timeouts import ReplyTimeouts
+from bot.settings import Settings
 
 
 class ProviderPool:
@@ -90,3 +91,13 @@ class ProviderPool:
             breaker = CircuitBreaker(key[0], self._breaker_policy, clock=self._clock, label=label)
             self._breakers[key] = breaker
         return breaker
+
+
+def pool_for(session: aiohttp.ClientSession, settings: Settings, env: Mapping[str, str] | None = None) -> ProviderPool:
+    """The pool as the settings configure it: the bot and the terminal rehearsal call providers alike."""
+    return ProviderPool(
+        session,
+        env,
+        max_concurrency=settings.provider_max_concurrency,
+        timeouts=ReplyTimeouts(settings.provider_first_token_timeout, settings.provider_idle_timeout),
+    )

@@ -57,6 +57,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
             bot,
             webhooks_per_channel=settings.webhooks_per_channel,
             channel_edit_interval=settings.channel_edit_interval,
+            outage_notice_after=settings.outage_notice_after,
         )
         self.thread_retry_base = THREAD_RETRY_BASE
         self.engine = CouncilEngine(
