@@ -192,3 +192,33 @@ async def test_a_concern_about_a_reply_already_reported_joins_its_escalation_and
     assert len(escalations(harness, mods)) == 1 and len(pings(harness, mods)) == 1
     notices = [p.content for p in harness.posts_in(thread_id, kinds=("channel",)) if p.content]
     assert any("A message from Llama awaits moderator review" in notice for notice in notices)
+
+
+async def test_who_reported_a_message_is_only_in_a_moderators_export(
+    harness: DiscordHarness, provider_server: FakeProviderServer
+) -> None:
+    _, thread_id = await council_with_posts(harness, members="Llama", rounds=1)
+    [llama_post] = harness.posts_in(thread_id, kinds=("webhook",))
+    ann, bob = reporters(harness, 2)
+    await harness.context_menu(ann, REPORT, llama_post)
+    await harness.context_menu(bob, REPORT, llama_post)
+    thread = harness.bot.get_channel(thread_id)
+
+    def exported(result: object) -> str:
+        files = result.response.files  # type: ignore[attr-defined]
+        return files["council-1.md"].decode() + files["council-1.json"].decode()
+
+    everyone = exported(await harness.slash(harness.members["user"], "council", "export", channel=thread))
+    for member in (ann, bob):
+        assert member.display_name not in everyone and str(member.id) not in everyone
+    assert "Reported by a member of the server" in everyone
+    moderators = exported(
+        await harness.slash(
+            harness.members["moderator"],
+            "council",
+            "export",
+            channel=thread,
+            permissions=discord.Permissions(manage_guild=True, view_channel=True, read_message_history=True),
+        )
+    )
+    assert ann.display_name in moderators and bob.display_name in moderators and str(ann.id) in moderators

@@ -37,6 +37,8 @@ UNSHOWN = ("held", "withheld")
 PRIVATE = "private"
 # How bot/council/moderation.py records a decision: "<verb> escalation #<id>" and, if one was given, ": <reason>".
 _DECISION_WITH_REASON = re.compile(r"(.*?\bescalation #\d+): .*", re.DOTALL)
+# Who reported a message, as everyone but a moderator reads it (bot/council/human_reports.py names them).
+ANONYMOUS_REPORTER = "a member of the server"
 
 
 # -- /council info -----------------------------------------------------------------------------------
@@ -211,16 +213,35 @@ class CouncilRecord:
 
 
 def without_moderators_notes(record: CouncilRecord) -> CouncilRecord:
-    """The record as anyone but a moderator may have it: without the private lines, and without the reasons
-    moderators gave, both in the escalations and in the audit entries that repeat them."""
+    """The record as anyone but a moderator may have it: without the private lines, without the reasons
+    moderators gave (in the escalations and in the audit entries that repeat them), and without who reported
+    a message."""
+    reporters = {item.reported_by_id for item in record.escalations if item.reported_by_id is not None}
+    reporters |= {entry.actor_id for entry in record.audit if entry.kind == "report" and entry.actor_id is not None}
+    names = {entry.actor_name for entry in record.audit if entry.actor_id in reporters}
+
+    def unnamed(text: str) -> str:
+        for name in sorted(names, key=len, reverse=True):  # "Ann Lee" before "Ann"
+            text = text.replace(f"Reported by {name}", f"Reported by {ANONYMOUS_REPORTER}")
+        return text
+
+    def audited(entry: AuditEntry) -> AuditEntry:
+        if entry.kind == "decision":
+            return entry.model_copy(update={"detail": _without_reason(entry.detail)})
+        if entry.actor_id in reporters:
+            return entry.model_copy(
+                update={"actor_id": None, "actor_name": ANONYMOUS_REPORTER, "detail": unnamed(entry.detail)}
+            )
+        return entry
+
     return replace(
         record,
         messages=tuple(line for line in record.messages if line.visibility != PRIVATE),
-        escalations=tuple(item.model_copy(update={"decision_reason": None}) for item in record.escalations),
-        audit=tuple(
-            entry.model_copy(update={"detail": _without_reason(entry.detail)}) if entry.kind == "decision" else entry
-            for entry in record.audit
+        escalations=tuple(
+            item.model_copy(update={"decision_reason": None, "reported_by_id": None, "reason": unnamed(item.reason)})
+            for item in record.escalations
         ),
+        audit=tuple(audited(entry) for entry in record.audit),
         moderators_notes=False,
     )
 
