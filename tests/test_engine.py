@@ -16,6 +16,7 @@ from bot.providers.pool import ProviderPool
 from storage import repository as repo
 from storage.database import Database
 from storage.template_repository import MINUTES_TURN_KEY, save_template
+from tests.council_helpers import wait_for
 from tests.engine_doubles import RecordingPublisher
 from tests.fakes.provider_server import FakeProviderServer
 
@@ -115,7 +116,7 @@ async def test_human_interjection_reaches_every_later_turn(
     provider_server.script("claude-test", delay=0.3)
     council_id = await convene(engine, rounds=1)
     thread_id = 900 + council_id
-    await asyncio.sleep(0.1)  # Claude is thinking
+    await wait_for(lambda: provider_server.in_flight == 1)  # Claude is thinking
     assert await engine.record_human(
         thread_id=thread_id, message_id=555, author_id=7, author_name="Grace", content="What about buses?"
     )
@@ -144,10 +145,11 @@ async def test_pause_holds_the_next_turn_and_resume_continues(
 ) -> None:
     provider_server.script("claude-test", delay=0.2)
     council_id = await convene(engine, rounds=1)
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: provider_server.in_flight == 1)  # Claude is thinking
     assert await engine.pause(council_id)
     assert not await engine.pause(council_id)  # already paused
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: bool(publisher.transcript(council_id)))
+    await asyncio.sleep(0.3)  # time enough for a next turn, were it allowed
     # The turn in progress finished and was shown; nobody else was asked.
     assert [r.model for r in provider_server.requests] == ["claude-test"]
     assert publisher.transcript(council_id) == [("Claude", "claude-test reply #1")]
