@@ -21,6 +21,7 @@ How a text is cut (split_message, and split_head for a text still being written)
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import dataclass
 
 import regex
 
@@ -77,6 +78,44 @@ def split_head(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> tuple[str, int,
     if used >= layout.end:
         return None
     return head, used, layout.reopen(used)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLayout:
+    """How a reply shown while it is written sits in its messages.
+
+    `finished`: the messages that are full, whose words never change while the reply grows; the last
+    message shows `reopen + source[start:]`, `reopen` being a code block the previous message had to
+    close. `source` is the reply as last laid out, which `finished` and `start` were cut from.
+    """
+
+    finished: tuple[str, ...] = ()
+    start: int = 0
+    reopen: str = ""
+    source: str = ""
+    limit: int = DISCORD_MESSAGE_LIMIT
+
+    def grow(self, text: str) -> tuple[list[str], StreamLayout]:
+        """What every message shows for the reply so far, and the layout to grow from next time."""
+        finished, start, reopen = list(self.finished), self.start, self.reopen
+        segment = reopen + text[start:]
+        while (head := split_head(segment, self.limit)) is not None:
+            words, used, reopen_next = head
+            if used <= len(reopen):  # split_head always moves past the fence it was given: never loop
+                raise RuntimeError(f"split_head made no progress at {start} of a {len(text)}-character reply")
+            finished.append(words)
+            start += used - len(reopen)
+            reopen = reopen_next
+            segment = reopen + text[start:]
+        current = split_message(segment, self.limit)  # one message at most; none right after a split
+        return [*finished, *current], StreamLayout(tuple(finished), start, reopen, text, self.limit)
+
+    def final(self, text: str) -> list[str]:
+        """The messages that show the finished reply `text`: the full ones stay as they are when the
+        final words extend what they were cut from, else the whole reply is laid out again."""
+        if text[: self.start] == self.source[: self.start]:
+            return [*self.finished, *split_message(self.reopen + text[self.start :], self.limit)]
+        return split_message(text, self.limit)
 
 
 class _Layout:

@@ -10,7 +10,7 @@ import re
 
 import regex
 
-from bot.text import DISCORD_MESSAGE_LIMIT, split_head, split_message
+from bot.text import DISCORD_MESSAGE_LIMIT, StreamLayout, split_head, split_message
 
 EMPTY_BLOCK = re.compile(r"```[A-Za-z0-9_+\-.#]*\s*```")
 
@@ -155,3 +155,16 @@ def test_whitespace_at_the_edges_goes_but_a_continued_code_line_keeps_its_indent
     chunks = split_message(f"```python\n{code}```")
     assert_sendable(chunks)
     assert all(chunk.startswith("```python\n    x = ") for chunk in chunks[1:])
+
+
+def test_a_streamed_code_block_never_overflows_and_shows_closed_while_it_is_written() -> None:
+    text = "```python\n" + "C" * 1995 + "\n```\n\nAfter the code."
+    layout = StreamLayout()
+    for end in range(1, len(text) + 1, 97):
+        contents, layout = layout.grow(text[:end])
+        assert_sendable(contents)
+    contents, layout = layout.grow(text)
+    assert_sendable(contents)
+    assert layout.final(text) == contents
+    partial, _ = StreamLayout().grow("Intro.\n```py\nx = 1")
+    assert partial == ["Intro.\n```py\nx = 1\n```"]
