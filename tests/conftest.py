@@ -1,12 +1,15 @@
 """Shared fixtures: a migrated database (SQLite, and PostgreSQL when TEST_POSTGRES_URL is set),
-the loopback fake provider server, and a members catalog pointing at it."""
+the loopback fake provider server, and a members catalog pointing at it. Also the Hypothesis profile
+of the property tests."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from bot.catalog import Catalog
@@ -15,6 +18,36 @@ from storage.scratch import scratch_database
 from tests.council_helpers import start_harness
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
+
+# Property tests: a bounded number of examples each, no deadline (the machine is shared, timings vary),
+# a fresh seed every run, printed in the header and under any failing property test, so that
+# `pytest --hypothesis-seed=N` replays the run; print_blob also prints a failure's exact example.
+hypothesis.settings.register_profile(
+    "council", max_examples=200, deadline=None, print_blob=True, derandomize=False, database=None
+)
+hypothesis.settings.load_profile("council")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--hypothesis-seed") is None:  # chosen here, before Hypothesis's plugin reads it
+        config.option.hypothesis_seed = str(random.randrange(2**32))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis seed: {config.getoption('--hypothesis-seed')} (replay with --hypothesis-seed=<seed>)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and hasattr(getattr(item, "obj", None), "hypothesis"):
+        seed = item.config.getoption("--hypothesis-seed")
+        report.sections.append(("Hypothesis seed", f"replay with: pytest {item.nodeid} --hypothesis-seed={seed}"))
+    return report
+
 
 # Shaped like real keys, so the privacy rules recognise them, and easy to spot in any output.
 TEST_KEYS = {"TEST_ANTHROPIC_KEY": "sk-ant-api03-" + "Zq9" * 20, "TEST_OPENAI_KEY": "sk-proj-" + "Tk7" * 16}

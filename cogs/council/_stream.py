@@ -3,7 +3,7 @@
 The bot shows itself typing in the thread until the member's first words, which create the message.
 Later words edit it at most once a second (EDIT_INTERVAL), and never when the text did not change.
 When the text no longer fits in one message, the message is finished at a safe boundary
-(`bot.text.split_head`, the same boundaries as `split_message`) and the reply continues in a new one;
+(`bot.text.StreamLayout`, the same boundaries as `split_message`) and the reply continues in a new one;
 boundaries chosen once stay put. `finish` makes every message show its final words exactly, with one
 last edit where needed. discord.py's own limiter handles 429s.
 """
@@ -23,7 +23,7 @@ from discord.context_managers import Typing
 
 from bot.council.publisher import PlaceUnavailable, StreamTrace, cut_text
 from bot.council.seats import Seat
-from bot.text import split_head, split_message
+from bot.text import StreamLayout
 from cogs.council._errors import THREAD_NEEDS, UNCERTAIN, translate
 from storage.models import Council
 
@@ -64,12 +64,7 @@ class DiscordMemberStream:
         self.interval = interval
         self.clock = clock
         self.messages: list[_Shown] = []
-        # The layout so far: the finished messages' words, and where the last message's words begin
-        # in the reply (`reopen` first: a code block the previous message had to close).
-        self.finished: list[str] = []
-        self.start = 0
-        self.reopen = ""
-        self.source = ""  # the reply as last shown, which `finished` and `start` were cut from
+        self.layout = StreamLayout()  # the reply as last shown, laid out in messages
         self._typing: Typing | None = None
 
     @property
@@ -111,27 +106,24 @@ class DiscordMemberStream:
             return True  # the first words are shown at once
         if self.clock() - self.messages[-1].written < self.interval:
             return False  # shown with a later update, or by finish()
-        return self._layout(text)[0] != [shown.content for shown in self.messages]
+        return self.layout.grow(text)[0] != [shown.content for shown in self.messages]
 
     async def update(self, text: str) -> list[int] | None:
         if not self.wants(text):
             return None
-        contents, finished, start, reopen = self._layout(text)
+        contents, layout = self.layout.grow(text)
         before = self.ids
         try:
             changed = await self._show(contents)
         except (*UNCERTAIN, PlaceUnavailable) as error:
             log.warning("Council %s: a streaming edit failed (%s); the next one catches up", self.council.id, error)
             return self.ids if self.ids != before else None  # a message made before the failure is noted
-        self.finished, self.start, self.reopen, self.source = finished, start, reopen, text
+        self.layout = layout
         return self.ids if changed else None
 
     async def finish(self, text: str, *, cut_note: str | None = None) -> list[int]:
         final = cut_text(text, cut_note) if cut_note else text
-        if final[: self.start] == self.source[: self.start]:
-            contents = self.finished + split_message(self.reopen + final[self.start :])
-        else:  # the final words differ where messages are finished already: lay them out again
-            contents = split_message(final)
+        contents = self.layout.final(final)
         await self.close()
         for attempt in (1, 2):
             try:
@@ -147,19 +139,6 @@ class DiscordMemberStream:
         typing, self._typing = self._typing, None
         if typing is not None:
             await typing.__aexit__(None, None, None)
-
-    def _layout(self, text: str) -> tuple[list[str], list[str], int, str]:
-        """What every message shows for the reply so far: (contents, the finished ones, start, reopen)."""
-        finished, start, reopen = list(self.finished), self.start, self.reopen
-        segment = reopen + text[start:]
-        while (head := split_head(segment)) is not None:
-            words, used, reopen_next = head
-            finished.append(words)
-            start += used - len(reopen)
-            reopen = reopen_next
-            segment = reopen + text[start:]
-        current = segment.strip()  # empty right after a split, until the next words arrive
-        return [*finished, current] if current else list(finished), finished, start, reopen
 
     async def _show(self, contents: list[str], *, prune: bool = False) -> bool:
         """Edit, post (and with `prune` delete) messages until they show `contents`; whether anything changed."""
