@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, text
@@ -130,6 +131,11 @@ class CouncilMessage(SQLModel, table=True):
     @property
     def discord_ids(self) -> list[int]:
         return [int(part) for part in self.discord_message_ids.split(",") if part]
+
+    def note_posted(self, discord_message_ids: Sequence[int]) -> None:
+        """In memory, what `storage.repository.record_posted` stored: the line shows in these messages."""
+        self.discord_message_ids = ",".join(str(i) for i in discord_message_ids)
+        self.posted_at = utcnow()
 
 
 class GuildRule(SQLModel, table=True):

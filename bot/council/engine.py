@@ -794,7 +794,7 @@ class CouncilEngine:
                 return
             # Once posted, the note that it was is never dropped for an outage: that would post it twice.
             await self.patience.call(lambda: repo.record_posted(self.db, message.id, ids), council_id=council.id)
-            message.discord_message_ids, message.posted_at = ",".join(map(str, ids)), utcnow()
+            message.note_posted(ids)
         # Notices about this line (moderators notified, member benched) follow it directly. After a
         # restart they are posted in transcript order anyway, so knowing them in memory is enough.
         notice_key = self._follow_ups.pop((council.id, message.turn_key), None)

@@ -32,7 +32,7 @@ from bot.council.publisher import MemberStream, PlaceGone, PostRefused, StreamTr
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import repository as repo
-from storage.models import Council, CouncilMessage, utcnow
+from storage.models import Council, CouncilMessage
 
 if TYPE_CHECKING:
     from bot.council.engine import CouncilEngine
@@ -189,7 +189,7 @@ class StreamedTurns:
     async def _confirm(self, council: Council, line: CouncilMessage, ids: list[int]) -> None:
         """The thread shows the line exactly as stored: noted, whatever outage it takes to note it."""
         await self.engine.patience.call(lambda: repo.record_posted(self.db, line.id, ids), council_id=council.id)
-        line.discord_message_ids, line.posted_at = ",".join(map(str, ids)), utcnow()
+        line.note_posted(ids)
 
     async def _complete(
         self,
