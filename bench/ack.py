@@ -128,6 +128,9 @@ async def ack_latency(
                 max_convenes_per_hour=UNLIMITED,
                 # One fake endpoint stands for many providers here: the per-endpoint cap would queue them.
                 provider_max_concurrency=UNLIMITED,
+                # The figure is the acknowledgement; paced starter edits of the councils that end would only
+                # keep the harness waiting at its close (two seconds each, per channel).
+                channel_edit_interval=0.0,
             )
             harness = await DiscordHarness.start(CouncilBot(settings, catalog, db), monkeypatch)
             engine: CouncilEngine = harness.bot.get_cog("CouncilCog").engine  # type: ignore[union-attr]

@@ -17,7 +17,6 @@ from bot.governance.rules import RuleBook
 from bot.health import BotView, HealthServer, RunnerHealth
 from bot.providers.pool import ProviderPool, pool_for
 from bot.settings import Settings
-from cogs.governance._views import EscalationButton
 from storage import repository as repo
 from storage.database import Database
 
@@ -66,8 +65,6 @@ class CouncilBot(commands.Bot):
     async def setup_hook(self) -> None:
         self.http_session = aiohttp.ClientSession()
         self.providers = pool_for(self.http_session, self.settings, self.provider_env)
-        # Escalation buttons posted by an earlier run of the bot keep working.
-        self.add_dynamic_items(EscalationButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_commands:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bot.council.publisher import NoHistory, PostProgress, StreamTrace, Table, cut_text
-from bot.council.ratings import Scoreboard, score_text, when_text
+from bot.council.scoreboard import Scoreboard, score_text, when_text
 from bot.council.seats import Seat
 from storage.models import Council
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.council.publisher import NoHistory, PostProgress, StreamTrace, Table, cut_text
-from bot.council.ratings import Scoreboard, scoreboard_text
+from bot.council.scoreboard import Scoreboard, scoreboard_text
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from storage.models import Council, Escalation

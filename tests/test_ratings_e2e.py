@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.catalog import Catalog
-from bot.council.ratings import MemberScores, RatingReason, Scoreboard
+from bot.council.scoreboard import MemberScores, RatingReason, Scoreboard
 from cogs.council import _ratings
 from storage import repository as repo
 from storage.database import Database

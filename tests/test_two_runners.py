@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from bot.catalog import Catalog
-from bot.council import runners
+from bot.council import leases
 from bot.council.engine import CouncilEngine
 from bot.providers.pool import ProviderPool
 from storage import repository as repo
@@ -47,7 +47,7 @@ async def test_two_engines_on_one_council_post_every_line_once(
 ) -> None:
     # A lease that is always stale: both engines run the council, as when one takes over from the other
     # while it is still running. The post claims alone keep every post single.
-    monkeypatch.setattr(runners, "RUNNER_LEASE", timedelta(0))
+    monkeypatch.setattr(leases, "RUNNER_LEASE", timedelta(0))
     provider_server.script("deepseek-test", status=400, message="bad request")  # every DeepSeek turn: a notice
     for model in ("claude-test", "llama-test"):
         provider_server.script(model, delay=0.01, chunk_delay=0.002)
@@ -158,7 +158,7 @@ async def test_a_council_resumed_through_another_process_goes_on_where_it_runs(
     provider_server: FakeProviderServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(runners, "HEARTBEAT", 0.2)
+    monkeypatch.setattr(leases, "HEARTBEAT", 0.2)
     provider_server.script("claude-test", delay=0.3)
     runner, bystander = RecordingPublisher(), RecordingPublisher()
     first = CouncilEngine(db, catalog, ProviderPool(session), runner, provider_timeout=5)
@@ -171,7 +171,7 @@ async def test_a_council_resumed_through_another_process_goes_on_where_it_runs(
         async with asyncio.timeout(20):
             await first.open(council.id, 77)
             await first.pause(council.id)  # takes effect after Claude's first turn
-            while council.id not in first._waiting:
+            while not first.runners.waits(council.id):
                 await asyncio.sleep(0.02)
             assert await second.resume(council.id)  # the command reached the other process
             await first.wait_idle(council.id)

@@ -19,18 +19,22 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from bot.council import conductor, debate, review
+from bot.council.calls import MemberCalls
+from bot.council.lifecycle import CouncilLifecycle
+from bot.council.posting import LinePosting
 from bot.council.publisher import Table
-from bot.council.seats import Seat
+from bot.council.seats import Seat, SeatTable
+from bot.council.spending import CouncilSpending
+from bot.council.turns import MemberTurns
 from bot.providers.base import ProviderError
 from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
+from storage.database import Database
 from storage.models import Council, CouncilMessage, ReviewBallot
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +48,24 @@ MODE_HELP = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class RoundParts:
+    """What a round uses: the members' turns, posting, the seats, the council's limits, waiting for it to run,
+    and (for a chair's choice or a ranking) the members' providers."""
+
+    db: Database
+    calls: MemberCalls
+    turns: MemberTurns
+    posting: LinePosting
+    seats: SeatTable
+    spending: CouncilSpending
+    lifecycle: CouncilLifecycle
+
+
 class Deliberation:
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(self, parts: RoundParts) -> None:
+        self.parts = parts
+        self.db = parts.db
 
     async def round(self, council: Council, round_number: int) -> str | None:
         """Run one round; a reason to conclude the council now, or None to go on."""
@@ -65,23 +83,23 @@ class Deliberation:
         """After the last round: a review council ranks its answers and the chair sums up."""
         if council.mode != "review":
             return None
-        return await ReviewStage(self.engine).run(council, council.rounds)
+        return await ReviewStage(self.parts).run(council, council.rounds)
 
     # -- modes ---------------------------------------------------------------------------------------
 
     async def _in_turn(self, council: Council, round_number: int) -> str | None:
-        engine = self.engine
-        order = [seat.name for seat in _active(await engine.seats(council.id))]
+        parts = self.parts
+        order = [seat.name for seat in _active(await parts.seats.of(council.id))]
         for name in order:
-            council = await engine.ready(council.id)
-            if reason := await engine.limit_reached(council):
+            council = await parts.lifecycle.ready(council.id)
+            if reason := await parts.spending.limit_reached(council):
                 return reason
-            seats = await engine.seats(council.id)
+            seats = await parts.seats.of(council.id)
             seat = next((s for s in _active(seats) if s.name == name), None)
             if seat is None:  # dismissed or benched since the round began
                 continue
-            await engine.post(council, seats, await engine.turns.generate(council, seats, seat, round_number))
-            await engine.turns.answer_requests(council)
+            await parts.posting.post(council, seats, await parts.turns.generate(council, seats, seat, round_number))
+            await parts.turns.answer_requests(council)
         return None
 
     async def _together(
@@ -93,14 +111,14 @@ class Deliberation:
     ) -> str | None:
         # Everyone answers the transcript as it stood when the round began; posts follow seat order,
         # each as soon as it and the ones before it are ready.
-        engine = self.engine
-        if reason := await engine.limit_reached(council):
+        parts = self.parts
+        if reason := await parts.spending.limit_reached(council):
             return reason
-        seats = await engine.seats(council.id)
+        seats = await parts.seats.of(council.id)
         cutoff = await repo.last_message_id(self.db, council.id)
         tasks = [
             asyncio.create_task(
-                engine.turns.generate(
+                parts.turns.generate(
                     council, seats, seat, round_number, up_to_id=cutoff, instruction=instruction, shape=shape
                 )
             )
@@ -108,10 +126,10 @@ class Deliberation:
         ]
         try:
             for task in tasks:
-                await engine.post(council, seats, await task)
+                await parts.posting.post(council, seats, await task)
         finally:
             await _settle(tasks)
-        await engine.turns.answer_requests(council)
+        await parts.turns.answer_requests(council)
         return None
 
     async def _debate(self, council: Council, round_number: int) -> str | None:
@@ -120,7 +138,7 @@ class Deliberation:
         if reason or round_number == 1:
             return reason
         stances = []
-        for seat in _active(await self.engine.seats(council.id)):
+        for seat in _active(await self.parts.seats.of(council.id)):
             line = await repo.get_message_by_turn(self.db, council.id, f"ai:r{round_number}:{seat.name}")
             stances.append(debate.stance_of(line.content) if line is not None else None)
         if debate.everyone_holds(stances):
@@ -128,22 +146,22 @@ class Deliberation:
         return None
 
     async def _conducted(self, council: Council, round_number: int) -> str | None:
-        engine = self.engine
-        order = [seat.name for seat in _active(await engine.seats(council.id))]
+        parts = self.parts
+        order = [seat.name for seat in _active(await parts.seats.of(council.id))]
         previous: Seat | None = None
         for index in range(len(order)):
-            council = await engine.ready(council.id)
-            if reason := await engine.limit_reached(council):
+            council = await parts.lifecycle.ready(council.id)
+            if reason := await parts.spending.limit_reached(council):
                 return reason
-            seats = await engine.seats(council.id)
+            seats = await parts.seats.of(council.id)
             # Members invited during the round join at the next one, as announced.
             candidates = [seat for seat in _active(seats) if seat.name in order]
             if not candidates:
                 return None
             seat, why = await self._give_floor(council, seats, candidates, round_number, index, previous, order)
-            chair = engine.chair_seat(council, seats)
+            chair = parts.seats.chair(council, seats)
             instruction = f"{chair.name}, the chair, gave you the floor: {why}" if why and chair else None
-            message = await engine.turns.generate(
+            message = await parts.turns.generate(
                 council,
                 seats,
                 seat,
@@ -151,8 +169,8 @@ class Deliberation:
                 turn_key=f"ai:r{round_number}:t{index}:{seat.name}",
                 instruction=instruction,
             )
-            await engine.post(council, seats, message)
-            await engine.turns.answer_requests(council)
+            await parts.posting.post(council, seats, message)
+            await parts.turns.answer_requests(council)
             previous = seat
         return None
 
@@ -167,12 +185,12 @@ class Deliberation:
         order: Sequence[str],
     ) -> tuple[Seat, str | None]:
         """Who speaks next: the chair's stored choice if there is one (a restart), else the chair is asked."""
-        engine = self.engine
+        parts = self.parts
         key = f"floor:r{round_number}:t{index}"
         line = await repo.get_message_by_turn(self.db, council.id, key)
         if line is None:
             line = await self._ask_chair(council, seats, candidates, round_number, key, previous, order)
-        await engine.post(council, seats, line)
+        await parts.posting.post(council, seats, line)
         chosen = next((s for s in candidates if s.name == line.addressed_to), None)
         if chosen is None:  # the chosen member left since; seat order decides
             return conductor.fallback(candidates, previous, order), None
@@ -188,8 +206,8 @@ class Deliberation:
         previous: Seat | None,
         order: Sequence[str],
     ) -> CouncilMessage:
-        engine = self.engine
-        chair = engine.chair_seat(council, seats)
+        parts = self.parts
+        chair = parts.seats.chair(council, seats)
         tokens = (0, 0)
         problem: str
         if chair is None:
@@ -199,18 +217,18 @@ class Deliberation:
                 chair,
                 candidates,
                 topic=council.topic,
-                transcript=await engine.turns.transcript_text(council, chair),
+                transcript=await parts.turns.transcript_text(council, chair),
                 previous=previous,
             )
             try:
-                completion = await engine.clients(chair.spec).complete(request, timeout=engine.provider_timeout)
+                completion = await parts.calls.client(chair.spec).complete(request, timeout=parts.calls.timeout)
             except ProviderError as error:
                 problem = f"the chair could not answer ({error.kind})"
             else:
                 tokens = (completion.input_tokens, completion.output_tokens)
                 seat, why, problem = conductor.parse(completion.text, candidates, previous)
                 if seat is not None:
-                    why = await engine.turns.screened_aside(council, chair.name, why)
+                    why = await parts.turns.screened_aside(council, chair.name, why)
                     text = f"🎼 {chair.name} gives the floor to **{seat.name}**" + (f": {why}" if why else ".")
                     return await self._store_floor(council, chair.name, seat.name, round_number, key, text, tokens)
         seat = conductor.fallback(candidates, previous, order)
@@ -239,13 +257,13 @@ class Deliberation:
 class ReviewStage:
     """Anonymous peer ranking of the last round's answers, the ranking table, then the chair's synthesis."""
 
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(self, parts: RoundParts) -> None:
+        self.parts = parts
+        self.db = parts.db
 
     async def run(self, council: Council, round_number: int) -> str | None:
-        engine = self.engine
-        seats = await engine.seats(council.id)
+        parts = self.parts
+        seats = await parts.seats.of(council.id)
         answers: dict[str, str] = {}
         for line in await repo.transcript(self.db, council.id):
             if line.author_kind == "ai" and line.visibility == "visible" and _is_turn(line, round_number):
@@ -265,14 +283,14 @@ class ReviewStage:
                 await _settle(asked)
             table = ranking_table(ballots, list(answers))
             await self._show_once(council, seats, f"ranking:r{round_number}", "table", table.dumps())
-        council = await engine.ready(council.id)
-        if reason := await engine.limit_reached(council):
+        council = await parts.lifecycle.ready(council.id)
+        if reason := await parts.spending.limit_reached(council):
             return reason
-        chair = engine.chair_seat(council, seats)
+        chair = parts.seats.chair(council, seats)
         if chair is not None:
             ranked = await deliberation_repo.list_ballots(self.db, council.id, round_number)
             order = review.standings(_readable(ranked), list(answers))
-            message = await engine.turns.generate(
+            message = await parts.turns.generate(
                 council,
                 seats,
                 chair,
@@ -280,14 +298,14 @@ class ReviewStage:
                 turn_key=f"ai:synthesis:r{round_number}:{chair.name}",
                 instruction=_synthesis_instruction(order),
             )
-            await engine.post(council, seats, message)
+            await parts.posting.post(council, seats, message)
         return None
 
     async def _ballot(
         self, council: Council, seats: Sequence[Seat], seat: Seat, round_number: int, answers: dict[str, str]
     ) -> tuple[str, str | None, str]:
         """(reviewer, ranking as comma-separated names or None, state); asked once, recorded first."""
-        engine = self.engine
+        parts = self.parts
         seed = review.seed_for(council.id, round_number, seat.name)
         labels = review.labels_for(seed, seat.name, list(answers))
         ballot = await deliberation_repo.open_ballot(
@@ -303,7 +321,7 @@ class ReviewStage:
         labels = json.loads(ballot.labels)  # as first drawn, should the seat order have changed since
         request = review.request(seat, seats, topic=council.topic, labels=labels, answers=answers)
         try:
-            completion = await engine.clients(seat.spec).complete(request, timeout=engine.provider_timeout)
+            completion = await parts.calls.client(seat.spec).complete(request, timeout=parts.calls.timeout)
         except ProviderError as error:
             await deliberation_repo.close_ballot(self.db, ballot.id, state="failed", ranking=None)
             await repo.add_message(
@@ -345,7 +363,7 @@ class ReviewStage:
             turn_key=key,
             content=content,
         )
-        await self.engine.post(council, seats, line)
+        await self.parts.posting.post(council, seats, line)
 
 
 def ranking_table(ballots: Sequence[tuple[str, str | None, str]], names: Sequence[str]) -> Table:

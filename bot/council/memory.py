@@ -12,17 +12,18 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
+from bot.council.calls import MemberCalls
+from bot.council.moderation import CouncilModeration
+from bot.council.posting import LinePosting
 from bot.council.prompts import TranscriptLine, build_request
+from bot.council.seats import SeatTable
 from bot.providers.base import ProviderError
 from storage import repository as repo
 from storage import template_repository as templates_repo
+from storage.database import Database
 from storage.models import Council, CouncilMessage
 from storage.template_repository import MINUTES_TURN_KEY
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,19 @@ def clip_words(text: str, limit: int) -> str:
 
 
 class CouncilMemory:
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(
+        self,
+        db: Database,
+        calls: MemberCalls,
+        seats: SeatTable,
+        posting: LinePosting,
+        moderation: CouncilModeration | None,
+    ) -> None:
+        self.db = db
+        self.calls = calls
+        self.seats = seats
+        self.posting = posting
+        self.moderation = moderation
         self._recalled: dict[int, tuple[str, ...]] = {}
         self._closing: set[int] = set()  # councils whose minutes this process is writing or showing now
 
@@ -89,7 +100,7 @@ class CouncilMemory:
             if line is None:
                 line = await self._write(council)
             if line is not None:
-                await self.engine.show(council, line, recovering=recovering)
+                await self.posting.show(council, line, recovering=recovering)
         finally:
             self._closing.discard(council.id)
 
@@ -104,8 +115,8 @@ class CouncilMemory:
         lines = await repo.transcript(self.db, council.id)
         if not any(line.author_kind == "ai" and line.turn_key.startswith("ai:") for line in lines):
             return None  # nobody spoke: nothing to sum up
-        seats = await self.engine.seats(council.id)
-        chair = self.engine.chair_seat(council, seats)  # the chair writes the minutes
+        seats = await self.seats.of(council.id)
+        chair = self.seats.chair(council, seats)  # the chair writes the minutes
         if chair is None:
             return None
         request = build_request(
@@ -115,12 +126,12 @@ class CouncilMemory:
             lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
             round_number=council.current_round,
             rounds=council.rounds,
-            budget_tokens=self.engine.context_budget,
+            budget_tokens=self.calls.context_budget,
             instruction=MINUTES_INSTRUCTION,
         )
         started = time.perf_counter()
         try:
-            completion = await self.engine.clients(chair.spec).complete(request, timeout=self.engine.provider_timeout)
+            completion = await self.calls.client(chair.spec).complete(request, timeout=self.calls.timeout)
             if not completion.text.strip():
                 raise ProviderError("empty", "the reply was empty")
         except ProviderError as error:
@@ -144,7 +155,7 @@ class CouncilMemory:
             completion.input_tokens,
             completion.output_tokens,
         )
-        moderation = self.engine.moderation
+        moderation = self.moderation
         screened = await moderation.screen_ai(council, chair.name, completion.text) if moderation else None
         text = clip_words((screened.text if screened else completion.text).strip(), MINUTES_WORDS + 50)
         line, created = await repo.add_message(

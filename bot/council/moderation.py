@@ -12,17 +12,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
+from bot.council.claims import PostClaims
+from bot.council.lifecycle import CouncilLifecycle
+from bot.council.posting import LinePosting
+from bot.council.publisher import CouncilPublisher
+from bot.council.requests import PendingRequests
+from bot.council.transcript_view import TranscriptViews
 from bot.governance.concerns import Concern
 from bot.governance.gate import GovernanceGate, Policy
 from bot.governance.selfflag import parse_self_flag
 from storage import governance_repository as gov
 from storage import repository as repo
+from storage.database import Database
 from storage.models import Council, CouncilMessage, Escalation
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +59,25 @@ def subject_of(line_id: int) -> str:
 
 
 class CouncilModeration:
-    def __init__(self, engine: CouncilEngine, gate: GovernanceGate) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        db: Database,
+        gate: GovernanceGate,
+        publisher: CouncilPublisher,
+        posting: LinePosting,
+        transcripts: TranscriptViews,
+        claims: PostClaims,
+        requests: PendingRequests,
+        lifecycle: CouncilLifecycle,
+    ) -> None:
+        self.db = db
         self.gate = gate
-        self.db = engine.db
+        self.publisher = publisher
+        self.posting = posting
+        self.transcripts = transcripts
+        self.claims = claims
+        self.requests = requests
+        self.lifecycle = lifecycle
 
     # -- screening ---------------------------------------------------------------------------------
 
@@ -155,12 +173,12 @@ class CouncilModeration:
             if held:
                 await self._hold(council, message)
             else:
-                # Stored now, shown by the engine right after the message it is about.
+                # Stored now, shown right after the message it is about.
                 await self._store_notice(
                     council, f"flagged:{message.id}", f"🛡️ Moderators were notified about {author_name}'s message."
                 )
-                self.engine.follow_with(council.id, message.turn_key, f"flagged:{message.id}")
-        where = await self.engine.publisher.post_escalation(council, escalation, policy)
+                self.posting.follow_with(council.id, message.turn_key, f"flagged:{message.id}")
+        where = await self.publisher.post_escalation(council, escalation, policy)
         if where is not None:
             await gov.set_escalation_post(self.db, escalation.id, *where)
             escalation.mod_channel_id, escalation.mod_message_id = where
@@ -182,7 +200,7 @@ class CouncilModeration:
             if escalation.held and message is not None and message.author_kind == "ai":
                 await self._hold(council, message)
             if escalation.mod_message_id is None:
-                where = await self.engine.publisher.post_escalation(
+                where = await self.publisher.post_escalation(
                     council, escalation, await self.gate.policy(council.guild_id)
                 )
                 if where is not None:
@@ -282,17 +300,17 @@ class CouncilModeration:
         if message is not None:
             if escalation.state == "approved" and message.visibility == "held":
                 await repo.set_message_visibility(self.db, message.id, "visible")
-                self.engine.transcripts.forget(council.id)
+                self.transcripts.forget(council.id)
                 message.visibility = "visible"
                 if message.author_kind == "ai":
-                    await self.engine.show(council, message)
+                    await self.posting.show(council, message)
                 elif message.addressed_to is not None:  # the member it asks answers it now it may be read
-                    self.engine.turns.expect_requests(council.id)
+                    self.requests.expect(council.id)
             elif withhold:
                 await self._withhold(council, message, escalation)
-        await self.engine.publisher.escalation_decided(council, escalation)
+        await self.publisher.escalation_decided(council, escalation)
         if escalation.end_council:
-            await self.engine.conclude(
+            await self.lifecycle.conclude(
                 council.id, f"Ended by moderator {escalation.decided_by_name} after rejecting a message.", rate=False
             )
         elif council.state == "held" and not await self._still_held(council.id):
@@ -300,15 +318,15 @@ class CouncilModeration:
             target = "halted" if policy.halted else "running"
             moved = await repo.transition_council(self.db, council.id, from_states=("held",), to_state=target)
             if moved and target == "running":
-                self.engine.continue_council(council.id)
+                self.lifecycle.continue_council(council.id)
 
     async def _withhold(self, council: Council, message: CouncilMessage, escalation: Escalation) -> None:
         await repo.set_message_visibility(self.db, message.id, "withheld")
-        self.engine.transcripts.forget(council.id)
+        self.transcripts.forget(council.id)
         if message.author_kind != "ai":
             return  # a human's words stay theirs in Discord; they just never reach the members
         if message.discord_ids:
-            await self.engine.publisher.delete_messages(council, message.discord_ids)
+            await self.publisher.delete_messages(council, message.discord_ids)
         why = escalation.decision_reason or escalation.reason
         # Only the member itself is told why, in its next prompt.
         await repo.add_message(
@@ -340,12 +358,12 @@ class CouncilModeration:
             author_name="moderation",
             turn_key=key,
             content=text,
-            claimed_by=self.engine.claims.claimant,
+            claimed_by=self.claims.claimant,
         )
         return message
 
     async def notice(self, council: Council, key: str, text: str) -> None:
-        await self.engine.show(council, await self._store_notice(council, key, text))
+        await self.posting.show(council, await self._store_notice(council, key, text))
 
 
 class GuildControl:
@@ -353,7 +371,6 @@ class GuildControl:
 
     def __init__(self, moderation: CouncilModeration) -> None:
         self.moderation = moderation
-        self.engine = moderation.engine
         self.db = moderation.db
 
     async def halt(self, guild_id: int, *, actor_id: int, actor_name: str) -> list[int]:
@@ -392,7 +409,7 @@ class GuildControl:
                     f"resume:{council.id}:{datetime.now(UTC).timestamp():.0f}",
                     f"▶️ {actor_name} lifted the halt; the council continues.",
                 )
-                self.engine.continue_council(council.id)
+                self.moderation.lifecycle.continue_council(council.id)
         await gov.add_audit(
             self.db,
             guild_id=guild_id,

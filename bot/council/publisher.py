@@ -12,7 +12,7 @@ from bot.governance.gate import Policy
 from storage.models import Council, Escalation
 
 if TYPE_CHECKING:
-    from bot.council.ratings import Scoreboard
+    from bot.council.scoreboard import Scoreboard
 
 
 class PlaceGone(Exception):

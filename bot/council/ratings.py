@@ -19,20 +19,22 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.council.calls import MemberCalls
 from bot.council.framing import READING_RULES, escape
+from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, conversation_request
-from bot.council.publisher import PlaceGone
-from bot.council.seats import Seat
+from bot.council.publisher import CouncilPublisher, PlaceGone
+from bot.council.scoreboard import Scoreboard, build_scoreboard, scoreboard_text
+from bot.council.seats import Seat, SeatTable
+from bot.council.spending import CouncilSpending
 from bot.providers.base import ChatRequest, ProviderError
 from storage import ratings_repository as ratings_repo
 from storage import repository as repo
+from storage.database import Database
 from storage.models import Council, CouncilMessage, PeerRating
 from storage.repository import ACTIVE_STATES
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
 
 log = logging.getLogger(__name__)
 
@@ -210,130 +212,6 @@ def _one_sentence(reason: str) -> str:
     return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1].rstrip() + "…"
 
 
-# -- the scoreboard ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MemberScores:
-    """How the others rated one member in a round; None means no readable rating."""
-
-    name: str
-    ratings: int
-    clarity: float | None
-    insight: float | None
-    self_awareness: float | None
-
-    @property
-    def overall(self) -> float | None:
-        if self.clarity is None or self.insight is None or self.self_awareness is None:
-            return None
-        return (self.clarity + self.insight + self.self_awareness) / 3
-
-
-@dataclass(frozen=True, slots=True)
-class RatingReason:
-    rater: str
-    ratee: str
-    scores: tuple[int, int, int]
-    reason: str  # empty when withheld or not given
-    withheld: bool  # the server's moderation flagged it: left out
-
-
-@dataclass(frozen=True, slots=True)
-class Scoreboard:
-    """A round's results as they are shown: plain data, rendered by the publisher."""
-
-    council_id: int
-    topic: str
-    number: int  # the council's first, second… rating round
-    round_number: int
-    rounds: int
-    ended: bool
-    members: tuple[MemberScores, ...]  # best overall first; members without readable ratings last
-    reasons: tuple[RatingReason, ...]
-    problems: tuple[str, ...]  # raters that failed, replies that could not be read
-
-
-def build_scoreboard(council: Council, number: int, ratees: Sequence[str], rows: Sequence[PeerRating]) -> Scoreboard:
-    members = []
-    for name in ratees:
-        rated = [r for r in rows if r.ratee == name and r.status == "rated"]
-        members.append(
-            MemberScores(
-                name,
-                len(rated),
-                _mean([r.clarity for r in rated]),
-                _mean([r.insight for r in rated]),
-                _mean([r.self_awareness for r in rated]),
-            )
-        )
-    members.sort(key=lambda m: (m.overall is None, -(m.overall or 0), m.name.casefold()))
-    # Seat order, whatever order the raters answered in.
-    order = {name: n for n, name in enumerate(ratees)}
-    rows = sorted(rows, key=lambda r: (order.get(r.rater, len(order)), order.get(r.ratee, len(order))))
-    reasons = tuple(
-        RatingReason(
-            r.rater,
-            r.ratee,
-            (r.clarity or 0, r.insight or 0, r.self_awareness or 0),
-            "" if r.reason_withheld else r.reason,
-            r.reason_withheld,
-        )
-        for r in rows
-        if r.status == "rated"
-    )
-    problems: list[str] = []
-    for rater in dict.fromkeys(r.rater for r in rows):
-        own = [r for r in rows if r.rater == rater]
-        failed = next((r for r in own if r.status == "failed"), None)
-        if failed is not None:
-            problems.append(f"{rater} could not rate: {failed.reason.removeprefix(f'{rater}: ')}")
-            continue
-        unread = [r.ratee for r in own if r.status == "unparseable"]
-        if unread:
-            problems.append(f"{rater}'s reply gave no readable rating for {', '.join(unread)}.")
-    return Scoreboard(
-        council_id=council.id or 0,
-        topic=council.topic,
-        number=number,
-        round_number=council.current_round,
-        rounds=council.rounds,
-        ended=council.state not in ACTIVE_STATES,
-        members=tuple(members),
-        reasons=reasons,
-        problems=tuple(problems),
-    )
-
-
-def _mean(values: Sequence[int | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else None
-
-
-def score_text(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
-
-
-def scoreboard_text(board: Scoreboard) -> str:
-    """The scoreboard as plain text: what the transcript keeps (and the export shows)."""
-    lines = [f"📊 Peer ratings #{board.number} of council #{board.council_id}, {when_text(board)}"]
-    for m in board.members:
-        lines.append(
-            f"{m.name}: clarity {score_text(m.clarity)} · insight {score_text(m.insight)} · "
-            f"self-awareness {score_text(m.self_awareness)} · overall {score_text(m.overall)} "
-            f"({m.ratings} rating{'s' if m.ratings != 1 else ''})"
-        )
-    for r in board.reasons:
-        said = "(reason left out: flagged by the server's moderation)" if r.withheld else (r.reason or "(no reason)")
-        lines.append(f"- {r.rater} on {r.ratee} ({'/'.join(map(str, r.scores))}): {said}")
-    lines += [f"⚠️ {problem}" for problem in board.problems]
-    return "\n".join(lines)
-
-
-def when_text(board: Scoreboard) -> str:
-    return "at its end" if board.ended else f"during round {board.round_number} of {board.rounds}"
-
-
 # -- running a round -------------------------------------------------------------------------------------
 
 
@@ -349,12 +227,26 @@ def members_taking_part(seats: Sequence[Seat], lines: Sequence[CouncilMessage]) 
 
 
 class PeerRatings:
-    """Rating rounds for the engine: on demand (`rate`), after a council concludes (`after_conclude`,
+    """Rating rounds: on demand (`rate`), after a council concludes (`after_conclude`,
     when `automatic`), and the scoreboard a stop left unposted (`recover`)."""
 
-    def __init__(self, engine: CouncilEngine, *, automatic: bool) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(
+        self,
+        db: Database,
+        calls: MemberCalls,
+        publisher: CouncilPublisher,
+        seats: SeatTable,
+        spending: CouncilSpending,
+        moderation: CouncilModeration | None,
+        *,
+        automatic: bool,
+    ) -> None:
+        self.db = db
+        self.calls = calls
+        self.publisher = publisher
+        self.seats = seats
+        self.spending = spending
+        self.moderation = moderation
         self.automatic = automatic
         self._running: set[int] = set()  # councils with a round in progress in this process
 
@@ -362,7 +254,7 @@ class PeerRatings:
         """Rate a council that reached its end (not one that failed) if at least two members spoke."""
         if not self.automatic or council.state != "concluded" or council.id is None:
             return
-        if await self.engine.limit_reached(council):  # ratings would spend past the limit it just reached
+        if await self.spending.limit_reached(council):  # ratings would spend past the limit it just reached
             log.info("Council %s: no peer ratings at its end: it reached its token or cost limit", council.id)
             return
         try:
@@ -385,11 +277,11 @@ class PeerRatings:
         council = await repo.get_council(self.db, council_id)
         if council is None or council.state == "starting":
             raise RatingError("This council has not started yet.")
-        moderation = self.engine.moderation
+        moderation = self.moderation
         if moderation is not None and (await moderation.gate.policy(council.guild_id)).halted:
             raise RatingError("Councils in this server are halted by its moderators (`/governance resume-all`).")
         lines = await repo.transcript(self.db, council_id)
-        seats = await self.engine.seats(council_id)
+        seats = await self.seats.of(council_id)
         taking_part = members_taking_part(seats, lines)
         if len(taking_part) < 2:
             raise RatingError("Peer ratings need at least two members who have spoken in the council.")
@@ -442,7 +334,7 @@ class PeerRatings:
 
     async def _post(self, council: Council, stored: CouncilMessage, board: Scoreboard, *, recovering: bool) -> None:
         # `recovering`: a process that stopped may have posted it without recording that, so look first.
-        ids = await self.engine.publisher.post_scoreboard(council, board, recovering=recovering)
+        ids = await self.publisher.post_scoreboard(council, board, recovering=recovering)
         await repo.record_posted(self.db, stored.id or 0, ids)
 
     async def _ask(
@@ -462,7 +354,7 @@ class PeerRatings:
             topic=council.topic,
             lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
             ended=council.state not in ACTIVE_STATES,
-            budget_tokens=self.engine.context_budget,
+            budget_tokens=self.calls.context_budget,
         )
 
         def row(ratee: str, status: str, **values: Any) -> PeerRating:
@@ -477,7 +369,7 @@ class PeerRatings:
             )
 
         try:
-            completion = await self.engine.clients(seat.spec).complete(request, timeout=self.engine.provider_timeout)
+            completion = await self.calls.client(seat.spec).complete(request, timeout=self.calls.timeout)
         except ProviderError as error:
             log.warning("rating failed council=%s member=%s error=%s", council.id, seat.name, error.kind)
             rows = [row(o.name, "failed", reason=str(error)[:REASON_LIMIT]) for o in others]
@@ -521,7 +413,7 @@ class PeerRatings:
     async def _withheld_reasons(self, council: Council, rater: str, parsed: dict[str, ParsedRating]) -> set[str]:
         """Ratees whose reason the server's moderation flags. Reasons are AI text like any reply: screened
         together first (one judge call in the usual case), then one by one to find the flagged ones."""
-        moderation = self.engine.moderation
+        moderation = self.moderation
         reasons = {name: rating.reason for name, rating in parsed.items() if rating.reason}
         if moderation is None or not reasons:
             return set()
@@ -546,7 +438,7 @@ class PeerRatings:
                 continue
             as_of = int(stored.turn_key.removeprefix("scoreboard:"))
             lines = await repo.transcript(self.db, council.id or 0, up_to_id=as_of)
-            ratees = [seat.name for seat in members_taking_part(await self.engine.seats(council.id or 0), lines)]
+            ratees = [seat.name for seat in members_taking_part(await self.seats.of(council.id or 0), lines)]
             board = await self._board(council, as_of, ratees)
             try:
                 await self._post(council, stored, board, recovering=True)

@@ -3,26 +3,24 @@ line of the transcript and announced in the thread."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
+from bot.catalog import Catalog
 from bot.council.deliberation import MODE_HELP, MODES
-from bot.council.seats import Seat
+from bot.council.posting import LinePosting
+from bot.council.seats import Seat, SeatTable
 from bot.council.validation import MAX_MEMBERS, ConveneError, clean_text, has_control_characters
 from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
+from storage.database import Database
 from storage.models import Council
 from storage.repository import ACTIVE_STATES
 
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
-
 
 class CouncilSteering:
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(self, db: Database, catalog: Catalog, seats: SeatTable, posting: LinePosting) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.seats = seats
+        self.posting = posting
 
     async def assign(self, council_id: int, member_name: str, role: str) -> Seat:
         """Give a seated member a new role from its next turn on."""
@@ -35,7 +33,7 @@ class CouncilSteering:
             raise ConveneError("A role must be 1 to 100 visible characters.")
         seat = await self._seated(council_id, member_name)
         await repo.set_member_role(self.db, council_id, seat.name, role)
-        self.engine.forget_seats(council_id)
+        self.seats.forget(council_id)
         return Seat(seat.spec, role)
 
     async def switch_mode(self, council_id: int, mode: str, *, by: str, key: str) -> str:
@@ -60,23 +58,23 @@ class CouncilSteering:
         """Seat a member from the catalog; it speaks from the next round on."""
 
         council = await self._active_council(council_id, "Members can only join a running or paused council.")
-        spec = self.engine.catalog.get(member_name.strip())
+        spec = self.catalog.get(member_name.strip())
         if spec is None:
-            known = ", ".join(m.name for m in self.engine.catalog)
+            known = ", ".join(m.name for m in self.catalog)
             raise ConveneError(f"There is no member called {member_name.strip()!r}. Available: {known}.")
         if not spec.is_available():
             raise ConveneError(
                 f"{spec.name} needs {spec.api_key_env}, which the bot's operator has not set (see `/council members`)."
             )
-        seats = await self.engine.seats(council_id)
+        seats = await self.seats.of(council_id)
         if any(seat.name == spec.name and seat.active for seat in seats):
             raise ConveneError(f"{spec.name} is already a member of this council.")
         if sum(seat.active for seat in seats) >= MAX_MEMBERS:
             raise ConveneError(f"A council seats at most {MAX_MEMBERS} members.")
         if not await deliberation_repo.seat_member(self.db, council_id, spec.name, spec.role):
             raise ConveneError(f"{spec.name} is already a member of this council.")
-        self.engine.forget_seats(council_id)
-        seat = next(s for s in await self.engine.seats(council_id) if s.name == spec.name)
+        self.seats.forget(council_id)
+        seat = next(s for s in await self.seats.of(council_id) if s.name == spec.name)
         when = "from the next round" if council.current_round < council.rounds else "if the council goes on"
         if council.mode == "review" and council.current_round >= council.rounds:
             when = "in the review that ends this council"
@@ -88,11 +86,11 @@ class CouncilSteering:
 
         council = await self._active_council(council_id, "Members can only be dismissed while the council is active.")
         seat = await self._seated(council_id, member_name)
-        if sum(s.active for s in await self.engine.seats(council_id)) <= 1:
+        if sum(s.active for s in await self.seats.of(council_id)) <= 1:
             raise ConveneError(f"{seat.name} is the last member taking turns; conclude the council instead.")
         if not await deliberation_repo.dismiss_member(self.db, council_id, seat.name):
             raise ConveneError(f"{seat.name} has already been dismissed.")
-        self.engine.forget_seats(council_id)
+        self.seats.forget(council_id)
         await self._announce(council, key, f"👋 {by} dismissed **{seat.label}**; it takes no more turns.")
         return seat
 
@@ -107,7 +105,7 @@ class CouncilSteering:
 
         wanted = member_name.strip().casefold()
         seat = next(
-            (s for s in await self.engine.seats(council_id) if s.name.casefold() == wanted and not s.dismissed), None
+            (s for s in await self.seats.of(council_id) if s.name.casefold() == wanted and not s.dismissed), None
         )
         if seat is None:
             raise ConveneError(f"{member_name.strip()!r} is not a member of this council.")
@@ -123,20 +121,5 @@ class CouncilSteering:
             turn_key=key,
             content=text,
         )
-        await self.engine.show(council, line)
+        await self.posting.show(council, line)
         return text
-
-
-def addressee(seats: Sequence[Seat], replied_to: str | None, content: str) -> str | None:
-    """The member a human's message is meant for: the one it replies to, else the first one it @-names."""
-    active = [seat for seat in seats if seat.active]
-    if replied_to is not None:
-        seat = next((s for s in active if s.name == replied_to), None)
-        if seat is not None:
-            return seat.name
-    named = [
-        (match.start(), seat.name)
-        for seat in active
-        if (match := re.search(rf"(?<!\w)@{re.escape(seat.name)}(?!\w)", content, re.IGNORECASE))
-    ]
-    return min(named)[1] if named else None

@@ -25,17 +25,28 @@ import asyncio
 import logging
 import time
 from contextlib import aclosing
-from typing import TYPE_CHECKING
 
-from bot.council.patience import is_transient
-from bot.council.publisher import MemberStream, PlaceGone, PostRefused, StreamTrace, cut_at_limit, cut_text
-from bot.council.seats import Seat
+from bot.council.calls import MemberCalls
+from bot.council.claims import PostClaims
+from bot.council.lifecycle import CouncilLifecycle
+from bot.council.moderation import CouncilModeration
+from bot.council.patience import Patience, is_transient
+from bot.council.posting import LinePosting
+from bot.council.publisher import (
+    CouncilPublisher,
+    MemberStream,
+    PlaceGone,
+    PostRefused,
+    StreamTrace,
+    cut_at_limit,
+    cut_text,
+)
+from bot.council.seats import Seat, SeatTable
+from bot.council.transcript_view import TranscriptViews
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import repository as repo
+from storage.database import Database
 from storage.models import Council, CouncilMessage
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +56,51 @@ STOPPED = "the council stopped before the reply was finished"
 THREAD_GONE = "the thread was deleted or closed"
 
 
-class StreamedTurns:
-    """The engine's streamed turns, and the finishing of those a stopped process left behind."""
+class CutShort(Exception):
+    """A streamed reply stopped after some of it was shown; it is stored and shown as cut, and the turn fails
+    with `error` (its failure notice follows)."""
 
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class StreamedTurns:
+    """Streamed turns, and the finishing of those a stopped process left behind."""
+
+    def __init__(
+        self,
+        db: Database,
+        calls: MemberCalls,
+        publisher: CouncilPublisher,
+        claims: PostClaims,
+        transcripts: TranscriptViews,
+        patience: Patience,
+        seats: SeatTable,
+        posting: LinePosting,
+        moderation: CouncilModeration | None,
+        lifecycle: CouncilLifecycle,
+        *,
+        enabled: bool,
+    ) -> None:
+        self.db = db
+        self.calls = calls
+        self.publisher = publisher
+        self.claims = claims
+        self.transcripts = transcripts
+        self.patience = patience
+        self.seats = seats
+        self.posting = posting
+        self.moderation = moderation
+        self.lifecycle = lifecycle
+        self.enabled = enabled  # streaming at all (the Discord cog's engine: where the policy allows)
         self._completing: set[int] = set()  # lines whose final words this process is showing right now
 
     async def allowed(self, council: Council) -> bool:
         """Whether this council's next round-robin turn may be shown as it is written."""
-        if not self.engine.stream_replies:
+        if not self.enabled:
             return False
-        moderation = self.engine.moderation
+        moderation = self.moderation
         if moderation is None:
             return True
         policy = await moderation.gate.policy(council.guild_id)
@@ -66,16 +109,15 @@ class StreamedTurns:
     async def turn(
         self, council: Council, seat: Seat, round_number: int, request: ChatRequest, started: float, *, turn_key: str
     ) -> CouncilMessage:
-        """Ask one member for its turn and show the reply as it arrives; returns what is still to post
-        (the line itself, already shown, or the failure notice that follows a cut)."""
-        engine = self.engine
-        stream = await engine.publisher.open_stream(council, seat)
+        """Ask one member for its turn and show the reply as it arrives; returns the line, already shown.
+        A provider failure before any words were shown raises the ProviderError; after, CutShort."""
+        stream = await self.publisher.open_stream(council, seat)
         text = ""
         line: CouncilMessage | None = None
         completion: Completion | None = None
         try:
-            client = engine.clients(seat.spec)
-            async with aclosing(client.stream(request, timeout=engine.provider_timeout)) as items:
+            client = self.calls.client(seat.spec)
+            async with aclosing(client.stream(request, timeout=self.calls.timeout)) as items:
                 async for item in items:
                     if isinstance(item, Completion):
                         completion = item
@@ -99,12 +141,12 @@ class StreamedTurns:
                             raise
                         # The database is away: nothing more is shown until it is stored. The words keep
                         # arriving, and the whole reply is stored (patiently) and shown once it is complete.
-                        engine.patience.stats.count(error)
+                        self.patience.stats.count(error)
                         continue
                     line.content = text
                     shown = await stream.update(text)
                     if shown is not None and shown != line.discord_ids:
-                        await engine.patience.call(
+                        await self.patience.call(
                             lambda line_id=line.id, words=text, ids=shown: repo.save_stream_progress(
                                 self.db, line_id, words, ids
                             ),
@@ -114,7 +156,7 @@ class StreamedTurns:
             if completion is None:
                 raise ProviderError("empty", f"{client.name}: the stream ended without a reply")
             if line is None:  # the database was away while every word arrived: stored now, shown whole below
-                line, created = await engine.patience.call(
+                line, created = await self.patience.call(
                     lambda: self._store_first_words(council, seat, round_number, turn_key, text),
                     council_id=council.id,
                 )
@@ -122,14 +164,12 @@ class StreamedTurns:
                     return line
         except ProviderError as error:
             if line is None:
-                return await engine.turns.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
+                raise
             await asyncio.shield(self._cut(council, line, stream, text, str(error)))
-            return await engine.turns.turn_failed(
-                council, seat, round_number, error, started, cut=True, turn_key=turn_key
-            )
+            raise CutShort(error) from error
         except asyncio.CancelledError:
             # Concluded mid-reply: say so where the words stop. A shutdown leaves it to the next start.
-            if line is not None and engine.is_ending(council.id):
+            if line is not None and self.lifecycle.is_ending(council.id):
                 await asyncio.shield(self._cut(council, line, stream, text, CONCLUDED))
             raise
         except PostRefused as refused:
@@ -137,7 +177,7 @@ class StreamedTurns:
                 raise
             # Discord will not show this reply as it grows: it is stored as far as it came, not shown.
             await asyncio.shield(repo.complete_stream(self.db, line, content=cut_text(text, "Discord refused it")))
-            await asyncio.shield(engine.refused(council, await engine.seats(council.id), line, refused))
+            await asyncio.shield(self.posting.refused(council, await self.seats.of(council.id), line, refused))
             return line
         except PlaceGone:
             if line is not None:  # nothing more can be shown: the database keeps what was, as cut
@@ -171,7 +211,7 @@ class StreamedTurns:
             turn_key=turn_key,
             content=text,
             visibility="streaming",
-            claimed_by=self.engine.claims.claimant,
+            claimed_by=self.claims.claimant,
         )
 
     async def _show_final(
@@ -182,13 +222,13 @@ class StreamedTurns:
         try:
             ids = await stream.finish(text, cut_note=cut_note)
         except PostRefused as refused:
-            await self.engine.refused(council, await self.engine.seats(council.id), line, refused)
+            await self.posting.refused(council, await self.seats.of(council.id), line, refused)
             return
         await self._confirm(council, line, ids)
 
     async def _confirm(self, council: Council, line: CouncilMessage, ids: list[int]) -> None:
         """The thread shows the line exactly as stored: noted, whatever outage it takes to note it."""
-        await self.engine.patience.call(lambda: repo.record_posted(self.db, line.id, ids), council_id=council.id)
+        await self.patience.call(lambda: repo.record_posted(self.db, line.id, ids), council_id=council.id)
         line.note_posted(ids)
 
     async def _complete(
@@ -217,8 +257,8 @@ class StreamedTurns:
         completion: Completion,
         latency_ms: int,
     ) -> CouncilMessage:
-        moderation = self.engine.moderation
-        patience = self.engine.patience
+        moderation = self.moderation
+        patience = self.patience
         screened = (
             await patience.call(
                 lambda: moderation.screen_ai(council, seat.name, completion.text), council_id=council.id
@@ -236,7 +276,7 @@ class StreamedTurns:
         }
         if screened is not None and screened.hold:
             # The server switched to `hold` while the reply streamed: take it down until a moderator decides.
-            await self.engine.publisher.delete_messages(council, line.discord_ids)
+            await self.publisher.delete_messages(council, line.discord_ids)
             await patience.call(
                 lambda: repo.complete_stream(
                     self.db, line, content=final, visibility="held", discord_message_ids=[], **tokens
@@ -256,7 +296,7 @@ class StreamedTurns:
 
     async def _cut(self, council: Council, line: CouncilMessage, stream: MemberStream, text: str, reason: str) -> None:
         """Finish a reply that stopped early: the words that arrived, then why it stopped."""
-        stored = await self.engine.patience.call(
+        stored = await self.patience.call(
             lambda: repo.complete_stream(self.db, line, content=cut_text(text, reason)), council_id=council.id
         )
         if stored:
@@ -268,13 +308,13 @@ class StreamedTurns:
         unfinished = await repo.unfinished_streams(self.db, council.id)
         if not unfinished:
             return
-        self.engine.transcripts.forget(council.id)  # these lines' words change below
+        self.transcripts.forget(council.id)  # these lines' words change below
         lines = await repo.transcript(self.db, council.id)
-        seats = {seat.name: seat for seat in await self.engine.seats(council.id)}
+        seats = {seat.name: seat for seat in await self.seats.of(council.id)}
         for line in unfinished:
             if line.id in self._completing:
                 continue  # its runner, cancelled meanwhile, is still showing its final words
-            if not (await self.engine.claims.claim(line)).won:
+            if not (await self.claims.claim(line)).won:
                 continue  # another live process is streaming it, or finishing it
             # Messages the runner posted before this line; the member's later ones belong to it.
             earlier = [
@@ -289,7 +329,7 @@ class StreamedTurns:
             seat = seats.get(line.author_name)
             if seat is not None:
                 try:
-                    stream = await self.engine.publisher.open_stream(council, seat, resume=trace)
+                    stream = await self.publisher.open_stream(council, seat, resume=trace)
                     try:
                         ids = await stream.finish(text, cut_note=note)
                     finally:
@@ -297,7 +337,7 @@ class StreamedTurns:
                 except PlaceGone:
                     log.info("Council %s: line %s could not be finished, its thread is gone", council.id, line.id)
                 except PostRefused as refused:
-                    await self.engine.refused(council, list(seats.values()), line, refused)
+                    await self.posting.refused(council, list(seats.values()), line, refused)
                     continue
             log.info("Council %s: finished streamed line %s left unfinished (cut=%s)", council.id, line.id, bool(note))
             await self._confirm(council, line, ids)

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from typing import TYPE_CHECKING
 
-from bot.council.engine import ConveneError, CouncilPlan, clean_text, parse_roles
+from bot.council.convening import Convening, CouncilPlan
 from bot.council.seats import Seat
+from bot.council.validation import ConveneError, clean_text, parse_roles
 from storage import repository as repo
 from storage import template_repository as templates_repo
+from storage.database import Database
 from storage.models import Council, CouncilTemplate
 from storage.template_repository import StoredTemplate
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
 
 NAME_LIMIT = 50
 DEFAULT_ROUNDS = 2
@@ -42,9 +40,9 @@ def clean_template_name(name: str) -> str:
 class CouncilTemplates:
     """Saving councils as templates and planning councils from them."""
 
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(self, db: Database, convening: Convening) -> None:
+        self.db = db
+        self.convening = convening
 
     async def find(self, guild_id: int, name: str) -> StoredTemplate:
         stored = await templates_repo.get_template(self.db, guild_id, clean_text(name))
@@ -96,7 +94,7 @@ class CouncilTemplates:
                 raise ConveneError(
                     "Name the members (e.g. `Claude, DeepSeek, Llama`) or a template (`/council template list`)."
                 )
-            return self.engine.plan(
+            return self.convening.plan(
                 topic=topic,
                 member_names=member_names,
                 roles=roles,
@@ -113,7 +111,7 @@ class CouncilTemplates:
         saved = stored.template
         from_template = not member_names or not member_names.strip()
         try:
-            plan = self.engine.plan(
+            plan = self.convening.plan(
                 topic=topic,
                 member_names=", ".join(m.name for m in stored.members) if from_template else member_names or "",
                 roles=roles,

@@ -9,18 +9,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
+from bot.council.calls import MemberCalls
+from bot.council.claims import PostClaims
+from bot.council.lifecycle import CouncilLifecycle
+from bot.council.memory import CouncilMemory
+from bot.council.moderation import CouncilModeration
+from bot.council.patience import Patience
+from bot.council.posting import LinePosting
 from bot.council.prompts import TranscriptLine, addressed_instruction, build_request, digest
-from bot.council.publisher import cut_at_limit
-from bot.council.seats import Seat
+from bot.council.publisher import CouncilPublisher, cut_at_limit
+from bot.council.requests import PendingRequests
+from bot.council.seats import Seat, SeatTable
+from bot.council.streaming import CutShort, StreamedTurns
+from bot.council.transcript_view import TranscriptViews
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
+from storage.database import Database
 from storage.models import Council, CouncilMessage
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
 
 log = logging.getLogger(__name__)
 
@@ -28,44 +35,64 @@ BENCH_AFTER_FAILURES = 3  # a member failing this many turns in a row sits out t
 
 
 class MemberTurns:
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
+    def __init__(
+        self,
+        db: Database,
+        calls: MemberCalls,
+        publisher: CouncilPublisher,
+        claims: PostClaims,
+        transcripts: TranscriptViews,
+        patience: Patience,
+        seats: SeatTable,
+        posting: LinePosting,
+        streaming: StreamedTurns,
+        memory: CouncilMemory,
+        moderation: CouncilModeration | None,
+        requests: PendingRequests,
+        lifecycle: CouncilLifecycle,
+    ) -> None:
+        self.db = db
+        self.calls = calls
+        self.publisher = publisher
+        self.claims = claims
+        self.transcripts = transcripts
+        self.patience = patience
+        self.seats = seats
+        self.posting = posting
+        self.streaming = streaming
+        self.memory = memory
+        self.moderation = moderation
+        self.requests = requests
+        self.lifecycle = lifecycle
         self._speaking: dict[int, set[str]] = {}  # who is answering now, per council (shown by the publisher)
-        self._asked: set[int] = set()  # councils where a human may have asked a member something
 
     def forget(self, council_id: int) -> None:
         self._speaking.pop(council_id, None)
 
     async def transcript_text(self, council: Council, seat: Seat) -> str:
         """The discussion so far as plain text, as `seat` may see it, within the context budget."""
-        lines = await self.engine.transcripts.lines(council.id, keep=self.engine.is_running(council.id))
+        lines = await self.transcripts.lines(council.id, keep=self.lifecycle.is_running(council.id))
         return digest(
             seat,
-            await self.engine.seats(council.id),
+            await self.seats.of(council.id),
             [TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
-            budget_tokens=self.engine.context_budget,
+            budget_tokens=self.calls.context_budget,
         )
 
     async def screened_aside(self, council: Council, author_name: str, text: str | None) -> str | None:
         """A member's short aside (a chair's reason) as it may be shown; None if the policy has a concern."""
-        if text is None or self.engine.moderation is None:
+        if text is None or self.moderation is None:
             return text
-        screened = await self.engine.moderation.screen_ai(council, author_name, text)
+        screened = await self.moderation.screen_ai(council, author_name, text)
         return None if screened.concerns else screened.text
-
-    def expect_requests(self, council_id: int) -> None:
-        """A human's request to a member may be waiting: look for it after the turn in progress."""
-        self._asked.add(council_id)
 
     async def answer_requests(self, council: Council) -> None:
         """Members answer the humans who replied to them or named them, oldest request first."""
-        if council.id not in self._asked:
+        if not self.requests.take(council.id):
             return
-        self._asked.discard(council.id)
         for line in await deliberation_repo.open_requests(self.db, council.id):
-            council = await self.engine.ready(council.id)
-            seats = await self.engine.seats(council.id)
+            council = await self.lifecycle.ready(council.id)
+            seats = await self.seats.of(council.id)
             seat = next((s for s in seats if s.active and s.name == line.addressed_to), None)
             if seat is None:
                 continue
@@ -73,7 +100,7 @@ class MemberTurns:
             message = await self.generate(
                 council, seats, seat, council.current_round, turn_key=f"ai:reply:{line.id}", instruction=instruction
             )
-            await self.engine.post(council, seats, message)
+            await self.posting.post(council, seats, message)
 
     async def generate(
         self,
@@ -96,7 +123,7 @@ class MemberTurns:
         # A turn already stored (before a restart) is not asked again. In round-robin the whole
         # transcript is read anyway; a parallel round reads only up to its cutoff, so it asks.
         if up_to_id is None:
-            lines = await self.engine.transcripts.lines(council.id, keep=self.engine.is_running(council.id))
+            lines = await self.transcripts.lines(council.id, keep=self.lifecycle.is_running(council.id))
             existing = next((line for line in lines if line.turn_key == turn_key), None)
         else:
             existing = await repo.get_message_by_turn(self.db, council.id, turn_key)
@@ -110,13 +137,13 @@ class MemberTurns:
             lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
             round_number=round_number,
             rounds=council.rounds,
-            budget_tokens=self.engine.context_budget,
+            budget_tokens=self.calls.context_budget,
             instruction=instruction,
-            memory=await self.engine.memory.recollections(council),  # templates: earlier sessions' conclusions
+            memory=await self.memory.recollections(council),  # templates: earlier sessions' conclusions
         )
         speaking = self._speaking.setdefault(council.id, set())
         speaking.add(seat.name)
-        self.engine.publisher.progress(council, tuple(sorted(speaking)))
+        self.publisher.progress(council, tuple(sorted(speaking)))
         try:
             return await self._ask(
                 council,
@@ -129,7 +156,7 @@ class MemberTurns:
             )
         finally:
             speaking.discard(seat.name)
-            self.engine.publisher.progress(council, tuple(sorted(speaking)))
+            self.publisher.progress(council, tuple(sorted(speaking)))
 
     async def _ask(
         self,
@@ -143,15 +170,19 @@ class MemberTurns:
         shape: Callable[[str], str] | None,
     ) -> CouncilMessage:
         started = time.perf_counter()
-        if stream and await self.engine.streaming.allowed(council):
+        if stream and await self.streaming.allowed(council):
             try:
-                return await self.engine.streaming.turn(
-                    council, seat, round_number, request, started, turn_key=turn_key
+                return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)
+            except ProviderError as error:
+                return await self.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
+            except CutShort as cut:
+                return await self.turn_failed(
+                    council, seat, round_number, cut.error, started, cut=True, turn_key=turn_key
                 )
             finally:
-                self.engine.transcripts.forget(council.id)  # a streamed line is rewritten as it grows
+                self.transcripts.forget(council.id)  # a streamed line is rewritten as it grows
         try:
-            completion = await self.engine.clients(seat.spec).complete(request, timeout=self.engine.provider_timeout)
+            completion = await self.calls.client(seat.spec).complete(request, timeout=self.calls.timeout)
         except ProviderError as error:
             return await self.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
         latency_ms = round((time.perf_counter() - started) * 1000)
@@ -167,7 +198,7 @@ class MemberTurns:
         )
         text = shape(completion.text) if shape is not None else completion.text
         # The reply is paid for: an outage now is waited out with the reply in hand, never asked for again.
-        return await self.engine.patience.call(
+        return await self.patience.call(
             lambda: self._store_reply(council, seat, round_number, turn_key, text, completion, latency_ms),
             council_id=council.id,
         )
@@ -183,7 +214,7 @@ class MemberTurns:
         latency_ms: int,
     ) -> CouncilMessage:
         """Screen a reply and store it before anyone sees it; its concerns go to the moderators."""
-        screened = await self.engine.moderation.screen_ai(council, seat.name, text) if self.engine.moderation else None
+        screened = await self.moderation.screen_ai(council, seat.name, text) if self.moderation else None
         content = screened.text if screened else text
         if completion.truncated:  # said where everyone reads it: the thread, the export, the others' prompts
             content = cut_at_limit(content, seat.name, seat.spec.max_output_tokens)
@@ -199,12 +230,12 @@ class MemberTurns:
             tokens_out=completion.output_tokens,
             visibility="held" if screened and screened.hold else "visible",
             latency_ms=latency_ms,
-            claimed_by=self.engine.claims.claimant,
+            claimed_by=self.claims.claimant,
         )
         if created:
-            self.engine.transcripts.wrote(message)
-        if created and screened is not None and self.engine.moderation is not None:
-            await self.engine.moderation.raise_concerns(
+            self.transcripts.wrote(message)
+        if created and screened is not None and self.moderation is not None:
+            await self.moderation.raise_concerns(
                 council, message, screened, author_name=seat.name, content=message.content
             )
         return message
@@ -233,7 +264,7 @@ class MemberTurns:
         what = "could not finish its reply" if cut else "could not answer"
         failed_key = "failed:" + (turn_key or f"ai:r{round_number}:{seat.name}").removeprefix("ai:")
         latency_ms = round((time.perf_counter() - started) * 1000)
-        message, created = await self.engine.patience.call(
+        message, created = await self.patience.call(
             lambda: repo.add_message(
                 self.db,
                 council_id=council.id,
@@ -243,12 +274,12 @@ class MemberTurns:
                 turn_key=failed_key,
                 content=f"⚠️ {seat.name} {what} in round {round_number}: {error}",
                 latency_ms=latency_ms,
-                claimed_by=self.engine.claims.claimant,
+                claimed_by=self.claims.claimant,
             ),
             council_id=council.id,
         )
         if created:
-            self.engine.transcripts.wrote(message)
+            self.transcripts.wrote(message)
         await self._bench_if_failing(council, seat, round_number, failed_key)
         return message
 
@@ -257,7 +288,7 @@ class MemberTurns:
         if len(recent) < BENCH_AFTER_FAILURES or not all(key.startswith("failed:") for key in recent):
             return
         if await repo.bench_member(self.db, council.id, seat.name):
-            self.engine.forget_seats(council.id)
+            self.seats.forget(council.id)
             log.warning("benched council=%s member=%s round=%s", council.id, seat.name, round_number)
             await repo.add_message(
                 self.db,
@@ -267,6 +298,6 @@ class MemberTurns:
                 author_name=seat.name,
                 turn_key=f"benched:{seat.name}",
                 content=f"🪑 {seat.name} failed {BENCH_AFTER_FAILURES} turns in a row and sits out the rest of this council.",
-                claimed_by=self.engine.claims.claimant,
+                claimed_by=self.claims.claimant,
             )
-            self.engine.follow_with(council.id, failed_key, f"benched:{seat.name}")
+            self.posting.follow_with(council.id, failed_key, f"benched:{seat.name}")

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.council.engine import MAX_ROUNDS, ConveneError, ConveneLimits, CouncilEngine
 from bot.council.publisher import HeardMessage
-from bot.council.templates import DEFAULT_ROUNDS, CouncilTemplates
+from bot.council.templates import DEFAULT_ROUNDS
 from bot.governance.gate import GovernanceGate
 from cogs.council import _embeds
 from cogs.council._base import MODE_CHOICES, choices, council, refuse, template
@@ -76,7 +76,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
                 convenes_per_user_per_hour=settings.max_convenes_per_hour,
             ),
         )
-        self.templates = CouncilTemplates(self.engine)
+        self.templates = self.engine.templates
         self.publisher.status_source = self.engine.status  # the starter embed shows the council's progress
         self._resumed = False
         self.details_menu = app_commands.ContextMenu(name="Message details", callback=self.message_details)

@@ -22,7 +22,7 @@ from bot.council.publisher import (
     StreamTrace,
     Table,
 )
-from bot.council.ratings import Scoreboard
+from bot.council.scoreboard import Scoreboard
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
@@ -140,10 +140,10 @@ class DiscordPublisher:
         chunks = split_message(content) or ["…"]
         ids = list(shown)[: len(chunks)]
         if recovering and len(ids) < len(chunks):
-            author = (await self._webhook(council)).id, seat.name
+            author = (await self.webhook_for(council)).id, seat.name
             ids += await self._already_posted(thread, author, chunks[len(ids) :])
         for chunk in chunks[len(ids) :]:
-            ids.append(await self._send_as_member(council, thread, seat, chunk))
+            ids.append(await self.send_as_member(council, thread, seat, chunk))
             if progress is not None and len(ids) < len(chunks):
                 await progress(list(ids))
         return ids
@@ -160,7 +160,7 @@ class DiscordPublisher:
         if resume is None:
             await stream.start_typing()
         else:
-            await stream.resume(resume, (await self._webhook(council)).id)
+            await stream.resume(resume, (await self.webhook_for(council)).id)
         return stream
 
     async def post_notice(
@@ -222,10 +222,10 @@ class DiscordPublisher:
                 raise translate(error, thread, THREAD_NEEDS, f"thread {thread.id}") from error
         raise AssertionError("unreachable")
 
-    async def _send_as_member(self, council: Council, thread: discord.Thread, seat: Seat, chunk: str) -> int:
+    async def send_as_member(self, council: Council, thread: discord.Thread, seat: Seat, chunk: str) -> int:
         """One webhook post; a deleted webhook is made again once, an uncertain failure is checked first."""
         for attempt in (1, 2):
-            webhook = await self._webhook(council)
+            webhook = await self.webhook_for(council)
             try:
                 message = await webhook.send(
                     chunk,
@@ -533,7 +533,7 @@ class DiscordPublisher:
     async def delete_messages(self, council: Council, message_ids: list[int]) -> None:
         """Remove a member's withdrawn words from the thread (a webhook may delete its own messages)."""
         thread = await self._thread(council)
-        webhook = await self._webhook(council)
+        webhook = await self.webhook_for(council)
         for message_id in message_ids:
             with contextlib.suppress(discord.NotFound):
                 await webhook.delete_message(message_id, thread=thread)
@@ -584,7 +584,7 @@ class DiscordPublisher:
     def _forget_webhook(self, council: Council) -> None:
         self._webhooks.pop((council.channel_id, self._slot(council)), None)
 
-    async def _webhook(self, council: Council) -> discord.Webhook:
+    async def webhook_for(self, council: Council) -> discord.Webhook:
         """The webhook the council's members post through: its slot's, found by name or created."""
         key = (council.channel_id, self._slot(council))
         cached = self._webhooks.get(key)

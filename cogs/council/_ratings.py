@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import discord
 
-from bot.council.ratings import MemberScores, Scoreboard, score_text, when_text
+from bot.council.scoreboard import MemberScores, Scoreboard, score_text, when_text
 from cogs.council._embeds import COLOUR, clip
 from storage.ratings_repository import MemberAggregate
 

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import discord
 from discord.context_managers import Typing
@@ -27,8 +27,18 @@ from bot.text import StreamLayout
 from cogs.council._errors import THREAD_NEEDS, UNCERTAIN, translate
 from storage.models import Council
 
-if TYPE_CHECKING:
-    from cogs.council._publisher import DiscordPublisher
+
+class MemberPoster(Protocol):
+    """What a stream needs of the publisher that opened it (cogs/council/_publisher.py)."""
+
+    async def send_as_member(self, council: Council, thread: discord.Thread, seat: Seat, content: str) -> int:
+        """Post `content` under the member's name; the message id."""
+        ...
+
+    async def webhook_for(self, council: Council) -> discord.Webhook:
+        """The webhook the council's members post through (it edits and deletes their messages)."""
+        ...
+
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +59,7 @@ class DiscordMemberStream:
 
     def __init__(
         self,
-        publisher: DiscordPublisher,
+        publisher: MemberPoster,
         council: Council,
         seat: Seat,
         thread: discord.Thread,
@@ -146,14 +156,14 @@ class DiscordMemberStream:
         for index, content in enumerate(contents):
             if index >= len(self.messages):
                 await self.close()  # the member's words stop the typing indicator
-                message_id = await self.publisher._send_as_member(self.council, self.thread, self.seat, content)
+                message_id = await self.publisher.send_as_member(self.council, self.thread, self.seat, content)
                 self.messages.append(_Shown(message_id, content, self.clock()))
                 changed = True
             elif self.messages[index].content != content:
                 await self._edit(index, content)
                 changed = True
         if prune and len(self.messages) > len(contents):
-            webhook = await self.publisher._webhook(self.council)
+            webhook = await self.publisher.webhook_for(self.council)
             for extra in self.messages[len(contents) :]:
                 with contextlib.suppress(discord.NotFound):
                     await webhook.delete_message(extra.id, thread=self.thread)
@@ -163,13 +173,13 @@ class DiscordMemberStream:
 
     async def _edit(self, index: int, content: str) -> None:
         shown = self.messages[index]
-        webhook = await self.publisher._webhook(self.council)
+        webhook = await self.publisher.webhook_for(self.council)
         try:
             await webhook.edit_message(shown.id, content=content, thread=self.thread, allowed_mentions=NO_MENTIONS)
         except discord.NotFound:
             # Someone deleted the message (or the webhook that posted it): show the words anew.
             log.info("Council %s: streamed message %s is gone; posting its words again", self.council.id, shown.id)
-            message_id = await self.publisher._send_as_member(self.council, self.thread, self.seat, content)
+            message_id = await self.publisher.send_as_member(self.council, self.thread, self.seat, content)
             self.messages[index] = _Shown(message_id, content, self.clock())
             return
         except UNCERTAIN:

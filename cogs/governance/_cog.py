@@ -15,7 +15,7 @@ from bot.council.moderation import CouncilModeration, DecisionError, GuildContro
 from bot.governance.gate import MODES
 from bot.governance.rules import CustomRule
 from cogs.governance import _embeds
-from cogs.governance._views import escalation_view
+from cogs.governance._views import EscalationButton, escalation_view
 from storage import governance_repository as gov
 from storage import repository as repo
 from storage.models import Escalation
@@ -53,10 +53,13 @@ class GovernanceCog(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.report_menu)
+        # Escalation buttons posted by an earlier run of the bot keep working.
+        self.bot.add_dynamic_items(EscalationButton)
         self.sweep_expired.start()
 
     async def cog_unload(self) -> None:
         self.sweep_expired.cancel()
+        self.bot.remove_dynamic_items(EscalationButton)
         self.bot.tree.remove_command(self.report_menu.name, type=self.report_menu.type)
 
     @tasks.loop(seconds=60)

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 
-from bot.council.engine import clean_text
+from bot.council.validation import clean_text
 
-if TYPE_CHECKING:
-    from cogs.governance._cog import GovernanceCog
+
+class Decider(Protocol):
+    """What a click asks of the governance cog (cogs/governance/_cog.py): to decide the escalation."""
+
+    async def decide_from_click(
+        self,
+        interaction: discord.Interaction,
+        escalation_id: int,
+        *,
+        approve: bool,
+        end_council: bool,
+        reason: str | None = None,
+    ) -> None: ...
+
 
 ACTIONS = {
     "approve": ("Approve", discord.ButtonStyle.success),
@@ -41,7 +53,7 @@ class EscalationButton(
         return cls(int(match["id"]), action)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog: GovernanceCog | None = interaction.client.get_cog("GovernanceCog")  # type: ignore[attr-defined]
+        cog: Decider | None = interaction.client.get_cog("GovernanceCog")  # type: ignore[attr-defined]
         if cog is None:
             await interaction.response.send_message("Governance is not loaded right now.", ephemeral=True)
             return
@@ -76,7 +88,7 @@ class RejectReasonModal(discord.ui.Modal, title="Reject with reason"):
             await interaction.response.send_message("Please give a reason; nothing was decided.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        cog: GovernanceCog | None = interaction.client.get_cog("GovernanceCog")  # type: ignore[attr-defined]
+        cog: Decider | None = interaction.client.get_cog("GovernanceCog")  # type: ignore[attr-defined]
         if cog is not None:
             await cog.decide_from_click(
                 interaction, self.escalation_id, approve=False, end_council=False, reason=reason

@@ -34,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.council import runners
+from bot.council import leases
 from bot.council.engine import CouncilEngine
 from bot.council.publisher import NoHistory, PostProgress, StreamTrace, cut_text
 from bot.council.seats import Seat
@@ -226,7 +226,7 @@ def started(go_file: str) -> bool:
 
 async def main(args: argparse.Namespace) -> int:
     if args.stale_leases:
-        runners.RUNNER_LEASE = timedelta(0)
+        leases.RUNNER_LEASE = timedelta(0)
     directory = Path(args.dir)
     crash = (args.crash.split(":")[0], int(args.crash.split(":")[1])) if args.crash else None
     thread = FileThread(directory, crash)

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, timedelta
+from typing import Protocol
 
 from bot.council.claims import is_gone
 from storage import runner_repository as runner_repo
-from storage.models import utcnow
-
-if TYPE_CHECKING:
-    from bot.council.engine import CouncilEngine
+from storage.database import Database
+from storage.models import Council, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +25,23 @@ RUNNER_LEASE = timedelta(seconds=90)
 HEARTBEAT = 20.0  # seconds; well inside the lease
 
 
+class RunnerHost(Protocol):
+    """What the leases ask of the runners they belong to."""
+
+    def has_runners(self) -> bool:
+        """Whether any council runs in this process now."""
+        ...
+
+    def wake_waiting(self) -> None:
+        """Let every waiting council look at its state again (it may have been resumed elsewhere)."""
+        ...
+
+
 class RunnerLeases:
-    def __init__(self, engine: CouncilEngine) -> None:
-        self.engine = engine
-        self.db = engine.db
-        self.claimant = engine.claims.claimant
+    def __init__(self, db: Database, claimant: str, host: RunnerHost) -> None:
+        self.db = db
+        self.claimant = claimant
+        self.host = host
         self.heartbeat: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
 
@@ -52,6 +62,16 @@ class RunnerLeases:
         except Exception:  # best effort: an unreleased lease lapses after RUNNER_LEASE anyway
             log.warning("Could not release council %s's runner lease", council_id or "(all)", exc_info=True)
 
+    def leased_elsewhere(self, council: Council) -> bool:
+        """Whether another live process holds the council's runner lease now."""
+        seen = council.runner_seen_at
+        return (
+            council.runner not in ("", self.claimant)
+            and seen is not None
+            and seen.replace(tzinfo=seen.tzinfo or UTC) >= utcnow() - RUNNER_LEASE
+            and not is_gone(council.runner)
+        )
+
     def idle(self) -> None:
         """No council runs here any more: the heartbeat stops."""
         self._idle.set()
@@ -64,7 +84,7 @@ class RunnerLeases:
             except TimeoutError:
                 pass
             else:
-                if not self.engine.has_runners():
+                if not self.host.has_runners():
                     return
                 self._idle.clear()  # a runner started as the last one ended: keep beating
                 continue
@@ -73,4 +93,4 @@ class RunnerLeases:
             except Exception:
                 log.warning("Could not renew this process's runner leases; retried in %.0f s", HEARTBEAT, exc_info=True)
             # A council paused or held here may have been resumed by a command another process served.
-            self.engine.wake_waiting()
+            self.host.wake_waiting()
