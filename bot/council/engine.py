@@ -111,6 +111,10 @@ class CouncilEngine:
         self.spending = CouncilSpending(db, catalog)
         requests = PendingRequests()
         self.convening = Convening(db, catalog, gate, limits)
+        # Checking a convene request (ConveneError says why not), admitting it, storing it: convening.py.
+        self.plan = self.convening.plan
+        self.admit = self.convening.admit
+        self.create = self.convening.create
         self.templates = CouncilTemplates(db, self.convening)
         self.runners = CouncilRunners(
             db,
@@ -172,41 +176,6 @@ class CouncilEngine:
         )
 
     # -- convening ---------------------------------------------------------------------------------
-
-    def plan(
-        self,
-        *,
-        topic: str,
-        member_names: str,
-        roles: str | None,
-        rounds: int,
-        mode: str,
-        chair: str | None = None,
-        max_tokens: int | None = None,
-        max_cost: float | None = None,
-    ) -> CouncilPlan:
-        """Validate a convene request; raise ConveneError with a message for the user."""
-        return self.convening.plan(
-            topic=topic,
-            member_names=member_names,
-            roles=roles,
-            rounds=rounds,
-            mode=mode,
-            chair=chair,
-            max_tokens=max_tokens,
-            max_cost=max_cost,
-        )
-
-    async def admit(self, *, guild_id: int, user_id: int) -> None:
-        """Refuse a convene the server's halt or the running limits do not allow."""
-        await self.convening.admit(guild_id=guild_id, user_id=user_id)
-
-    async def create(
-        self, plan: CouncilPlan, *, guild_id: int, channel_id: int, convener_id: int, convener_name: str
-    ) -> Council:
-        return await self.convening.create(
-            plan, guild_id=guild_id, channel_id=channel_id, convener_id=convener_id, convener_name=convener_name
-        )
 
     async def open(self, council_id: int, thread_id: int) -> None:
         """The council has its thread: start it."""
