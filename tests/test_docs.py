@@ -15,9 +15,14 @@ What is checked, block by block (fenced code blocks, by their language):
 - ```text lines starting with "/", and inline `/council …` / `/governance …` spans anywhere: the command,
   subcommand and option names must exist in the bot's command tree, option values must fit the option's
   type, range and choices, and the values that name things (members, categories, rules) must be valid.
+- ```json: every block parses, as one JSON document or as JSON lines.
 
 In docs/ every fenced block must use one of the checked languages, and inline `ALL_CAPS_NAMES` must be
 settings or API key variables. Relative links must point at files that exist.
+
+Beyond the examples: README.md stays a front page (at most about 1,600 words) that links every guide; every guide
+opens with a summary that links back to the README; every command the bot defines is in docs/commands.md,
+and every setting of .env.example in docs/operations.md.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from bot.settings import Settings, SettingsError
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
-CHECKED_LANGUAGES = {"toml", "env", "dotenv", "text", *SHELL_LANGUAGES}
+CHECKED_LANGUAGES = {"toml", "env", "dotenv", "text", "json", *SHELL_LANGUAGES}
 # Environment variables the guides may name that are not bot settings.
 OTHER_VARIABLES = {"TEST_POSTGRES_URL"}
 OLLAMA_HOSTS = {"localhost:11434", "127.0.0.1:11434"}
@@ -249,6 +254,8 @@ class Checker:
                 for offset, line in enumerate(block.text.splitlines(), 1):
                     if line.startswith("/"):
                         self.check_slash(line.strip(), f"{block.path}:{block.line + offset}", complete=True)
+            elif block.language == "json":
+                self.check_json(block)
             elif block.language not in CHECKED_LANGUAGES and block.path.startswith("docs/"):
                 self.problem(
                     block.where,
@@ -514,6 +521,21 @@ class Checker:
             except ValueError as error:
                 self.problem(where, f"/governance rule-add: {error}")
 
+    # json
+
+    def check_json(self, block: Block) -> None:
+        try:
+            json.loads(block.text)
+            return
+        except json.JSONDecodeError:
+            pass
+        for offset, line in enumerate(block.text.splitlines(), 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as error:
+                    self.problem(f"{block.path}:{block.line + offset}", f"not JSON: {error}")
+
     # links
 
     def check_link(self, path: str, number: int, target: str) -> None:
@@ -630,11 +652,73 @@ def rehearsals(checked: Checker, tmp_path_factory: pytest.TempPathFactory) -> di
     return {where: finish(process) for where, process in started.items()}
 
 
+GUIDES = (
+    "commands.md",
+    "deliberation.md",
+    "best-practices.md",
+    "governance.md",
+    "members.md",
+    "operations.md",
+    "performance.md",
+)
+README_WORDS = 1600
+
+
+def _links(markdown: str) -> list[str]:
+    return [target for _, line in prose_lines(markdown) for target in _LINK.findall(line)]
+
+
 def test_guides_exist_and_are_linked_from_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name in ("best-practices.md", "governance.md", "members.md"):
+    readme = _links((ROOT / "README.md").read_text(encoding="utf-8"))
+    for name in GUIDES:
         assert (ROOT / "docs" / name).is_file()
-        assert f"docs/{name}" in readme
+        assert f"docs/{name}" in readme, f"README.md does not link docs/{name}"
+    assert sorted(path.name for path in (ROOT / "docs").glob("*.md")) == sorted(GUIDES), "a guide the README omits"
+
+
+def test_the_readme_is_a_front_page() -> None:
+    words = len((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert words <= README_WORDS, f"README.md has {words} words; the manual belongs in docs/"
+
+
+def test_every_guide_opens_with_a_summary_that_links_back_to_the_readme() -> None:
+    for name in GUIDES:
+        text = (ROOT / "docs" / name).read_text(encoding="utf-8")
+        title, _, rest = text.partition("\n\n")
+        summary = rest.partition("\n\n")[0]
+        assert title.startswith("# ") and "\n" not in title, f"docs/{name} does not open with one title"
+        assert summary and not summary.startswith(("#", "-", "|", "```")), f"docs/{name}: no summary paragraph"
+        assert "../README.md" in _links(summary), f"docs/{name}: its summary does not link back to the README"
+
+
+def _leaf_commands(node: Any) -> Iterator[Any]:
+    if isinstance(node, app_commands.Group):
+        for child in node.commands:
+            yield from _leaf_commands(child)
+    else:
+        yield node
+
+
+def test_every_command_is_documented() -> None:
+    """Each slash command is in the commands guide with its whole option list; each Apps menu is named there."""
+    guide = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    spans = [span for _, span in inline_spans(guide)]
+    missing = [
+        f"/{command.qualified_name}"
+        for group in command_groups().values()
+        for command in _leaf_commands(group)
+        if not any(re.fullmatch(rf"/{re.escape(command.qualified_name)}(?: .*)?", span) for span in spans)
+    ]
+    assert not missing, f"docs/commands.md does not document {missing}"
+    for menu in ("Message details", "Report to moderators"):
+        assert menu in guide, f"docs/commands.md does not name the {menu!r} menu"
+
+
+def test_every_setting_is_in_the_operations_guide() -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    documented = {span for _, span in inline_spans(guide)}
+    missing = sorted(setting_names() - documented)
+    assert not missing, f"docs/operations.md does not list {missing} (see .env.example)"
 
 
 def test_every_example_matches_the_code(checked: Checker) -> None:
@@ -718,6 +802,11 @@ CONTEXT_BUDGET_TOKENS=10
 mode: hold
 ```
 
+```json
+{"name": "ok"}
+{"name": "not closed"
+```
+
 Inline: `/governance polcy`, `/council convene topic members [roles] [rounds]`, `/council status council_id`,
 `CONTEXT_BUDGET`, and [a link](nowhere.md).
 """
@@ -754,6 +843,7 @@ EXPECTED = [
     "council_id is optional",
     "`CONTEXT_BUDGET` is neither a setting",
     "link to nowhere.md points at nothing",
+    "docs/wrong.md:62: not JSON",
 ]
 
 
