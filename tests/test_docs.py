@@ -18,7 +18,8 @@ What is checked, block by block (fenced code blocks, by their language):
 - ```json: every block parses, as one JSON document or as JSON lines.
 
 In docs/ every fenced block must use one of the checked languages, and inline `ALL_CAPS_NAMES` must be
-settings or API key variables. Relative links must point at files that exist.
+settings or API key variables. Relative links must point at files that exist and, with a #fragment, at a
+heading of that file (as GitHub makes anchors of headings).
 
 Beyond the examples: README.md stays a front page (at most about 1,600 words) that links every guide; every guide
 opens with a summary that links back to the README; every command the bot defines is in docs/commands.md,
@@ -131,6 +132,32 @@ def inline_spans(markdown: str) -> Iterator[tuple[int, str]]:
             yield number, match.group(2).strip()
 
 
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$")
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: its text without markup, lower case, punctuation dropped, spaces
+    made hyphens."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link shows its text
+    text = text.replace("`", "").replace("*", "").lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    """Every anchor the headings of a document give; a repeated heading gets -1, -2, … as on GitHub."""
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    for _, line in prose_lines(markdown):
+        match = _HEADING.match(line)
+        if not match:
+            continue
+        anchor = heading_anchor(match.group(1))
+        count = seen.get(anchor, 0)
+        seen[anchor] = count + 1
+        found.add(anchor if count == 0 else f"{anchor}-{count}")
+    return found
+
+
 # --- what the code offers -----------------------------------------------------------------------
 
 
@@ -221,6 +248,7 @@ class Checker:
         self.base_entries: list[dict[str, Any]] = tomllib.loads((ROOT / "members.toml").read_text("utf-8"))["member"]
         self.doc_entries: list[tuple[dict[str, Any], Block]] = []
         self.blocks = [block for path, text in self.documents for block in fenced_blocks(text, path)]
+        self.anchors = {path: anchors(text) for path, text in self.documents}
         self._bench: tuple[argparse.ArgumentParser, set[str]] | None = None
         for block in self.blocks:
             if block.language == "toml":
@@ -539,11 +567,27 @@ class Checker:
     # links
 
     def check_link(self, path: str, number: int, target: str) -> None:
-        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
             return
-        base = (ROOT / path).parent
-        if not (base / target.split("#")[0]).exists():
-            self.problem(f"{path}:{number}", f"link to {target} points at nothing")
+        where = f"{path}:{number}"
+        file, _, fragment = target.partition("#")
+        if not file:
+            if fragment not in self.anchors[path]:
+                self.problem(where, f"link to {target}: {path} has no heading with that anchor")
+            return
+        linked = (ROOT / path).parent / file
+        if not linked.exists():
+            self.problem(where, f"link to {target} points at nothing")
+            return
+        if fragment and linked.suffix != ".md":
+            self.problem(where, f"link to {target}: only a Markdown file has headings to point at")
+        elif fragment:
+            shown = linked.resolve().relative_to(ROOT).as_posix() if linked.resolve().is_relative_to(ROOT) else None
+            known = self.anchors.get(shown) if shown else None
+            if known is None:
+                known = anchors(linked.read_text(encoding="utf-8"))
+            if fragment not in known:
+                self.problem(where, f"link to {target}: {file} has no heading with that anchor")
 
 
 def _parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespace | str | None:
@@ -809,6 +853,11 @@ mode: hold
 
 Inline: `/governance polcy`, `/council convene topic members [roles] [rounds]`, `/council status council_id`,
 `CONTEXT_BUDGET`, and [a link](nowhere.md).
+
+## A heading
+
+Anchors: [here](#a-heading) is fine, [there](#no-such-heading) is not, nor [the README's](../README.md#nowhere),
+nor [the catalog's](../members.toml#part).
 """
 
 EXPECTED = [
@@ -844,6 +893,9 @@ EXPECTED = [
     "`CONTEXT_BUDGET` is neither a setting",
     "link to nowhere.md points at nothing",
     "docs/wrong.md:62: not JSON",
+    "link to #no-such-heading: docs/wrong.md has no heading with that anchor",
+    "link to ../README.md#nowhere: ../README.md has no heading with that anchor",
+    "link to ../members.toml#part: only a Markdown file has headings",
 ]
 
 
@@ -853,6 +905,7 @@ def test_wrong_examples_are_caught() -> None:
     missed = [text for text in EXPECTED if text not in report]
     assert not missed, f"not caught: {missed}\nreported:\n{report}"
     assert all(problem.startswith("docs/wrong.md:") for problem in checker.problems)
+    assert "#a-heading" not in report
     assert not checker.offline  # the offline line names an unknown member, so it is not run
 
 
