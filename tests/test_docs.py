@@ -1,4 +1,4 @@
-"""The guides cannot go stale: every example in README.md and docs/*.md is checked against the code.
+"""The guides cannot go stale: every example in README.md, docs/*.md and ARCHITECTURE.md is checked against the code.
 
 What is checked, block by block (fenced code blocks, by their language):
 
@@ -23,7 +23,7 @@ heading of that file (as GitHub makes anchors of headings).
 
 Beyond the examples: README.md stays a front page (at most about 1,600 words) that links every guide; every guide
 opens with a summary that links back to the README; every command the bot defines is in docs/commands.md,
-and every setting of .env.example in docs/operations.md.
+every setting of .env.example in docs/operations.md, and every module of bot/council/ in ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from bot.governance.rules import CustomRule, RuleBook, RuleFileError
 from bot.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "ARCHITECTURE.md"]
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 CHECKED_LANGUAGES = {"toml", "env", "dotenv", "text", "json", *SHELL_LANGUAGES}
 # Environment variables the guides may name that are not bot settings.
@@ -717,6 +717,7 @@ def test_guides_exist_and_are_linked_from_the_readme() -> None:
     for name in GUIDES:
         assert (ROOT / "docs" / name).is_file()
         assert f"docs/{name}" in readme, f"README.md does not link docs/{name}"
+    assert "ARCHITECTURE.md" in readme
     assert sorted(path.name for path in (ROOT / "docs").glob("*.md")) == sorted(GUIDES), "a guide the README omits"
 
 
@@ -763,6 +764,18 @@ def test_every_setting_is_in_the_operations_guide() -> None:
     documented = {span for _, span in inline_spans(guide)}
     missing = sorted(setting_names() - documented)
     assert not missing, f"docs/operations.md does not list {missing} (see .env.example)"
+
+
+def test_the_architecture_maps_every_engine_module() -> None:
+    """ARCHITECTURE.md's "bot/council/" section has a line for each module of the engine, and for no other."""
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = re.search(r"^### `bot/council/`\n(.*?)^#", text, re.MULTILINE | re.DOTALL)
+    assert section, "ARCHITECTURE.md has no `bot/council/` section"
+    listed = re.findall(r"^- `([\w/]+\.py)`", section.group(1), re.MULTILINE)
+    modules = sorted(p.name for p in (ROOT / "bot" / "council").glob("*.py") if p.name != "__init__.py")
+    assert sorted(listed) == modules, f"listed {sorted(set(listed) ^ set(modules))} differ from bot/council/"
+    for folder in ("bot/", "bot/providers/", "bot/governance/", "cogs/", "storage/"):
+        assert f"### `{folder}`" in text, f"ARCHITECTURE.md has no section for {folder}"
 
 
 def test_every_example_matches_the_code(checked: Checker) -> None:
