@@ -1,4 +1,4 @@
-"""The guides cannot go stale: every example in README.md and docs/*.md is checked against the code.
+"""The guides cannot go stale: every example in README.md, docs/*.md and ARCHITECTURE.md is checked against the code.
 
 What is checked, block by block (fenced code blocks, by their language):
 
@@ -15,9 +15,16 @@ What is checked, block by block (fenced code blocks, by their language):
 - ```text lines starting with "/", and inline `/council …` / `/governance …` spans anywhere: the command,
   subcommand and option names must exist in the bot's command tree, option values must fit the option's
   type, range and choices, and the values that name things (members, categories, rules) must be valid.
+- ```json: every block parses, as one JSON document or as JSON lines.
 
 In docs/ every fenced block must use one of the checked languages, and inline `ALL_CAPS_NAMES` must be
-settings or API key variables. Relative links must point at files that exist.
+settings or API key variables. Relative links must point at files that exist and, with a #fragment, at a
+heading of that file (as GitHub makes anchors of headings).
+
+Beyond the examples: README.md stays a front page (at most about 1,600 words) that links every guide and
+shows the picture of a council (docs/council.svg, exactly as tests/docs_picture.py draws it now); every guide
+opens with a summary that links back to the README; every command the bot defines is in docs/commands.md,
+every setting of .env.example in docs/operations.md, and every module of bot/council/ in ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from discord import AppCommandOptionType, app_commands
@@ -50,11 +58,12 @@ from bot.council.engine import ConveneError, CouncilEngine
 from bot.council.templates import DEFAULT_MODE, DEFAULT_ROUNDS
 from bot.governance.rules import CustomRule, RuleBook, RuleFileError
 from bot.settings import Settings, SettingsError
+from tests import docs_picture
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "ARCHITECTURE.md"]
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
-CHECKED_LANGUAGES = {"toml", "env", "dotenv", "text", *SHELL_LANGUAGES}
+CHECKED_LANGUAGES = {"toml", "env", "dotenv", "text", "json", *SHELL_LANGUAGES}
 # Environment variables the guides may name that are not bot settings.
 OTHER_VARIABLES = {"TEST_POSTGRES_URL"}
 OLLAMA_HOSTS = {"localhost:11434", "127.0.0.1:11434"}
@@ -124,6 +133,32 @@ def inline_spans(markdown: str) -> Iterator[tuple[int, str]]:
     for number, line in prose_lines(markdown):
         for match in _INLINE.finditer(line):
             yield number, match.group(2).strip()
+
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$")
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: its text without markup, lower case, punctuation dropped, spaces
+    made hyphens."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link shows its text
+    text = text.replace("`", "").replace("*", "").lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    """Every anchor the headings of a document give; a repeated heading gets -1, -2, … as on GitHub."""
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    for _, line in prose_lines(markdown):
+        match = _HEADING.match(line)
+        if not match:
+            continue
+        anchor = heading_anchor(match.group(1))
+        count = seen.get(anchor, 0)
+        seen[anchor] = count + 1
+        found.add(anchor if count == 0 else f"{anchor}-{count}")
+    return found
 
 
 # --- what the code offers -----------------------------------------------------------------------
@@ -216,6 +251,7 @@ class Checker:
         self.base_entries: list[dict[str, Any]] = tomllib.loads((ROOT / "members.toml").read_text("utf-8"))["member"]
         self.doc_entries: list[tuple[dict[str, Any], Block]] = []
         self.blocks = [block for path, text in self.documents for block in fenced_blocks(text, path)]
+        self.anchors = {path: anchors(text) for path, text in self.documents}
         self._bench: tuple[argparse.ArgumentParser, set[str]] | None = None
         for block in self.blocks:
             if block.language == "toml":
@@ -249,6 +285,8 @@ class Checker:
                 for offset, line in enumerate(block.text.splitlines(), 1):
                     if line.startswith("/"):
                         self.check_slash(line.strip(), f"{block.path}:{block.line + offset}", complete=True)
+            elif block.language == "json":
+                self.check_json(block)
             elif block.language not in CHECKED_LANGUAGES and block.path.startswith("docs/"):
                 self.problem(
                     block.where,
@@ -514,14 +552,45 @@ class Checker:
             except ValueError as error:
                 self.problem(where, f"/governance rule-add: {error}")
 
+    # json
+
+    def check_json(self, block: Block) -> None:
+        try:
+            json.loads(block.text)
+            return
+        except json.JSONDecodeError:
+            pass
+        for offset, line in enumerate(block.text.splitlines(), 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as error:
+                    self.problem(f"{block.path}:{block.line + offset}", f"not JSON: {error}")
+
     # links
 
     def check_link(self, path: str, number: int, target: str) -> None:
-        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
             return
-        base = (ROOT / path).parent
-        if not (base / target.split("#")[0]).exists():
-            self.problem(f"{path}:{number}", f"link to {target} points at nothing")
+        where = f"{path}:{number}"
+        file, _, fragment = target.partition("#")
+        if not file:
+            if fragment not in self.anchors[path]:
+                self.problem(where, f"link to {target}: {path} has no heading with that anchor")
+            return
+        linked = (ROOT / path).parent / file
+        if not linked.exists():
+            self.problem(where, f"link to {target} points at nothing")
+            return
+        if fragment and linked.suffix != ".md":
+            self.problem(where, f"link to {target}: only a Markdown file has headings to point at")
+        elif fragment:
+            shown = linked.resolve().relative_to(ROOT).as_posix() if linked.resolve().is_relative_to(ROOT) else None
+            known = self.anchors.get(shown) if shown else None
+            if known is None:
+                known = anchors(linked.read_text(encoding="utf-8"))
+            if fragment not in known:
+                self.problem(where, f"link to {target}: {file} has no heading with that anchor")
 
 
 def _parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespace | str | None:
@@ -630,11 +699,118 @@ def rehearsals(checked: Checker, tmp_path_factory: pytest.TempPathFactory) -> di
     return {where: finish(process) for where, process in started.items()}
 
 
+GUIDES = (
+    "commands.md",
+    "deliberation.md",
+    "best-practices.md",
+    "governance.md",
+    "members.md",
+    "operations.md",
+    "performance.md",
+)
+README_WORDS = 1600
+
+
+def _links(markdown: str) -> list[str]:
+    return [target for _, line in prose_lines(markdown) for target in _LINK.findall(line)]
+
+
 def test_guides_exist_and_are_linked_from_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name in ("best-practices.md", "governance.md", "members.md"):
+    readme = _links((ROOT / "README.md").read_text(encoding="utf-8"))
+    for name in GUIDES:
         assert (ROOT / "docs" / name).is_file()
-        assert f"docs/{name}" in readme
+        assert f"docs/{name}" in readme, f"README.md does not link docs/{name}"
+    assert "ARCHITECTURE.md" in readme
+    assert sorted(path.name for path in (ROOT / "docs").glob("*.md")) == sorted(GUIDES), "a guide the README omits"
+
+
+def test_the_readme_is_a_front_page() -> None:
+    words = len((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert words <= README_WORDS, f"README.md has {words} words; the manual belongs in docs/"
+
+
+def test_every_guide_opens_with_a_summary_that_links_back_to_the_readme() -> None:
+    for name in GUIDES:
+        text = (ROOT / "docs" / name).read_text(encoding="utf-8")
+        title, _, rest = text.partition("\n\n")
+        summary = rest.partition("\n\n")[0]
+        assert title.startswith("# ") and "\n" not in title, f"docs/{name} does not open with one title"
+        assert summary and not summary.startswith(("#", "-", "|", "```")), f"docs/{name}: no summary paragraph"
+        assert "../README.md" in _links(summary), f"docs/{name}: its summary does not link back to the README"
+
+
+def _leaf_commands(node: Any) -> Iterator[Any]:
+    if isinstance(node, app_commands.Group):
+        for child in node.commands:
+            yield from _leaf_commands(child)
+    else:
+        yield node
+
+
+def test_every_command_is_documented() -> None:
+    """Each slash command is in the commands guide with its whole option list; each Apps menu is named there."""
+    guide = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    spans = [span for _, span in inline_spans(guide)]
+    missing = [
+        f"/{command.qualified_name}"
+        for group in command_groups().values()
+        for command in _leaf_commands(group)
+        if not any(re.fullmatch(rf"/{re.escape(command.qualified_name)}(?: .*)?", span) for span in spans)
+    ]
+    assert not missing, f"docs/commands.md does not document {missing}"
+    for menu in ("Message details", "Report to moderators"):
+        assert menu in guide, f"docs/commands.md does not name the {menu!r} menu"
+
+
+def test_every_setting_is_in_the_operations_guide() -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    documented = {span for _, span in inline_spans(guide)}
+    missing = sorted(setting_names() - documented)
+    assert not missing, f"docs/operations.md does not list {missing} (see .env.example)"
+
+
+def test_the_picture_is_what_the_script_draws_now() -> None:
+    """docs/council.svg is regenerated by `python -m tests.docs_picture`: a stale picture fails here."""
+    drawn = docs_picture.render()
+    committed = docs_picture.PICTURE.read_text(encoding="utf-8")
+    assert committed == drawn, "docs/council.svg is stale: run `python -m tests.docs_picture`"
+    assert len(committed.encode("utf-8")) < 30_000
+    svg = ElementTree.fromstring(committed)
+    namespace = "{http://www.w3.org/2000/svg}"
+    background = svg.find(f"{namespace}rect")
+    assert background is not None and background.get("fill", "none") not in ("none", "transparent")
+    assert background.get("width") == svg.get("width") and background.get("height") == svg.get("height")
+    assert "x" not in background.attrib and "y" not in background.attrib and "opacity" not in background.attrib
+    words = " ".join("".join(node.itertext()) for node in svg.iter(f"{namespace}text"))
+    for member in docs_picture.seated():
+        assert member.name in words and member.model in words  # the catalog's, drawn as text
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"!\[[^\]]+\]\(docs/council\.svg\)", readme), "README.md does not show docs/council.svg"
+
+
+def test_the_picture_escapes_what_it_draws(tmp_path: Path) -> None:
+    """Names and roles from a catalog are text in the SVG, never markup."""
+    entries = tomllib.loads((ROOT / "members.toml").read_text("utf-8"))["member"]
+    for entry in entries:
+        if entry["name"] == "DeepSeek":
+            entry["role"] = 'the <Philosopher> & "friend"'
+    catalog = tmp_path / "members.toml"
+    catalog.write_text(members_toml(entries), encoding="utf-8")
+    svg = ElementTree.fromstring(docs_picture.render(catalog))
+    words = " ".join("".join(node.itertext()) for node in svg.iter())
+    assert 'the <Philosopher> & "friend"' in words
+
+
+def test_the_architecture_maps_every_engine_module() -> None:
+    """ARCHITECTURE.md's "bot/council/" section has a line for each module of the engine, and for no other."""
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = re.search(r"^### `bot/council/`\n(.*?)^#", text, re.MULTILINE | re.DOTALL)
+    assert section, "ARCHITECTURE.md has no `bot/council/` section"
+    listed = re.findall(r"^- `([\w/]+\.py)`", section.group(1), re.MULTILINE)
+    modules = sorted(p.name for p in (ROOT / "bot" / "council").glob("*.py") if p.name != "__init__.py")
+    assert sorted(listed) == modules, f"listed {sorted(set(listed) ^ set(modules))} differ from bot/council/"
+    for folder in ("bot/", "bot/providers/", "bot/governance/", "cogs/", "storage/"):
+        assert f"### `{folder}`" in text, f"ARCHITECTURE.md has no section for {folder}"
 
 
 def test_every_example_matches_the_code(checked: Checker) -> None:
@@ -718,8 +894,18 @@ CONTEXT_BUDGET_TOKENS=10
 mode: hold
 ```
 
+```json
+{"name": "ok"}
+{"name": "not closed"
+```
+
 Inline: `/governance polcy`, `/council convene topic members [roles] [rounds]`, `/council status council_id`,
 `CONTEXT_BUDGET`, and [a link](nowhere.md).
+
+## A heading
+
+Anchors: [here](#a-heading) is fine, [there](#no-such-heading) is not, nor [the README's](../README.md#nowhere),
+nor [the catalog's](../members.toml#part).
 """
 
 EXPECTED = [
@@ -754,6 +940,10 @@ EXPECTED = [
     "council_id is optional",
     "`CONTEXT_BUDGET` is neither a setting",
     "link to nowhere.md points at nothing",
+    "docs/wrong.md:62: not JSON",
+    "link to #no-such-heading: docs/wrong.md has no heading with that anchor",
+    "link to ../README.md#nowhere: ../README.md has no heading with that anchor",
+    "link to ../members.toml#part: only a Markdown file has headings",
 ]
 
 
@@ -763,6 +953,7 @@ def test_wrong_examples_are_caught() -> None:
     missed = [text for text in EXPECTED if text not in report]
     assert not missed, f"not caught: {missed}\nreported:\n{report}"
     assert all(problem.startswith("docs/wrong.md:") for problem in checker.problems)
+    assert "#a-heading" not in report
     assert not checker.offline  # the offline line names an unknown member, so it is not run
 
 
