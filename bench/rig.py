@@ -288,7 +288,7 @@ class BenchPublisher(NoHistory):
     async def post_escalation(self, council: Council, escalation: Escalation, policy: Policy) -> tuple[int, int] | None:
         return None
 
-    async def escalation_decided(self, council: Council, escalation: Escalation) -> None:
+    async def escalation_changed(self, council: Council, escalation: Escalation) -> None:
         return None
 
     async def delete_messages(self, council: Council, message_ids: list[int]) -> None:

@@ -96,7 +96,7 @@ class TerminalPublisher(NoHistory):
     async def post_escalation(self, council: Council, escalation: object, policy: object) -> None:
         return None
 
-    async def escalation_decided(self, council: Council, escalation: object) -> None:
+    async def escalation_changed(self, council: Council, escalation: object) -> None:
         return None
 
     async def delete_messages(self, council: Council, message_ids: list[int]) -> None:

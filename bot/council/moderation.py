@@ -182,6 +182,10 @@ class CouncilModeration:
         if where is not None:
             await gov.set_escalation_post(self.db, escalation.id, *where)
             escalation.mod_channel_id, escalation.mod_message_id = where
+            # Reports that joined while it was being posted could not edit it yet: it shows them now.
+            current = await gov.get_escalation(self.db, escalation.id)
+            if current is not None and current.report_count != escalation.report_count:
+                await self.publisher.escalation_changed(council, current)
         elif held:
             await self.notice(
                 council,
@@ -308,7 +312,7 @@ class CouncilModeration:
                     self.requests.expect(council.id)
             elif withhold:
                 await self._withhold(council, message, escalation)
-        await self.publisher.escalation_decided(council, escalation)
+        await self.publisher.escalation_changed(council, escalation)
         if escalation.end_council:
             await self.lifecycle.conclude(
                 council.id, f"Ended by moderator {escalation.decided_by_name} after rejecting a message.", rate=False

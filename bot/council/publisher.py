@@ -218,8 +218,8 @@ class CouncilPublisher(Protocol):
         """Put an escalation before the moderators; (channel id, message id), or None without a channel."""
         ...
 
-    async def escalation_decided(self, council: Council, escalation: Escalation) -> None:
-        """Show the outcome on the escalation."""
+    async def escalation_changed(self, council: Council, escalation: Escalation) -> None:
+        """Show the escalation as it is now: more reports joined it, or it was decided."""
         ...
 
     async def delete_messages(self, council: Council, message_ids: list[int]) -> None:

@@ -514,8 +514,9 @@ class DiscordPublisher:
         )
         return channel.id, message.id
 
-    async def escalation_decided(self, council: Council, escalation: Escalation) -> None:
-        """Show the outcome on the escalation and disable its buttons."""
+    async def escalation_changed(self, council: Council, escalation: Escalation) -> None:
+        """Show the escalation as it is now (its reports, its outcome); a decided one's buttons are disabled.
+        Never pings anyone."""
         if escalation.mod_channel_id is None or escalation.mod_message_id is None:
             return
         channel = self.bot.get_channel(escalation.mod_channel_id)
@@ -524,11 +525,13 @@ class DiscordPublisher:
         try:
             await channel.get_partial_message(escalation.mod_message_id).edit(
                 embed=governance_embeds.escalation(escalation, council),
-                view=escalation_view(escalation.id, decided=True),
+                view=escalation_view(escalation.id, decided=escalation.state != "pending"),
                 allowed_mentions=NO_MENTIONS,
             )
         except discord.NotFound:
-            log.info("Escalation %s's message was deleted; its decision is recorded", escalation.id)
+            log.info("Escalation %s's message was deleted; what it says is recorded", escalation.id)
+        except (discord.HTTPException, *UNCERTAIN) as error:
+            log.info("Escalation %s could not be shown as it is now (%s); it is recorded", escalation.id, error)
 
     async def delete_messages(self, council: Council, message_ids: list[int]) -> None:
         """Remove a member's withdrawn words from the thread (a webhook may delete its own messages)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from bot.council.moderation import CouncilModeration, DecisionError, GuildContro
 from bot.governance.gate import MODES
 from bot.governance.rules import CustomRule
 from cogs.governance import _embeds
-from cogs.governance._views import EscalationButton, escalation_view
+from cogs.governance._views import EscalationButton
 from storage import governance_repository as gov
 from storage import repository as repo
 from storage.models import Escalation
@@ -42,6 +43,7 @@ class GovernanceCog(commands.Cog):
         self.bot = bot
         self.report_menu = app_commands.ContextMenu(name="Report to moderators", callback=self.report_message)
         self.report_menu.guild_only = True
+        self._report_edits: dict[int, asyncio.Lock] = {}  # escalation id: its reports' count shown one at a time
 
     @property
     def moderation(self) -> CouncilModeration:
@@ -159,20 +161,13 @@ class GovernanceCog(commands.Cog):
 
     async def _show_reports(self, escalation: Escalation) -> None:
         """Show the new count of reports on the escalation, without pinging anyone again."""
-        # Read again: reports arriving at the same moment each edit, and the last edit should be current.
-        current = await gov.get_escalation(self.bot.db, escalation.id or 0) or escalation
-        council = await repo.get_council(self.bot.db, current.council_id)
-        channel = self.bot.get_channel(current.mod_channel_id) if current.mod_channel_id else None
-        if council is None or current.mod_message_id is None or not isinstance(channel, discord.TextChannel):
-            return  # not posted (yet, or no moderators' channel): it shows the count when it is
-        try:
-            await channel.get_partial_message(current.mod_message_id).edit(
-                embed=_embeds.escalation(current, council),
-                view=escalation_view(current.id or 0, decided=current.state != "pending"),
-                allowed_mentions=NO_MENTIONS,
-            )
-        except discord.HTTPException as error:
-            log.info("Escalation %s: could not show its reports (%s); they are recorded", current.id, error)
+        # Reports arriving at the same moment each edit it: one at a time, each reading the count afresh, so
+        # the last edit shows the last count.
+        async with self._report_edits.setdefault(escalation.id or 0, asyncio.Lock()):
+            current = await gov.get_escalation(self.bot.db, escalation.id or 0) or escalation
+            council = await repo.get_council(self.bot.db, current.council_id)
+            if council is not None:  # not posted yet: it shows the count when it is
+                await self.moderation.publisher.escalation_changed(council, current)
 
     # -- commands ----------------------------------------------------------------------------------
 

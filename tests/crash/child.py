@@ -139,7 +139,7 @@ class FileThread(NoHistory):
             {"council": council.id, "kind": "escalation", "author": "moderation", "content": str(escalation.id)}
         )
 
-    async def escalation_decided(self, council: Council, escalation: Escalation) -> None:
+    async def escalation_changed(self, council: Council, escalation: Escalation) -> None:
         self._append({"council": council.id, "kind": "decided", "author": "moderation", "content": escalation.state})
 
     async def delete_messages(self, council: Council, message_ids: list[int]) -> None:
