@@ -2,8 +2,9 @@
 
 Each webhook takes about 5 requests per 2 seconds. The real bot runs in the tests' Discord harness with that
 bucket modelled (a request over it waits, as discord.py waits out a 429); `councils` parallel councils of
-`members` members, one round each, are convened in one channel at once, and the wall time until the last one
-concludes is measured with one webhook per channel, then with WEBHOOKS_PER_CHANNEL's default.
+`members` members, one round each, are convened in one channel at once, and the wall time until the last
+member post is measured, with one webhook per channel, then with WEBHOOKS_PER_CHANNEL's default. The starters and
+threads of the convenes are given room (they are paced by the channel's own buckets, the same either way).
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ async def _wall_time(workdir: Path, councils: int, seated: int, *, webhooks: int
             harness = await DiscordHarness.start(bot, monkeypatch, settle_timeout=300)
             try:
                 harness.server.webhook_rate = WEBHOOK_RATE
+                # Only the webhooks are measured: the starters and threads of the convenes (paced by the channel's
+                # own buckets, the same with one webhook or several) are given room here.
+                budget = harness.bot.get_cog("CouncilCog").budget  # type: ignore[attr-defined]
+                budget.known = {**budget.known, "create": (1000, 1.0), "thread": (1000, 1.0)}
                 started = time.perf_counter()
                 for number in range(councils):
                     await harness.slash(
@@ -91,10 +96,11 @@ async def _wall_time(workdir: Path, councils: int, seated: int, *, webhooks: int
                         mode="parallel",
                         wait_background=False,
                     )
+                expected = councils * seated
                 async with asyncio.timeout(300):
                     # The fake Discord offers no event to wait on; the poll is bounded by the timeout.
-                    while _closed(harness) < councils:  # noqa: ASYNC110
-                        await asyncio.sleep(0.02)
+                    while _member_posts(harness) < expected:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
                 wall = time.perf_counter() - started
                 await harness.settle(timeout=300)
                 posts = sum(len(harness.posts_in(thread.id, kinds=("webhook",))) for thread in harness.threads)
@@ -106,9 +112,5 @@ async def _wall_time(workdir: Path, councils: int, seated: int, *, webhooks: int
         await server.stop()
 
 
-def _closed(harness: DiscordHarness) -> int:
-    """Councils whose closing embed is in their thread."""
-    return sum(
-        any(embed.get("title") == "Council concluded" for post in harness.posts_in(thread.id) for embed in post.embeds)
-        for thread in harness.threads
-    )
+def _member_posts(harness: DiscordHarness) -> int:
+    return sum(1 for post in harness.posts if post.kind == "webhook")

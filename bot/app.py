@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import aiohttp
 import discord
@@ -21,6 +21,9 @@ from storage import repository as repo
 from storage.database import Database
 
 log = logging.getLogger(__name__)
+
+# (method, URL path, status, headers) of a response from Discord.
+ResponseObserver = Callable[[str, str, int, Mapping[str, str]], None]
 
 EXTENSIONS = ("cogs.council", "cogs.governance")  # governance uses the council engine
 COMMAND_HASH_KEY = "command_tree_hash"
@@ -44,11 +47,17 @@ class CouncilBot(commands.Bot):
             shards["shard_count"] = settings.shard_count
             if settings.shard_ids is not None:
                 shards["shard_ids"] = list(settings.shard_ids)
+        # Every response Discord sends the bot is shown to the observers (the council cog's rate budget learns
+        # Discord's buckets from the headers, and counts refusals).
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(self._observe_response)
+        self.response_observers: list[ResponseObserver] = []
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=trace,
             **shards,
         )
         self.settings = settings
@@ -61,6 +70,12 @@ class CouncilBot(commands.Bot):
         self.health: HealthServer | None = None
         self.providers: ProviderPool
         self.tree.on_error = self.on_app_command_error
+
+    async def _observe_response(
+        self, _session: aiohttp.ClientSession, _context: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        for observer in self.response_observers:
+            observer(params.method, params.url.path, params.response.status, params.response.headers)
 
     async def setup_hook(self) -> None:
         self.http_session = aiohttp.ClientSession()
@@ -97,12 +112,18 @@ class CouncilBot(commands.Bot):
         if engine is None:
             return RunnerHealth()
         stats = engine.patience.stats
+        budget = getattr(getattr(cog, "budget", None), "stats", None)
         return RunnerHealth(
             without_runner=len(await engine.unrun_councils()) if database_ok else 0,
             waiting=len(stats.waiting),
             database_errors=stats.database_errors,
             discord_errors=stats.discord_errors,
             runner_restarts=stats.runner_restarts,
+            discord_requests=budget.sent if budget else 0,
+            discord_waited=budget.waited if budget else 0,
+            discord_skipped=budget.skipped if budget else 0,
+            discord_rate_limited=budget.limited if budget else 0,
+            discord_invalid_recent=budget.invalid_recent if budget else 0,
         )
 
     def owns_guild(self, guild_id: int) -> bool:

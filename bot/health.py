@@ -29,6 +29,13 @@ class RunnerHealth:
     database_errors: int = 0
     discord_errors: int = 0
     runner_restarts: int = 0
+    # Discord's rate budget (cogs/council/_budget.py): requests sent, those that waited for room, optional ones
+    # skipped, 429s Discord answered anyway, and invalid requests (401, 403, 429) in the last 10 minutes.
+    discord_requests: int = 0
+    discord_waited: int = 0
+    discord_skipped: int = 0
+    discord_rate_limited: int = 0
+    discord_invalid_recent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +156,18 @@ class HealthServer:
             "# HELP ai_council_runner_restarts_total Council runners that went on after an outage or were restarted.",
             "# TYPE ai_council_runner_restarts_total counter",
             f"ai_council_runner_restarts_total {runners.runner_restarts}",
+            "# HELP ai_council_discord_requests_total Requests to Discord through the rate budget, by what happened.",
+            "# TYPE ai_council_discord_requests_total counter",
+            f'ai_council_discord_requests_total{{outcome="sent"}} {runners.discord_requests}',
+            f'ai_council_discord_requests_total{{outcome="waited"}} {runners.discord_waited}',
+            f'ai_council_discord_requests_total{{outcome="skipped"}} {runners.discord_skipped}',
+            "# HELP ai_council_discord_rate_limited_total 429s Discord answered (the budget should keep this at 0).",
+            "# TYPE ai_council_discord_rate_limited_total counter",
+            f"ai_council_discord_rate_limited_total {runners.discord_rate_limited}",
+            "# HELP ai_council_discord_invalid_requests Invalid requests (401, 403, 429) in the last 10 minutes; "
+            "Discord bans at 10,000.",
+            "# TYPE ai_council_discord_invalid_requests gauge",
+            f"ai_council_discord_invalid_requests {runners.discord_invalid_recent}",
             "# HELP ai_council_councils_waiting Councils waiting out an outage now.",
             "# TYPE ai_council_councils_waiting gauge",
             f"ai_council_councils_waiting {runners.waiting}",

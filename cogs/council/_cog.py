@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from bot.council.templates import DEFAULT_ROUNDS
 from bot.governance.gate import GovernanceGate
 from cogs.council import _embeds
 from cogs.council._base import MODE_CHOICES, choices, council, refuse, template
+from cogs.council._budget import DiscordBudget, Priority, observe
 from cogs.council._errors import UNCERTAIN, describe
 from cogs.council._publisher import DiscordPublisher
 from cogs.council._report_commands import ReportCommands
@@ -53,11 +55,15 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
     def __init__(self, bot: CouncilBot) -> None:
         self.bot = bot
         settings = bot.settings
+        # Discord's rate budget, which learns Discord's buckets from every response the bot gets.
+        self.budget = DiscordBudget()
+        self.learn_budget = functools.partial(observe, self.budget)
         self.publisher = DiscordPublisher(
             bot,
             webhooks_per_channel=settings.webhooks_per_channel,
             channel_edit_interval=settings.channel_edit_interval,
             outage_notice_after=settings.outage_notice_after,
+            budget=self.budget,
         )
         self.thread_retry_base = THREAD_RETRY_BASE
         self.engine = CouncilEngine(
@@ -84,9 +90,12 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.details_menu)
+        self.bot.response_observers.append(self.learn_budget)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.details_menu.name, type=self.details_menu.type)
+        if self.learn_budget in self.bot.response_observers:
+            self.bot.response_observers.remove(self.learn_budget)
         await self.engine.shutdown()
         await self.publisher.close()
 
@@ -174,10 +183,12 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         )
         starter: discord.Message | None = None
         try:
+            await self.budget.spend(("create", channel.id), Priority.NOTICE)
             starter = await channel.send(
                 embed=_embeds.convened(plan, council.id, interaction.user.mention, template_name=template),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
+            await self.budget.spend(("thread", channel.id), Priority.NOTICE)
             thread = await open_thread(starter, thread_name(plan.topic), retry_base=self.thread_retry_base)
         except (discord.HTTPException, discord.RateLimited, *UNCERTAIN) as error:
             # Nothing half-made stays behind: no starter without a thread, no council that never was.

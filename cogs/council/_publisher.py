@@ -27,6 +27,7 @@ from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
 from cogs.council import _embeds, _ratings
+from cogs.council._budget import DiscordBudget, Priority
 from cogs.council._errors import (
     MAX_WEBHOOKS,
     THREAD_NEEDS,
@@ -81,8 +82,11 @@ class DiscordPublisher:
         webhooks_per_channel: int = 1,
         outage_notice_after: float = OUTAGE_NOTICE_AFTER,
         channel_edit_interval: float = CHANNEL_EDIT_INTERVAL,
+        budget: DiscordBudget | None = None,
     ) -> None:
         self.bot = bot
+        # Every request asks Discord's rate budget first (cogs/council/_budget.py).
+        self.budget = budget or DiscordBudget()
         self.channel_edit_interval = channel_edit_interval  # between two starter edits in one channel
         self.edit_interval = edit_interval  # between two edits of one streamed message
         self.webhooks_per_channel = webhooks_per_channel
@@ -153,7 +157,9 @@ class DiscordPublisher:
     ) -> DiscordMemberStream:
         """A member reply shown as it is written (see cogs/council/_stream.py)."""
         self._councils[council.id] = council
-        stream = DiscordMemberStream(self, council, seat, await self._thread(council), interval=self.edit_interval)
+        stream = DiscordMemberStream(
+            self, council, seat, await self._thread(council), interval=self.edit_interval, budget=self.budget
+        )
         quiet = self._quiet.get(council.id)
         if quiet is not None:
             quiet.set()  # the stream shows the member typing until its first words, then the words
@@ -178,7 +184,7 @@ class DiscordPublisher:
         if recovering and len(ids) < len(chunks):
             ids += await self._already_posted(thread, None, chunks[len(ids) :])
         for chunk in chunks[len(ids) :]:
-            ids.append(await self._send_as_bot(thread, chunk))
+            ids.append(await self._send_as_bot(thread, chunk, owner=council.id))
             if progress is not None and len(ids) < len(chunks):
                 await progress(list(ids))
         return ids
@@ -190,7 +196,7 @@ class DiscordPublisher:
             found = await self._already_posted(thread, None, [""], embed_title=embed.title)
             if found:
                 return found
-        return [await self._send_as_bot(thread, "", embeds=[embed])]
+        return [await self._send_as_bot(thread, "", embeds=[embed], owner=council.id)]
 
     async def post_scoreboard(self, council: Council, board: Scoreboard, *, recovering: bool = False) -> list[int]:
         """A peer-ratings scoreboard as embeds from the bot, over as many messages as Discord's limits need."""
@@ -198,13 +204,22 @@ class DiscordPublisher:
         pages = _ratings.scoreboard_messages(board)
         ids = await self._already_posted(thread, None, [content for content, _ in pages]) if recovering else []
         for content, embeds in pages[len(ids) :]:
-            ids.append(await self._send_as_bot(thread, content, embeds=embeds))
+            ids.append(await self._send_as_bot(thread, content, embeds=embeds, owner=council.id))
         return ids
 
-    async def _send_as_bot(self, thread: discord.Thread, content: str, *, embeds: Sequence[discord.Embed] = ()) -> int:
+    async def _send_as_bot(
+        self,
+        thread: discord.Thread,
+        content: str,
+        *,
+        embeds: Sequence[discord.Embed] = (),
+        priority: Priority = Priority.WORDS,
+        owner: int | None = None,
+    ) -> int:
         """One message from the bot itself; an uncertain failure is looked for before it is sent again."""
         for attempt in (1, 2):
             try:
+                await self.budget.spend(("create", thread.id), priority, owner=owner)
                 message = await thread.send(content or None, embeds=list(embeds), allowed_mentions=NO_MENTIONS)
                 return message.id
             except UNCERTAIN as error:
@@ -227,6 +242,7 @@ class DiscordPublisher:
         for attempt in (1, 2):
             webhook = await self.webhook_for(council)
             try:
+                await self.budget.spend(("webhook", webhook.id), Priority.WORDS, owner=council.id)
                 message = await webhook.send(
                     chunk,
                     username=seat.name,
@@ -293,6 +309,7 @@ class DiscordPublisher:
         """In the thread if the bot can still post there, else privately to the convener."""
         try:
             thread = await self._thread(council)
+            await self.budget.spend(("create", thread.id), Priority.NOTICE)
             await thread.send(text, allowed_mentions=NO_MENTIONS)
             return
         except (discord.HTTPException, PlaceGone, PermissionMissing, PlaceUnavailable, *UNCERTAIN) as error:
@@ -390,11 +407,13 @@ class DiscordPublisher:
         except TimeoutError:
             pass
         thread = await self._thread(council)
+        await self.budget.spend(("create", thread.id), Priority.NOTICE)
         notice = await thread.send(
             f"⏳ This council is waiting: {outage.why}. It goes on by itself when that is over; nothing is lost.",
             allowed_mentions=NO_MENTIONS,
         )
         await outage.over.wait()
+        await self.budget.spend(("edit", thread.id), Priority.NOTICE)
         await notice.edit(
             content=f"⏳ This council waited {_duration(time.monotonic() - outage.since)}: {outage.why}. It goes on.",
             allowed_mentions=NO_MENTIONS,
@@ -442,7 +461,11 @@ class DiscordPublisher:
             return
         while not quiet.is_set():
             try:
-                await thread.typing()
+                if self.budget.available(("typing", thread.id)):  # only cosmetic: skipped when Discord is busy
+                    await self.budget.spend(("typing", thread.id), Priority.PROGRESS)
+                    await thread.typing()
+                else:
+                    self.budget.skip()
             except (discord.HTTPException, *UNCERTAIN) as error:  # only cosmetic: the replies still come
                 log.info("No typing indicator in thread %s: %s", thread.id, error)
                 return
@@ -471,6 +494,7 @@ class DiscordPublisher:
             return
         embed = _embeds.live(report, self._speaking.get(council.id, ()), waiting=waiting)
         try:
+            await self.budget.spend(("edit", channel.id), Priority.STATUS, owner=council.id)
             await channel.get_partial_message(council.thread_id).edit(embed=embed, allowed_mentions=NO_MENTIONS)
         except (discord.HTTPException, *UNCERTAIN) as error:
             # The starter may be deleted; the council goes on in its thread either way.
@@ -486,7 +510,7 @@ class DiscordPublisher:
         self._background(self._show_end_on_starter(council), f"council-{council.id}-starter-end")
         try:
             thread = await self._thread(council)
-            await self._send_as_bot(thread, "", embeds=[_embeds.finished(council)])
+            await self._send_as_bot(thread, "", embeds=[_embeds.finished(council)], owner=council.id)
         except (PlaceGone, PermissionMissing, PlaceUnavailable, PostRefused) as error:
             # The thread may be gone; the transcript stays in the database either way.
             log.warning("Could not post the closing embed of council %s: %s", council.id, error)
@@ -506,6 +530,7 @@ class DiscordPublisher:
             log.warning("Moderators' channel %s of guild %s is gone", policy.moderator_channel_id, council.guild_id)
             return None
         role_id = policy.moderator_role_id
+        await self.budget.spend(("create", channel.id), Priority.NOTICE)
         message = await channel.send(
             f"<@&{role_id}>" if role_id else None,
             embed=governance_embeds.escalation(escalation, council),
@@ -523,6 +548,7 @@ class DiscordPublisher:
         if not isinstance(channel, discord.TextChannel):
             return
         try:
+            await self.budget.spend(("edit", channel.id), Priority.NOTICE)
             await channel.get_partial_message(escalation.mod_message_id).edit(
                 embed=governance_embeds.escalation(escalation, council),
                 view=escalation_view(escalation.id, decided=escalation.state != "pending"),
@@ -538,6 +564,7 @@ class DiscordPublisher:
         thread = await self._thread(council)
         webhook = await self.webhook_for(council)
         for message_id in message_ids:
+            await self.budget.spend(("webhook", webhook.id), Priority.WORDS, owner=council.id)
             with contextlib.suppress(discord.NotFound):
                 await webhook.delete_message(message_id, thread=thread)
 
@@ -580,6 +607,11 @@ class DiscordPublisher:
         if not isinstance(channel, discord.Thread):
             raise PlaceGone(f"council {council.id}'s thread {council.thread_id} is not a thread")
         return channel
+
+    def room_to_edit(self, council: Council) -> bool:
+        """Whether an optional edit of the council's messages (a streamed reply's words so far) may go out now."""
+        webhook = self._webhooks.get((council.channel_id, self._slot(council)))
+        return webhook is None or self.budget.available(("webhook", webhook.id), Priority.PROGRESS)
 
     def _slot(self, council: Council) -> int:
         return ((council.id or 1) - 1) % self.webhooks_per_channel

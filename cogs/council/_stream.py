@@ -24,6 +24,7 @@ from discord.context_managers import Typing
 from bot.council.publisher import PlaceUnavailable, StreamTrace, cut_text
 from bot.council.seats import Seat
 from bot.text import StreamLayout
+from cogs.council._budget import DiscordBudget, Priority
 from cogs.council._errors import THREAD_NEEDS, UNCERTAIN, translate
 from storage.models import Council
 
@@ -37,6 +38,10 @@ class MemberPoster(Protocol):
 
     async def webhook_for(self, council: Council) -> discord.Webhook:
         """The webhook the council's members post through (it edits and deletes their messages)."""
+        ...
+
+    def room_to_edit(self, council: Council) -> bool:
+        """Whether an optional edit (the words so far) may go out now, within Discord's rate budget."""
         ...
 
 
@@ -66,8 +71,10 @@ class DiscordMemberStream:
         *,
         interval: float = EDIT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        budget: DiscordBudget | None = None,
     ) -> None:
         self.publisher = publisher
+        self.budget = budget or DiscordBudget()
         self.council = council
         self.seat = seat
         self.thread = thread
@@ -116,7 +123,13 @@ class DiscordMemberStream:
             return True  # the first words are shown at once
         if self.clock() - self.messages[-1].written < self.interval:
             return False  # shown with a later update, or by finish()
-        return self.layout.grow(text)[0] != [shown.content for shown in self.messages]
+        if self.layout.grow(text)[0] == [shown.content for shown in self.messages]:
+            return False
+        if not self.publisher.room_to_edit(self.council):
+            # Discord's budget is tight: this edit is skipped, and the next one carries the newer words.
+            self.budget.skip()
+            return False
+        return True
 
     async def update(self, text: str) -> list[int] | None:
         if not self.wants(text):
@@ -137,7 +150,7 @@ class DiscordMemberStream:
         await self.close()
         for attempt in (1, 2):
             try:
-                await self._show(contents or ["…"], prune=True)
+                await self._show(contents or ["…"], prune=True, priority=Priority.WORDS)
                 return self.ids
             except (*UNCERTAIN, PlaceUnavailable) as error:
                 if attempt == 2:
@@ -150,7 +163,7 @@ class DiscordMemberStream:
         if typing is not None:
             await typing.__aexit__(None, None, None)
 
-    async def _show(self, contents: list[str], *, prune: bool = False) -> bool:
+    async def _show(self, contents: list[str], *, prune: bool = False, priority: Priority = Priority.PROGRESS) -> bool:
         """Edit, post (and with `prune` delete) messages until they show `contents`; whether anything changed."""
         changed = False
         for index, content in enumerate(contents):
@@ -160,21 +173,23 @@ class DiscordMemberStream:
                 self.messages.append(_Shown(message_id, content, self.clock()))
                 changed = True
             elif self.messages[index].content != content:
-                await self._edit(index, content)
+                await self._edit(index, content, priority)
                 changed = True
         if prune and len(self.messages) > len(contents):
             webhook = await self.publisher.webhook_for(self.council)
             for extra in self.messages[len(contents) :]:
+                await self.budget.spend(("webhook", webhook.id), Priority.WORDS, owner=self.council.id)
                 with contextlib.suppress(discord.NotFound):
                     await webhook.delete_message(extra.id, thread=self.thread)
             del self.messages[len(contents) :]
             changed = True
         return changed
 
-    async def _edit(self, index: int, content: str) -> None:
+    async def _edit(self, index: int, content: str, priority: Priority) -> None:
         shown = self.messages[index]
         webhook = await self.publisher.webhook_for(self.council)
         try:
+            await self.budget.spend(("webhook", webhook.id), priority, owner=self.council.id)
             await webhook.edit_message(shown.id, content=content, thread=self.thread, allowed_mentions=NO_MENTIONS)
         except discord.NotFound:
             # Someone deleted the message (or the webhook that posted it): show the words anew.
