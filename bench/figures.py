@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.report import Figure, percentile
 from bench.rig import Rig, RssSampler, members, rig, rss_mb
 from bot.council.engine import CouncilEngine
+from bot.council.transcript_view import KEEP_LINES
 
 WARMUP_TAG = 0  # the warm-up council's tag: its calls get no scripted latency
 
@@ -295,3 +296,51 @@ async def prompt_budget(
         )
     )
     return figures
+
+
+# -- 5. memory per running council ----------------------------------------------------------------------------
+
+
+async def running_council_memory(workdir: Path, *, councils: int = 1000, seats: int = 4) -> list[Figure]:
+    """`councils` round-robin councils running at once, each after its first member's reply and waiting for the
+    next (the provider answers a council's first call at once and its later ones only after the measurement):
+    resident memory per running council."""
+
+    def latency(model: str, tag: int | None, index: int) -> float | None:
+        if not tag or (model == seated[0].model and index == 0):
+            return None  # the warm-up council, and each council's first reply
+        return 120.0  # answered after the measurement: the councils stay running meanwhile
+
+    seated = members(seats)
+    async with rig(workdir, seated=seated, delay_for=latency, provider_timeout=300.0) as r:
+        await _warm_up(r)
+        gc.collect()
+        baseline = rss_mb()
+        ids = [await r.create(tag, rounds=3) for tag in range(1, councils + 1)]
+        await asyncio.gather(*(r.open(council_id) for council_id in ids))
+        async with asyncio.timeout(300):
+            # The in-process publisher offers no event to wait on; the poll is bounded by the timeout.
+            while len({p.council_id for p in r.publisher.posts if p.kind == "member"}) < councils + 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        gc.collect()
+        running = len(r.engine._tasks)
+        grown = rss_mb() - baseline
+    per_council_kb = grown * 1024 / councils
+    return [
+        Figure(
+            "rss_per_running_council_kb",
+            per_council_kb,
+            "KB",
+            extra={
+                "councils": councils,
+                "running": running,
+                "members": seats,
+                "rss_growth_mb": grown,
+                "transcript_kept_lines_cap": KEEP_LINES,
+                "detail": "resident memory after opening the councils, each past its first member reply and "
+                "waiting for the next, minus before; the fake provider and the publisher's records live in the "
+                "same process. A running council's transcript is kept in memory up to the cap "
+                "(bot/council/transcript_view.py)",
+            },
+        )
+    ]

@@ -3,8 +3,10 @@ and (with TEST_POSTGRES_URL) PostgreSQL: the council read with its transcript's 
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
+from bot.council import transcript_view
 from storage import repository as repo
 from storage.database import Database
 from storage.repository import TranscriptMark
@@ -91,3 +93,28 @@ async def test_only_sessions_asked_to_be_relaxed_skip_the_wait_for_the_disk(db: 
         assert (await session.execute(text(query))).scalar_one() == relaxed
     async with db.session() as session:  # the durable pool is untouched by the relaxed one
         assert (await session.execute(text(query))).scalar_one() == durable
+
+
+async def test_a_running_councils_transcript_is_kept_in_memory_only_up_to_the_cap(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcript_view, "KEEP_LINES", 3)
+    views = transcript_view.TranscriptViews(db)
+    council_id = await new_council(db)
+    for key in ("a", "b", "c"):
+        await add_line(db, council_id, key)
+    mark = (await repo.get_council_marked(db, council_id))[1]  # type: ignore[index]
+    views.marked(council_id, mark)
+    kept = await views.lines(council_id, keep=True)
+    views.marked(council_id, mark)
+    assert await views.lines(council_id, keep=True) is kept  # answered from memory
+    line, _ = await repo.add_message(
+        db, council_id=council_id, round_number=1, author_kind="ai", author_name="Llama", turn_key="d", content="d"
+    )
+    views.wrote(line)  # a fourth line passes the cap: the view is let go
+    mark = (await repo.get_council_marked(db, council_id))[1]  # type: ignore[index]
+    views.marked(council_id, mark)
+    read = await views.lines(council_id, keep=True)
+    assert [line.turn_key for line in read] == ["a", "b", "c", "d"]
+    views.marked(council_id, mark)
+    assert await views.lines(council_id, keep=True) is not read  # read again from the database each turn

@@ -7,6 +7,9 @@ and newest id), which the runner reads with the council row before every turn an
 anyone else (a human, a moderator's notice, another process) change the mark, and the view is read again.
 Lines are never deleted; the few changes to stored lines (moderation's visibility, streamed text) are made
 in this process, which drops the view (`forget`).
+
+Memory is bounded: a view is kept only while its council has at most KEEP_LINES lines (about a megabyte of
+replies); a longer council's transcript is read from the database at each turn instead.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from storage import repository as repo
 from storage.database import Database
 from storage.models import CouncilMessage
 from storage.repository import TranscriptMark
+
+KEEP_LINES = 500
 
 
 class TranscriptViews:
@@ -35,7 +40,7 @@ class TranscriptViews:
         if cached is not None and mark is not None and mark == _mark_of(cached):
             return cached
         lines = await repo.transcript(self.db, council_id)
-        if keep:
+        if keep and len(lines) <= KEEP_LINES:
             self._lines[council_id] = lines
         else:
             self._lines.pop(council_id, None)
@@ -47,6 +52,8 @@ class TranscriptViews:
         cached = self._lines.get(message.council_id)
         if cached is not None and (not cached or cached[-1].id < message.id):  # type: ignore[operator]
             cached.append(message)
+            if len(cached) > KEEP_LINES:
+                self.forget(message.council_id)
 
     def forget(self, council_id: int) -> None:
         """A stored line of the council changed (or the council stopped here): read it again next time."""
