@@ -113,7 +113,7 @@ class CouncilRunners:
         """The council has its thread: start it."""
         await repo.set_council_thread(self.db, council_id, thread_id)
         if await repo.transition_council(self.db, council_id, from_states=("starting",), to_state="running"):
-            self.spawn(council_id)
+            self.spawn(council_id, fresh=True)
 
     async def resume_all(self, owns: Callable[[int], bool] = lambda _guild_id: True) -> list[int]:
         """Restart the runners of councils that were running when the process stopped.
@@ -293,8 +293,10 @@ class CouncilRunners:
 
     # -- the runner --------------------------------------------------------------------------------
 
-    def spawn(self, council_id: int) -> None:
-        task = asyncio.create_task(self._run(council_id), name=f"council-{council_id}")
+    def spawn(self, council_id: int, *, fresh: bool = False) -> None:
+        """Start the council's runner. `fresh`: the council has just been opened in this process, which has
+        heard its thread all along (nothing to read back from its history)."""
+        task = asyncio.create_task(self._run(council_id, fresh), name=f"council-{council_id}")
         self.tasks[council_id] = task
         self.seats.keep(council_id)  # read every turn while it runs here
         task.add_done_callback(lambda done: self._forget(council_id, done))
@@ -311,19 +313,19 @@ class CouncilRunners:
     def _wake(self, council_id: int) -> None:
         self._wakeups.setdefault(council_id, asyncio.Event()).set()
 
-    async def _run(self, council_id: int) -> None:
+    async def _run(self, council_id: int, fresh: bool = False) -> None:
         holder = await self.patience.call(lambda: self.leases.acquire(council_id), council_id=council_id)
         if holder is not None:
             log.warning("Council %s runs in another process (%s); this one leaves it alone", council_id, holder)
             return
         try:
-            await self._keep_running(council_id)
+            await self._keep_running(council_id, fresh)
         finally:
             task = asyncio.current_task()
             if task is None or not task.cancelling():  # a shutdown releases every lease at once
                 await self.leases.release(council_id)
 
-    async def _keep_running(self, council_id: int) -> None:
+    async def _keep_running(self, council_id: int, fresh: bool = False) -> None:
         """Run the council to its end, waiting out what passes (see the module docstring)."""
         tries = 0
         while True:
@@ -333,7 +335,7 @@ class CouncilRunners:
                     self.patience.recovered(council_id)
                     self.patience.stats.runner_restarts += 1
                     tries = 0
-                await self._run_council(council_id)
+                await self._run_council(council_id, catch_up=not fresh)
                 return
             except asyncio.CancelledError:
                 raise
@@ -353,22 +355,25 @@ class CouncilRunners:
                 if council is None:
                     return
                 self.patience.stats.runner_restarts += 1
+                fresh = False
             except Exception as error:
                 if not is_transient(error):
                     log.exception("Council %s stopped on an unexpected error", council_id)
                     await self._fail(council_id)
                     return
                 tries += 1
+                fresh = False  # humans may have written while it waited, unheard if the database was away
                 await self.patience.wait(error, tries, council_id=council_id)
 
-    async def _run_council(self, council_id: int) -> None:
+    async def _run_council(self, council_id: int, *, catch_up: bool = True) -> None:
         parts = self._parts
         council = await repo.get_council(self.db, council_id)
         if council is None:
             return
         await parts.streaming.recover(council)
         await parts.posting.post_unposted(council, await self.seats.of(council_id), recovering=True)
-        await parts.voices.catch_up(council)  # what humans wrote while this runner was not running
+        if catch_up:
+            await parts.voices.catch_up(council)  # what humans wrote while this runner was not running
         self.transcripts.forget(council_id)  # the lines just posted are read again, as posted
         if parts.moderation is not None:
             await parts.moderation.restore(council)

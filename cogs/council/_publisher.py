@@ -59,6 +59,7 @@ CHANNEL_EDIT_INTERVAL = 2.0
 # A council waiting out an outage says so in its thread once the wait has lasted this long.
 OUTAGE_NOTICE_AFTER = 60.0
 NO_MENTIONS = discord.AllowedMentions.none()
+TYPING_SHOWS = 8.0  # seconds: Discord shows a typing indicator for about ten; sent again after eight
 HUMAN_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 MAX_SLOTS = 10  # webhooks per channel at most: Discord allows 15, and servers use some of their own
 WEBHOOK_NEEDS = {"manage_webhooks": "Manage Webhooks"}
@@ -103,6 +104,7 @@ class DiscordPublisher:
         self._reports: dict[int, CouncilStatus] = {}  # the last status shown on each starter embed
         self._outages: dict[int, _Outage] = {}  # councils waiting out an outage now
         self._tasks: set[asyncio.Task[None]] = set()  # typing, starter refreshes, outage notices
+        self._typing_until: dict[int, float] = {}  # thread id -> until when its last typing indicator shows
 
     async def close(self) -> None:
         """Stop the background work (typing indicators, starter refreshes, outage notices) at shutdown."""
@@ -160,14 +162,17 @@ class DiscordPublisher:
         stream = DiscordMemberStream(
             self, council, seat, await self._thread(council), interval=self.edit_interval, budget=self.budget
         )
-        quiet = self._quiet.get(council.id)
-        if quiet is not None:
-            quiet.set()  # the stream shows the member typing until its first words, then the words
-        if resume is None:
-            await stream.start_typing()
-        else:
+        # The member shows as typing (the council's typing indicator, kept while anyone answers) until its first
+        # words, which stop it (`stop_typing`).
+        if resume is not None:
             await stream.resume(resume, (await self.webhook_for(council)).id)
         return stream
+
+    def stop_typing(self, council: Council) -> None:
+        """A streamed reply's first words show: the council's typing indicator is not sent again for now."""
+        quiet = self._quiet.get(council.id)
+        if quiet is not None:
+            quiet.set()
 
     async def post_notice(
         self,
@@ -454,23 +459,27 @@ class DiscordPublisher:
 
     async def _keep_typing(self, council: Council, quiet: asyncio.Event) -> None:
         """The bot shows as typing in the thread while members think (a streamed reply shows its words
-        instead). Discord shows one indicator for about ten seconds, so it is sent again every eight."""
+        instead). Discord shows one indicator for about ten seconds, so it is sent again every eight, and not at
+        all while the one before still shows (one turn ends, the next begins)."""
         try:
             thread = await self._thread(council)
         except (PlaceGone, PermissionMissing):
             return
         while not quiet.is_set():
             try:
-                if self.budget.available(("typing", thread.id)):  # only cosmetic: skipped when Discord is busy
+                if time.monotonic() < self._typing_until.get(thread.id, 0.0):
+                    pass  # the indicator of the turn before still shows: no request needed
+                elif self.budget.available(("typing", thread.id)):  # only cosmetic: skipped when Discord is busy
                     await self.budget.spend(("typing", thread.id), Priority.PROGRESS)
                     await thread.typing()
+                    self._typing_until[thread.id] = time.monotonic() + TYPING_SHOWS
                 else:
                     self.budget.skip()
             except (discord.HTTPException, *UNCERTAIN) as error:  # only cosmetic: the replies still come
                 log.info("No typing indicator in thread %s: %s", thread.id, error)
                 return
             try:
-                async with asyncio.timeout(8):
+                async with asyncio.timeout(TYPING_SHOWS):
                     await quiet.wait()
             except TimeoutError:
                 pass

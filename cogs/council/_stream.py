@@ -1,6 +1,7 @@
 """A member reply shown in its thread while it is written: one webhook message, edited as words arrive.
 
-The bot shows itself typing in the thread until the member's first words, which create the message.
+The bot shows itself typing in the thread (the publisher's indicator for the council) until the member's first
+words, which create the message and stop it.
 Later words edit it at most once a second (EDIT_INTERVAL), and never when the text did not change.
 When the text no longer fits in one message, the message is finished at a safe boundary
 (`bot.text.StreamLayout`, the same boundaries as `split_message`) and the reply continues in a new one;
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import discord
-from discord.context_managers import Typing
 
 from bot.council.publisher import PlaceUnavailable, StreamTrace, cut_text
 from bot.council.seats import Seat
@@ -42,6 +42,10 @@ class MemberPoster(Protocol):
 
     def room_to_edit(self, council: Council) -> bool:
         """Whether an optional edit (the words so far) may go out now, within Discord's rate budget."""
+        ...
+
+    def stop_typing(self, council: Council) -> None:
+        """The member's words show: the council's typing indicator stops."""
         ...
 
 
@@ -82,20 +86,10 @@ class DiscordMemberStream:
         self.clock = clock
         self.messages: list[_Shown] = []
         self.layout = StreamLayout()  # the reply as last shown, laid out in messages
-        self._typing: Typing | None = None
 
     @property
     def ids(self) -> list[int]:
         return [shown.id for shown in self.messages]
-
-    async def start_typing(self) -> None:
-        typing = self.thread.typing()
-        try:
-            await typing.__aenter__()  # sends the indicator now and every 5 s until stopped
-        except discord.HTTPException as error:  # only cosmetic: the reply still comes
-            log.info("No typing indicator in thread %s: %s", self.thread.id, error.status)
-            return
-        self._typing = typing
 
     async def resume(self, trace: StreamTrace, webhook_id: int) -> None:
         """Take over the messages an earlier process posted for this reply: the recorded ones, then the
@@ -159,9 +153,7 @@ class DiscordMemberStream:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        typing, self._typing = self._typing, None
-        if typing is not None:
-            await typing.__aexit__(None, None, None)
+        self.publisher.stop_typing(self.council)
 
     async def _show(self, contents: list[str], *, prune: bool = False, priority: Priority = Priority.PROGRESS) -> bool:
         """Edit, post (and with `prune` delete) messages until they show `contents`; whether anything changed."""
