@@ -114,6 +114,20 @@ async def test_discord_py_learns_a_channels_bucket_from_the_headers(
     assert limits.count_429s() == 0
 
 
+async def test_discord_py_holds_a_caller_for_reset_after_though_the_bucket_had_room(
+    harness: DiscordHarness, limits: RateLimits
+) -> None:
+    limits.time_scale = 0.1  # 5 messages per 0.5 s
+    await asyncio.gather(*(harness.channel.send(f"notice {i}") for i in range(4)))
+    done = asyncio.get_running_loop().time()
+    served = [seen for seen in limits.requests if seen.bucket == "message create"]
+    assert len(served) == 4 and not any(seen.limited for seen in served)
+    # All four landed in the bucket's first window, one request to spare; yet the burst returned only once
+    # that window had reset: discord.py counts requests in flight against Remaining twice
+    # (min(Remaining, limit - outgoing) - outgoing) and sleeps out Reset-After for one of the callers.
+    assert served[-1].at < served[0].at + 0.5 <= done
+
+
 async def test_a_global_burst_is_answered_429_and_discord_py_waits_and_recovers(
     harness: DiscordHarness, limits: RateLimits
 ) -> None:
