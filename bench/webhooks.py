@@ -1,10 +1,11 @@
 """Figure 7, webhooks per channel: parallel councils in one channel, with Discord's webhook rate limit.
 
 Each webhook takes about 5 requests per 2 seconds. The real bot runs in the tests' Discord harness with that
-bucket modelled (a request over it waits, as discord.py waits out a 429); `councils` parallel councils of
-`members` members, one round each, are convened in one channel at once, and the wall time until the last
-member post is measured, with one webhook per channel, then with WEBHOOKS_PER_CHANNEL's default. The starters and
-threads of the convenes are given room (they are paced by the channel's own buckets, the same either way).
+bucket modelled (tests/harness/rate_limits.py, its webhook bucket alone; in-process, a request over it waits, as
+discord.py waits out a 429); `councils` parallel councils of `members` members, one round each, are convened in
+one channel at once, and the wall time until the last member post is measured, with one webhook per channel,
+then with WEBHOOKS_PER_CHANNEL's default. The starters and threads of the convenes are given room in the bot's
+rate budget too (they are paced by the channel's own buckets, the same with one webhook or several).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from bench.rig import bench_catalog, database, members
 from bot.app import CouncilBot
 from bot.settings import DEFAULT_WEBHOOKS_PER_CHANNEL, Settings
 from tests.fakes.provider_server import FakeProviderServer
-from tests.harness import DiscordHarness
+from tests.harness import DiscordHarness, RateLimits
+from tests.harness.rate_limits import WEBHOOK_MESSAGES, WEBHOOK_ROUTES_ONLY
 
-WEBHOOK_RATE = (5, 2.0)  # requests per seconds, per webhook
+WEBHOOK_RATE = (WEBHOOK_MESSAGES.limit, WEBHOOK_MESSAGES.per)  # requests per seconds, per webhook
 
 
 async def webhook_spread(workdir: Path, *, councils: int, seated: int = 3) -> list[Figure]:
@@ -77,11 +79,10 @@ async def _wall_time(workdir: Path, councils: int, seated: int, *, webhooks: int
                 channel_edit_interval=0.0,  # starter edits are not what is measured, nor waited for
             )
             bot = CouncilBot(settings, bench_catalog(server.base_url, seats), db)
-            harness = await DiscordHarness.start(bot, monkeypatch, settle_timeout=300)
+            # Only the webhook bucket: the figure is about webhooks, not the bot's other limits.
+            limits = RateLimits(routes=WEBHOOK_ROUTES_ONLY, default=None, global_limit=None)
+            harness = await DiscordHarness.start(bot, monkeypatch, settle_timeout=300, rate_limits=limits)
             try:
-                harness.server.webhook_rate = WEBHOOK_RATE
-                # Only the webhooks are measured: the starters and threads of the convenes (paced by the channel's
-                # own buckets, the same with one webhook or several) are given room here.
                 budget = harness.bot.get_cog("CouncilCog").budget  # type: ignore[attr-defined]
                 budget.known = {**budget.known, "create": (1000, 1.0), "thread": (1000, 1.0)}
                 started = time.perf_counter()
@@ -104,7 +105,7 @@ async def _wall_time(workdir: Path, councils: int, seated: int, *, webhooks: int
                 wall = time.perf_counter() - started
                 await harness.settle(timeout=300)
                 posts = sum(len(harness.posts_in(thread.id, kinds=("webhook",))) for thread in harness.threads)
-                return wall, harness.server.rate_limited, posts
+                return wall, limits.count_429s(), posts
             finally:
                 await harness.close()
     finally:

@@ -145,11 +145,18 @@ def make_catalog(base_url: str) -> Catalog:
 
 
 @pytest.fixture
+def discord_transport() -> str:
+    """How the harness serves the bot: "in-process" (the default), or "http" over loopback, through
+    discord.py's own request code. Tests run in both with `@both_transports`."""
+    return "in-process"
+
+
+@pytest.fixture
 async def harness(
-    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path, discord_transport: str
 ) -> AsyncIterator[DiscordHarness]:
     """The real bot, on SQLite, driven through the Discord harness."""
-    started = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path)
+    started = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path, http=discord_transport == "http")
     yield started
     await started.close()
 

@@ -16,6 +16,10 @@ from tests.harness import DiscordHarness, InteractionResult
 
 TOPIC = "Should our city replace its parking lots with parks?"
 
+# Runs a test against the fake Discord both in-process and over loopback HTTP (the `harness` fixture
+# reads `discord_transport`).
+both_transports = pytest.mark.parametrize("discord_transport", ["in-process", "http"])
+
 
 def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: float) -> CouncilBot:
     # Automatic peer ratings add a call per member at every conclusion; tests about them turn them on.
@@ -37,9 +41,16 @@ def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: float) ->
 
 
 async def start_harness(
-    monkeypatch: pytest.MonkeyPatch, db: Database, catalog: Catalog, tmp_path: Path, **limits: float
+    monkeypatch: pytest.MonkeyPatch,
+    db: Database,
+    catalog: Catalog,
+    tmp_path: Path,
+    *,
+    http: bool = False,
+    **limits: float,
 ) -> DiscordHarness:
-    harness = await DiscordHarness.start(make_bot(db, catalog, tmp_path, **limits), monkeypatch)
+    """The real bot in the Discord harness; `http=True` serves the fake Discord over loopback HTTP."""
+    harness = await DiscordHarness.start(make_bot(db, catalog, tmp_path, **limits), monkeypatch, http=http)
 
     def waiting_for_people(task: asyncio.Task[object]) -> bool:
         # A paused, held or halted council is idle until a person acts: settling must not wait for it.

@@ -12,11 +12,12 @@ from bot.catalog import Catalog
 from storage import repository as repo
 from storage.database import Database
 from tests.conftest import TEST_KEYS
-from tests.council_helpers import TOPIC, convene, member_posts, wait_for
+from tests.council_helpers import TOPIC, both_transports, convene, member_posts, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
 
 
+@both_transports
 @pytest.mark.parametrize("mode", ["round-robin", "parallel"])
 async def test_convened_council_runs_in_its_thread_under_members_names(
     harness: DiscordHarness, provider_server: FakeProviderServer, mode: str
@@ -120,6 +121,7 @@ async def test_only_the_convener_or_thread_managers_steer_a_council(
     assert [author for author, _ in member_posts(harness, thread.id)] == ["Claude", "DeepSeek", "Llama"]
 
 
+@both_transports
 async def test_conclude_ends_the_council_and_keeps_the_thread(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:

@@ -11,12 +11,13 @@ import pytest
 from bot.catalog import Catalog
 from storage import repository as repo
 from storage.database import Database
-from tests.council_helpers import convene, make_bot, member_posts, wait_for
+from tests.council_helpers import both_transports, convene, make_bot, member_posts, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
 from tests.harness.harness import BOT_PERMISSIONS
 
 
+@both_transports
 async def test_a_deleted_webhook_is_made_again_once(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
@@ -67,6 +68,7 @@ async def test_a_deleted_thread_concludes_the_council_and_keeps_the_transcript(
     assert len(provider_server.requests) == 2  # nobody was asked after the thread was gone
 
 
+@both_transports
 async def test_a_restart_after_posting_but_before_recording_does_not_post_twice(
     harness: DiscordHarness,
     provider_server: FakeProviderServer,

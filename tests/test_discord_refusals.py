@@ -7,7 +7,7 @@ import discord
 import pytest
 
 from storage import repository as repo
-from tests.council_helpers import convene, member_posts, wait_for
+from tests.council_helpers import both_transports, convene, member_posts, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
 from tests.harness.harness import BOT_PERMISSIONS
@@ -67,6 +67,7 @@ async def test_each_message_of_a_long_reply_is_noted_as_it_goes_out_so_a_retry_n
     assert sum(r.model == "llama-test" for r in provider_server.requests) == 1  # asked once
 
 
+@both_transports
 @pytest.mark.parametrize("fault", ["reset", "reset-after"])
 async def test_a_connection_reset_while_the_bot_posts_a_notice_is_looked_up_then_retried(
     harness: DiscordHarness, provider_server: FakeProviderServer, fault: str
@@ -81,6 +82,7 @@ async def test_a_connection_reset_while_the_bot_posts_a_notice_is_looked_up_then
     assert closing_embeds(harness, thread.id) == ["Council concluded"]
 
 
+@both_transports
 async def test_a_member_post_whose_connection_drops_after_it_landed_is_not_posted_again(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:

@@ -14,7 +14,7 @@ from bot.catalog import Catalog
 from storage import governance_repository as gov
 from storage import repository as repo
 from storage.database import Database
-from tests.council_helpers import convene, make_bot, member_posts, start_harness, wait_for
+from tests.council_helpers import both_transports, convene, make_bot, member_posts, start_harness, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
 from tests.harness.recorder import Post
@@ -72,6 +72,7 @@ async def held_council(harness: DiscordHarness, provider_server: FakeProviderSer
     return mods, thread
 
 
+@both_transports
 async def test_a_held_message_waits_for_a_moderator_and_approve_shows_it(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
@@ -124,6 +125,7 @@ async def test_reject_withholds_the_message_and_tells_only_its_author(
     assert not any("moderators withheld" in m["content"] for m in claude_2["messages"])
 
 
+@both_transports
 async def test_reject_with_reason_asks_in_a_modal_and_passes_the_reason_on(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:

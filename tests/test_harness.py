@@ -13,6 +13,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
+from tests.council_helpers import both_transports
 from tests.harness import DiscordHarness, HarnessError, InvalidInvocation, NoResponseError, UnhandledBotError
 
 WEBHOOK_NAME = "Toy Council"
@@ -392,8 +393,11 @@ class ToyBot(commands.Bot):
 
 
 @pytest.fixture
-async def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordHarness]:
-    h = await DiscordHarness.start(ToyBot(members_intent=getattr(request, "param", True)), monkeypatch)
+async def harness(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, discord_transport: str
+) -> AsyncIterator[DiscordHarness]:
+    bot = ToyBot(members_intent=getattr(request, "param", True))
+    h = await DiscordHarness.start(bot, monkeypatch, http=discord_transport == "http")
     yield h
     await h.close()
 
@@ -411,6 +415,7 @@ def toy(h: DiscordHarness) -> ToyCog:
 # -- slash commands, threads, webhooks ------------------------------------------------------------
 
 
+@both_transports
 async def test_convene_defers_opens_thread_and_posts_through_one_webhook(harness: DiscordHarness) -> None:
     convener = harness.members["convener"]
     result = await harness.slash(convener, "toy", "run", topic="Tabs or spaces", rounds=2, mode="Parallel")
@@ -466,6 +471,7 @@ async def test_ephemeral_reply_is_recorded_but_not_in_the_channel(harness: Disco
     assert harness.posts_in(harness.channel.id, include_hidden=True) == [result.response]
 
 
+@both_transports
 async def test_edits_are_recorded_and_applied(harness: DiscordHarness) -> None:
     result = await harness.slash(harness.members["user"], "toy", "edit")
     assert result.content == "final" and not result.ephemeral
@@ -526,6 +532,7 @@ async def test_default_permissions_hide_a_command(harness: DiscordHarness) -> No
     assert result.content == "reset"
 
 
+@both_transports
 async def test_bot_permissions_are_enforced(harness: DiscordHarness) -> None:
     harness.set_bot_permissions(discord.Permissions(view_channel=True, send_messages=True))
     with pytest.raises(UnhandledBotError, match="50013"):
@@ -535,6 +542,7 @@ async def test_bot_permissions_are_enforced(harness: DiscordHarness) -> None:
 # -- humans, buttons ------------------------------------------------------------------------------
 
 
+@both_transports
 async def test_human_message_in_thread_reaches_on_message(harness: DiscordHarness) -> None:
     await harness.slash(harness.members["convener"], "toy", "run", topic="Humans")
     [thread] = harness.threads
@@ -584,6 +592,7 @@ async def test_posting_unarchives_a_thread(harness: DiscordHarness) -> None:
     assert isinstance(fetched, discord.Thread) and fetched.name == "Archive me"
 
 
+@both_transports
 async def test_button_click_updates_the_message(harness: DiscordHarness) -> None:
     posted = await harness.slash(harness.members["convener"], "toy", "button")
     assert posted.response is not None and posted.response.components
@@ -613,6 +622,7 @@ async def test_background_work_can_be_awaited_later(harness: DiscordHarness) -> 
 # -- guards -----------------------------------------------------------------------------------------
 
 
+@both_transports
 async def test_guard_fails_on_an_exception_in_a_command(harness: DiscordHarness) -> None:
     with pytest.raises(UnhandledBotError, match="kaboom"):
         await harness.slash(harness.members["user"], "toy", "boom")
@@ -645,6 +655,7 @@ async def test_unanswered_interaction_fails(harness: DiscordHarness) -> None:
         await harness.slash(harness.members["user"], "toy", "silent")
 
 
+@both_transports
 async def test_answering_after_the_deadline_fails(harness: DiscordHarness) -> None:
     harness.server.interaction_deadline = 0.01
     with pytest.raises(UnhandledBotError, match="10062"):
@@ -661,6 +672,7 @@ async def test_discord_limits_fail_inside_commands(harness: DiscordHarness) -> N
         await harness.slash(harness.members["user"], "toy", "run", topic="Long names", thread_name="t" * 101)
 
 
+@both_transports
 async def test_message_limits(harness: DiscordHarness) -> None:
     channel = harness.channel
     with pytest.raises(discord.HTTPException) as error:
@@ -694,6 +706,7 @@ async def test_message_limits(harness: DiscordHarness) -> None:
     assert [p.content for p in harness.posts] == ["x" * 2000]
 
 
+@both_transports
 async def test_webhook_and_thread_limits(harness: DiscordHarness) -> None:
     channel = harness.channel
     starter = await channel.send("starter")
@@ -727,6 +740,7 @@ async def test_webhook_and_thread_limits(harness: DiscordHarness) -> None:
         await webhook.send("wrong thread", username="Ok", thread=foreign_thread, wait=True)
 
 
+@both_transports
 async def test_files_replies_and_history(harness: DiscordHarness) -> None:
     channel = harness.channel
     sent = await channel.send("report", file=discord.File(io.BytesIO(b"abc"), filename="report.txt"))
@@ -744,6 +758,7 @@ async def test_files_replies_and_history(harness: DiscordHarness) -> None:
     assert harness.transcript(channel.id) == [("FakeApp", "report")]
 
 
+@both_transports
 async def test_command_sync_is_served(harness: DiscordHarness) -> None:
     synced = await harness.bot.tree.sync(guild=harness.guild)
     assert synced == [] and harness.synced_commands == {harness.guild.id: []}
@@ -801,6 +816,7 @@ async def test_the_council_bot_commands_fit_discords_limits(monkeypatch: pytest.
 # -- modals ---------------------------------------------------------------------------------------
 
 
+@both_transports
 async def test_modal_submit_reaches_on_submit(harness: DiscordHarness) -> None:
     user = harness.members["user"]
     opened = await harness.slash(user, "toy", "feedback")
@@ -820,6 +836,7 @@ async def test_modal_submit_reaches_on_submit(harness: DiscordHarness) -> None:
     assert sent.response_type == 4 and sent.ephemeral and sent.content == "thanks: more tabs"
 
 
+@both_transports
 async def test_modal_from_a_button_updates_the_message_it_came_from(harness: DiscordHarness) -> None:
     user, mod = harness.members["user"], harness.members["moderator"]
     said = await harness.say(user, harness.channel, "buy cheap pills")
@@ -866,6 +883,7 @@ async def test_a_modal_discord_refuses_fails_the_command(harness: DiscordHarness
 # -- context menus ------------------------------------------------------------------------------------
 
 
+@both_transports
 async def test_message_context_menu_on_webhook_and_human_posts_in_a_thread(harness: DiscordHarness) -> None:
     user, mod = harness.members["user"], harness.members["moderator"]
     await harness.slash(harness.members["convener"], "toy", "run", topic="Reports")
@@ -900,6 +918,7 @@ async def test_user_context_menu(harness: DiscordHarness) -> None:
 # -- concurrency, edits -------------------------------------------------------------------------------
 
 
+@both_transports
 async def test_concurrent_clicks_each_get_their_own_result(harness: DiscordHarness) -> None:
     mod = harness.members["moderator"]
     mod2 = harness.add_member("mod2", roles=("moderator",))
@@ -929,6 +948,7 @@ async def test_concurrent_clicks_each_get_their_own_result(harness: DiscordHarne
 # -- autocomplete ---------------------------------------------------------------------------------------
 
 
+@both_transports
 async def test_autocomplete_returns_the_bots_choices(harness: DiscordHarness) -> None:
     user = harness.members["user"]
     choices = await harness.autocomplete(user, "toy", "pick", focused="members", value="Cl", rounds=2)
@@ -968,6 +988,7 @@ async def test_new_roles_reach_interaction_payloads(harness: DiscordHarness) -> 
 # -- restarts -------------------------------------------------------------------------------------------
 
 
+@both_transports
 @both_intents
 async def test_dynamic_button_from_the_previous_bot_reaches_the_new_one(harness: DiscordHarness) -> None:
     user, mod = harness.members["user"], harness.members["moderator"]

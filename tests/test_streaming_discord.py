@@ -15,7 +15,7 @@ from bot.catalog import Catalog
 from bot.council.streaming import RESTARTED
 from storage import repository as repo
 from storage.database import Database
-from tests.council_helpers import convene, make_bot, wait_for
+from tests.council_helpers import both_transports, convene, make_bot, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness, Post
 from tests.test_governance_e2e import setup_governance
@@ -41,6 +41,7 @@ def squeezed(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+@both_transports
 async def test_a_streamed_reply_is_edited_at_most_once_a_second_and_ends_exact(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:

@@ -3,6 +3,7 @@
 from .errors import HarnessError, InvalidInvocation, NoResponseError, SettleTimeout, UnhandledBotError
 from .harness import BOT_PERMISSIONS, MEMBER_PERMISSIONS, MODERATOR_PERMISSIONS, DiscordHarness
 from .interactions import InteractionResult
+from .rate_limits import RateLimits
 from .recorder import Edit, Pings, Post, Reaction
 from .server import WebhookInfo
 
@@ -18,6 +19,7 @@ __all__ = [
     "NoResponseError",
     "Pings",
     "Post",
+    "RateLimits",
     "Reaction",
     "SettleTimeout",
     "UnhandledBotError",

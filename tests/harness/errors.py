@@ -17,12 +17,27 @@ def http_error(status: int, code: int, message: str, errors: dict[str, Any] | No
     body: dict[str, Any] = {"code": code, "message": message}
     if errors:
         body["errors"] = errors
-    response = FakeRequest(status, {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(status, "Error"))
+    return _from_body(status, body)
+
+
+def _from_body(status: int, body: dict[str, Any]) -> discord.HTTPException:
+    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")
+    response = FakeRequest(status, reason)
+    error: discord.HTTPException
     if status == 403:
-        return discord.Forbidden(response, body)  # type: ignore[arg-type]
-    if status == 404:
-        return discord.NotFound(response, body)  # type: ignore[arg-type]
-    return discord.HTTPException(response, body)  # type: ignore[arg-type]
+        error = discord.Forbidden(response, body)  # type: ignore[arg-type]
+    elif status == 404:
+        error = discord.NotFound(response, body)  # type: ignore[arg-type]
+    else:
+        error = discord.HTTPException(response, body)  # type: ignore[arg-type]
+    error.discord_body = body  # type: ignore[attr-defined]  # what the fake Discord answers over HTTP
+    return error
+
+
+def discord_body(error: discord.HTTPException) -> dict[str, Any]:
+    """The JSON body Discord would have answered with to raise `error`."""
+    body = getattr(error, "discord_body", None)
+    return body if body is not None else {"code": error.code, "message": error.text}
 
 
 def server_error() -> discord.DiscordServerError:
@@ -31,11 +46,16 @@ def server_error() -> discord.DiscordServerError:
 
 
 def rate_limited(retry_after: float = 1.0) -> discord.HTTPException:
-    """A 429 as discord.py raises it once its own retries are spent."""
-    response = FakeRequest(429, "Too Many Requests")
-    return discord.HTTPException(
-        response, {"code": 0, "message": "You are being rate limited.", "retry_after": retry_after}
-    )  # type: ignore[arg-type]
+    """A 429 as discord.py raises it once its own retries are spent (over HTTP: one 429 answer, which
+    discord.py waits out and retries)."""
+    return _from_body(
+        429, {"message": "You are being rate limited.", "retry_after": retry_after, "global": False, "code": 0}
+    )
+
+
+def banned(body: dict[str, Any]) -> discord.HTTPException:
+    """Discord's edge refusing a banned IP: discord.py raises this 429 at once, without retrying."""
+    return _from_body(429, body)
 
 
 def connection_reset() -> Exception:

@@ -18,13 +18,16 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import aiohttp
 import discord
 import discord.ext.test as dpytest
+import discord.http as dhttp
 import pytest
 from discord.ext.test import backend as dpy_backend
 
 from . import fake_http, guard, modals, world
 from .errors import HarnessError, InvalidInvocation, NoResponseError
+from .http_server import DiscordHttpServer
 from .interactions import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
@@ -42,6 +45,7 @@ from .interactions import (
     resolve_context_menu,
 )
 from .payloads import JsonDict, iso_now, member_payload, new_id, overwrite_payload, text_channel_payload, user_payload
+from .rate_limits import RateLimits
 from .recorder import Post, Reaction, Recorder
 from .routes_channels import ChannelRoutes
 from .routes_webhooks import WebhookRoutes
@@ -100,14 +104,23 @@ class DiscordHarness:
         bot_permissions: discord.Permissions = BOT_PERMISSIONS,
         settle_timeout: float = 10.0,
         ignore_task: guard.TaskFilter | None = None,
+        http: bool = False,
+        rate_limits: bool | RateLimits = False,
     ) -> DiscordHarness:
         """Configure dpytest around `bot`, install the fakes, run `setup_hook()`.
 
         `ignore_task(task) -> bool` excludes long-lived bot tasks (e.g. a worker loop started in
         setup_hook) from the waits after each dispatch.
+
+        `http=True` serves the fake Discord over loopback HTTP, so the bot's REST traffic runs through
+        discord.py's real request code (its rate limiter and retries, the bot's `http_trace`).
+        `rate_limits=True` (or a `RateLimits` of your own) enforces Discord's rate limits: over HTTP as
+        headers and 429s, in-process as waits (a 429 waited out as discord.py would).
         """
         self = object.__new__(cls)
         self.bot = bot
+        self.rate_limits = RateLimits() if rate_limits is True else (rate_limits or None)
+        self.http_server: DiscordHttpServer | None = None
         self.settle_timeout = settle_timeout
         self.ignore_task = ignore_task
         self.recorder = Recorder()
@@ -119,32 +132,43 @@ class DiscordHarness:
         self._tracker.install()
         self._errors.install()
         try:
-            await self._build(monkeypatch, channel_name, bot_permissions)
+            await self._build(monkeypatch, channel_name, bot_permissions, http)
         except BaseException:
             # Don't leak the task factory / log handler (or a half-started bot) into other tests.
             self._errors.uninstall()
             self._tracker.uninstall()
             bot.ws = None
             await bot.close()
+            if self.http_server is not None:
+                await self.http_server.close()
             raise
         return self
 
     async def _build(
-        self, monkeypatch: pytest.MonkeyPatch, channel_name: str, bot_permissions: discord.Permissions
+        self, monkeypatch: pytest.MonkeyPatch, channel_name: str, bot_permissions: discord.Permissions, http: bool
     ) -> None:
         bot = self.bot
         router = fake_http.Router()
         self.router = router  # router.log: every REST request the bot made, as (method, url path)
-        fake_http.install(monkeypatch, router)
+        router.limits = self.rate_limits
+        fake_http.install(monkeypatch, router, over_http=http)
+        if http:
+            self.http_server = DiscordHttpServer(router)
+            await self.http_server.start()
+            # The webhook adapter builds its URLs from the same Route class.
+            monkeypatch.setattr(dhttp.Route, "BASE", self.http_server.base_url)
         # Order matters (see TESTING-DISCORD.md): configure() replaces the connection state, which
         # drops the command tree; setup_hook() must run after, against the new state.
         await bot._async_setup_hook()
+        built_with = bot.http  # configure() replaces it, and with it the bot's http_trace
         dpytest.configure(bot, guilds=["AI Council test"], text_channels=[channel_name], voice_channels=0, members=0)
         state = self._wire(bot)
+        self._connect(bot, built_with)
 
         self.guild = dpytest.get_config().guilds[0]
         self.channel = dpytest.get_config().channels[0]
         self.server = FakeDiscord(bot, self.guild, self.recorder)
+        router.interaction = self.server.is_interaction
         ChannelRoutes(self.server).register(router)
         WebhookRoutes(self.server).register(router)
         # All permissions come from roles, so set_bot_permissions() is exact.
@@ -177,6 +201,24 @@ class DiscordHarness:
         bot.ws = None  # dpytest's fake socket has no .open; Client.close() would trip over it
         return state
 
+    def _connect(self, bot: discord.ext.commands.Bot, built_with: dhttp.HTTPClient) -> None:
+        """HTTP mode: give dpytest's HTTPClient what `static_login()` would (a session, the global-limit
+        event, a token) and the options the bot was built with (`http_trace` sees every request)."""
+        if self.http_server is None:
+            return
+        http = bot.http
+        http.http_trace = built_with.http_trace
+        http.max_ratelimit_timeout = built_with.max_ratelimit_timeout
+        http.use_clock = built_with.use_clock
+        http.token = fake_http.BOT_TOKEN
+        http._HTTPClient__session = aiohttp.ClientSession(  # type: ignore[attr-defined]
+            connector=aiohttp.TCPConnector(limit=0),
+            trace_configs=None if http.http_trace is None else [http.http_trace],
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        http._global_over = asyncio.Event()
+        http._global_over.set()
+
     async def _run_setup_hook(self) -> None:
         mark = self._tracker.mark()
         await self.bot.setup_hook()
@@ -196,8 +238,10 @@ class DiscordHarness:
         await self._stop_bot()
         self.bot = bot
         await bot._async_setup_hook()
+        built_with = bot.http
         guild, members = world.restore(bot, kept)
         self._wire(bot)
+        self._connect(bot, built_with)  # a new process: a new session, the same server
         self.guild, self.channel = guild, guild.get_channel(self.channel.id)  # type: ignore[assignment]
         self.roles = {key: guild.get_role(role.id) for key, role in self.roles.items()}  # type: ignore[misc]
         self.server.attach(bot, guild, members)
@@ -206,7 +250,10 @@ class DiscordHarness:
 
     async def _stop_bot(self) -> None:
         await dpytest.empty_queue()
-        await self.bot.close()
+        try:
+            await self.bot.close()
+        finally:
+            await self.bot.http.close()  # HTTP mode: the session (Client.close() closes it too)
         # Whatever the bot left running (a timed-out settle, view timeouts) must not outlive it
         # and fire into the next bot or the next test's loop.
         current = asyncio.current_task()
@@ -227,6 +274,8 @@ class DiscordHarness:
             try:
                 await self._stop_bot()
             finally:
+                if self.http_server is not None:
+                    await self.http_server.close()
                 self._errors.uninstall()
                 self._tracker.uninstall()
 

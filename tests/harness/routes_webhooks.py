@@ -94,7 +94,6 @@ class WebhookRoutes:
         if "avatar_url" in body:
             limits.check_avatar_url(body["avatar_url"])
         username = body.get("username") or info.name
-        await self.server.webhook_turn(info.id)
         fault = self.server.execute_faults.pop(0) if self.server.execute_faults else None
         if fault not in (None, "ok", "after", "reset-after"):
             raise errors.fault(fault)
@@ -143,7 +142,6 @@ class WebhookRoutes:
         session, payload = self._webhook_message(request)
         body = request.body or {}
         if session is None:
-            await self.server.webhook_turn(int(request.params["webhook_id"]))
             return self.server.edit_message(int(payload["id"]), body, via="webhook")
         via = "interaction" if int(payload["id"]) == session.original_id else "followup"
         result = self.server.edit_message(int(payload["id"]), body, via=via)

@@ -8,7 +8,6 @@ would return, or raises the HTTPException Discord's answer would become.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import secrets
 from collections import Counter
@@ -78,11 +77,6 @@ class FakeDiscord:
         self.send_faults: list[str] = []
         # Statuses the next thread creations fail with (429: rate limited after discord.py's retries).
         self.thread_faults: list[int] = []
-        # Discord's webhook bucket: (requests, per seconds) for executes and edits of one webhook. When it is
-        # spent, the request waits as discord.py would after a 429 (counted in `rate_limited`).
-        self.webhook_rate: tuple[int, float] | None = None
-        self.rate_limited = 0
-        self._webhook_calls: dict[int, list[float]] = {}
         self.webhooks: dict[int, WebhookInfo] = {}
         self.webhook_creations: Counter[int] = Counter()  # channel id -> POSTs that created one
         self.typing: list[tuple[int, float]] = []  # (channel id, when) for every typing indicator sent
@@ -156,21 +150,6 @@ class FakeDiscord:
             self.update_thread(thread_id, {"archived": False})
 
     # -- messages --------------------------------------------------------------------------------
-
-    async def webhook_turn(self, webhook_id: int) -> None:
-        """Spend one request of the webhook's bucket, waiting out a 429 when it is empty."""
-        if self.webhook_rate is None:
-            return
-        count, per = self.webhook_rate
-        calls = self._webhook_calls.setdefault(webhook_id, [])
-        while True:
-            now = self.now()
-            calls[:] = [when for when in calls if now - when < per]
-            if len(calls) < count:
-                calls.append(now)
-                return
-            self.rate_limited += 1
-            await asyncio.sleep(calls[0] + per - now)
 
     def create_message(
         self,
@@ -496,6 +475,16 @@ class FakeDiscord:
         return info
 
     # -- interactions ----------------------------------------------------------------------------
+
+    def is_interaction(self, template: str, params: dict[str, str]) -> bool:
+        """An interaction endpoint: a callback, or a followup / @original under the application's id and
+        an interaction's token (Discord keeps these out of the global rate limit)."""
+        if template.startswith("/interactions/"):
+            return True
+        token = params.get("webhook_token")
+        if not template.startswith("/webhooks/") or token is None or self.session_for(token) is None:
+            return False
+        return params.get("webhook_id") == str(self.application_id)
 
     def open_interaction(self, session: InteractionSession) -> None:
         self.interactions[session.token] = session
