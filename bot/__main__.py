@@ -12,6 +12,7 @@ from bot import rehearse
 from bot.app import bot_class
 from bot.catalog import Catalog, CatalogError
 from bot.governance.rules import RuleBook, RuleFileError
+from bot.logs import keep_payloads_out
 from bot.settings import Settings, SettingsError
 from storage.database import Database, DatabaseURLError, async_url, safe_url
 
@@ -50,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # These log SQL parameters (message text) at DEBUG; transcripts belong in the database, not the log.
-    for noisy in ("aiosqlite", "sqlalchemy.engine"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    keep_payloads_out()  # transcripts belong in the database, not the log (bot/logs.py)
     try:
         asyncio.run(run(settings, catalog, rulebook))
     except discord.LoginFailure:

@@ -11,6 +11,7 @@ import discord
 import pytest
 
 from bot.catalog import Catalog
+from bot.logs import keep_payloads_out
 from storage import governance_repository as gov
 from storage import repository as repo
 from storage.database import Database
@@ -428,6 +429,7 @@ async def test_convene_limits_per_user(
         await harness.close()
 
 
+@both_transports
 async def test_keys_never_reach_logs_or_messages(
     harness: DiscordHarness,
     provider_server: FakeProviderServer,
@@ -435,8 +437,7 @@ async def test_keys_never_reach_logs_or_messages(
     provider_keys: dict[str, str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    # aiosqlite logs SQL parameters at DEBUG; `python -m bot` keeps it at WARNING (see bot/__main__.py).
-    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    keep_payloads_out()  # as `python -m bot` does at any LOG_LEVEL (bot/logs.py)
     mods = await setup_governance(harness)
     openai_key, anthropic_key = provider_keys["TEST_OPENAI_KEY"], provider_keys["TEST_ANTHROPIC_KEY"]
     # A provider that echoes the key in its error, and a member that leaks one in its reply.
