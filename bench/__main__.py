@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench import figures
 from bench.ack import ack_latency
-from bench.discord_load import discord_costs
+from bench.discord_load import discord_at_scale, discord_costs
 from bench.report import Figure, exit_status, failed
 from bench.rig import bench_keys
 from bench.streaming import streaming_edits
@@ -46,6 +46,11 @@ GROUPS = (
     Group("webhooks", lambda w, quick: webhook_spread(w, councils=8 if quick else 20), 240),
     Group("memory", lambda w, quick: figures.running_council_memory(w, councils=200 if quick else 1000), 300),
     Group("discord", lambda w, quick: discord_costs(w, councils=1 if quick else 3), 240),
+    Group(
+        "discord_scale",
+        lambda w, quick: discord_at_scale(w, councils=40 if quick else 500, per_channel=2 if quick else 10),
+        900,
+    ),
 )
 
 

@@ -64,6 +64,18 @@ async def line_counts(db: Database, council_id: int) -> tuple[int, int]:
     return counts.get("ai", 0), counts.get("human", 0)
 
 
+async def posted_member_lines(db: Database) -> int:
+    """Member replies shown in full across every council (their final words confirmed in Discord)."""
+    query = select(func.count(CouncilMessage.id)).where(
+        CouncilMessage.author_kind == "ai",
+        CouncilMessage.visibility == "visible",
+        CouncilMessage.posted_at.is_not(None),
+        CouncilMessage.turn_key.like("ai:%"),
+    )
+    async with db.session() as session:
+        return (await session.execute(query)).scalar_one()
+
+
 async def council_escalations(db: Database, council_id: int) -> list[Escalation]:
     """Every escalation about the council, whatever its state, in the order they were raised."""
     query = select(Escalation).where(Escalation.council_id == council_id).order_by(Escalation.id)

@@ -51,6 +51,9 @@ KNOWN_BUCKETS: dict[str, tuple[int, float]] = {
     "edit": (5, 5.0),  # PATCH and DELETE of the bot's messages in one channel
     "typing": (5, 5.0),
     "thread": (5, 5.0),  # thread creation in one channel
+    "history": (5, 5.0),  # reading a channel's messages
+    "webhooks": (5, 5.0),  # listing and creating a channel's webhooks
+    "dm": (5, 5.0),  # a direct message to one person
 }
 UNKNOWN_BUCKET = (5, 5.0)
 GLOBAL_PER_SECOND = 50  # requests a bot may make each second, interactions aside

@@ -194,6 +194,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
             # Nothing half-made stays behind: no starter without a thread, no council that never was.
             if starter is not None:
                 with contextlib.suppress(discord.HTTPException, *UNCERTAIN):
+                    await self.budget.spend(("edit", channel.id), Priority.NOTICE)
                     await starter.delete()
             else:  # the starter's post may have landed although its answer was lost
                 await self.publisher.settle_starter(council)

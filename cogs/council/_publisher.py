@@ -290,6 +290,7 @@ class DiscordPublisher:
         messages carrying an embed of that title count."""
         ids: list[int] = []
         try:
+            await self.budget.spend(("history", thread.id), Priority.WORDS)
             history = [message async for message in thread.history(limit=HISTORY_LOOKBACK, oldest_first=False)]
         except (discord.HTTPException, *UNCERTAIN):
             return ids
@@ -324,6 +325,7 @@ class DiscordPublisher:
     async def tell_convener(self, council: Council, text: str) -> None:
         try:
             user = self.bot.get_user(council.convener_id) or await self.bot.fetch_user(council.convener_id)
+            await self.budget.spend(("dm", council.convener_id), Priority.NOTICE)
             await user.send(text, allowed_mentions=NO_MENTIONS)
         except (discord.HTTPException, *UNCERTAIN) as error:
             # Their direct messages may be closed to the bot: the log is the last place left.
@@ -337,12 +339,14 @@ class DiscordPublisher:
             return None
         title = f"Council #{council.id}:"
         try:
+            await self.budget.spend(("history", channel.id), Priority.NOTICE)
             async for message in channel.history(limit=HISTORY_LOOKBACK):
                 mine = message.author.id == getattr(self.bot.user, "id", None) and message.webhook_id is None
                 if not mine or not any((embed.title or "").startswith(title) for embed in message.embeds):
                     continue
                 if message.flags.has_thread or message.thread is not None:
                     return message.id  # a thread opened from a message has that message's id
+                await self.budget.spend(("edit", channel.id), Priority.NOTICE)
                 await message.delete()
                 return None
         except (discord.HTTPException, *UNCERTAIN) as error:
@@ -354,6 +358,7 @@ class DiscordPublisher:
         thread = await self._thread(council)
         heard: list[HeardMessage] = []
         try:
+            await self.budget.spend(("history", thread.id), Priority.WORDS, owner=council.id)
             async for message in thread.history(
                 limit=CATCH_UP_LIMIT, after=discord.Object(after) if after else None, oldest_first=True
             ):
@@ -586,6 +591,7 @@ class DiscordPublisher:
         if not isinstance(channel, discord.TextChannel):
             return False
         try:  # after a restart, before any member has posted, or through a webhook not cached yet
+            await self.budget.spend(("webhooks", channel_id), Priority.WORDS)
             hooks = await channel.webhooks()
         except (discord.HTTPException, *UNCERTAIN):
             return False
@@ -642,6 +648,7 @@ class DiscordPublisher:
             if not isinstance(channel, discord.TextChannel):
                 raise PlaceGone(f"channel {council.channel_id} cannot hold webhooks")
             try:
+                await self.budget.spend(("webhooks", channel.id), Priority.WORDS, owner=council.id)
                 ours = {self._slot_of(hook): hook for hook in await channel.webhooks()}
                 webhook = ours.get(key[1])
                 if webhook is None:
@@ -657,6 +664,7 @@ class DiscordPublisher:
         self, channel: discord.TextChannel, slot: int, ours: dict[int | None, discord.Webhook]
     ) -> discord.Webhook:
         try:
+            await self.budget.spend(("webhooks", channel.id), Priority.WORDS)
             return await channel.create_webhook(
                 name=webhook_name(slot), reason="AI Council members post through this webhook"
             )

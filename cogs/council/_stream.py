@@ -97,6 +97,7 @@ class DiscordMemberStream:
         self.messages = [_Shown(message_id, None, 0.0) for message_id in trace.message_ids]
         after = max(trace.message_ids, default=trace.after_id)
         try:
+            await self.budget.spend(("history", self.thread.id), Priority.WORDS, owner=self.council.id)
             history = [
                 message
                 async for message in self.thread.history(
