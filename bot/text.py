@@ -112,8 +112,9 @@ class StreamLayout:
 
     def final(self, text: str) -> list[str]:
         """The messages that show the finished reply `text`: the full ones stay as they are when the
-        final words extend what they were cut from, else the whole reply is laid out again."""
-        if text[: self.start] == self.source[: self.start]:
+        final words extend what they were cut from, else the whole reply is laid out again. Equal words up to
+        the cut are not enough: what follows may join them in one grapheme cluster or one ``` fence."""
+        if text[: self.start] == self.source[: self.start] and _Layout(text, self.limit).allowed[self.start]:
             return [*self.finished, *split_message(self.reopen + text[self.start :], self.limit)]
         return split_message(text, self.limit)
 
