@@ -222,6 +222,7 @@ async def discord_at_scale(
                         rounds=1,
                         wait_background=False,
                     )
+                convened_at = limits.now()
                 expected = councils * seats
                 async with asyncio.timeout(900):
                     # The fake Discord offers no event to wait on; the poll is bounded by the timeout.
@@ -254,6 +255,7 @@ async def discord_at_scale(
                 "requests": len(limits.requests),
                 "invalid_requests": limits.invalid_requests,
                 "limited": sorted({f"{seen.method} {seen.route} ({seen.scope})" for seen in limits.rate_limited}),
+                "limited_while_convening": sum(seen.at <= convened_at for seen in limits.rate_limited),
                 "detail": "429s the fake Discord answered (its model of Discord's rate limits, over HTTP, "
                 "through discord.py's own request code), streaming on, every council convened at once",
             },

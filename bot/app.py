@@ -112,7 +112,8 @@ class CouncilBot(commands.Bot):
         if engine is None:
             return RunnerHealth()
         stats = engine.patience.stats
-        budget = getattr(getattr(cog, "budget", None), "stats", None)
+        meter = getattr(cog, "budget", None)
+        budget = meter.report() if meter is not None else None
         return RunnerHealth(
             without_runner=len(await engine.unrun_councils()) if database_ok else 0,
             waiting=len(stats.waiting),
@@ -124,6 +125,7 @@ class CouncilBot(commands.Bot):
             discord_skipped=budget.skipped if budget else 0,
             discord_rate_limited=budget.limited if budget else 0,
             discord_invalid_recent=budget.invalid_recent if budget else 0,
+            discord_braking=budget.braking if budget else False,
         )
 
     def owns_guild(self, guild_id: int) -> bool:

@@ -36,6 +36,7 @@ class RunnerHealth:
     discord_skipped: int = 0
     discord_rate_limited: int = 0
     discord_invalid_recent: int = 0
+    discord_braking: bool = False  # past the brake: optional requests stop, the global share halves
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,10 @@ class HealthServer:
             "Discord bans at 10,000.",
             "# TYPE ai_council_discord_invalid_requests gauge",
             f"ai_council_discord_invalid_requests {runners.discord_invalid_recent}",
+            "# HELP ai_council_discord_braking 1 while invalid requests are past the brake (1,000 in 10 minutes): "
+            "optional requests stop and the global share halves.",
+            "# TYPE ai_council_discord_braking gauge",
+            f"ai_council_discord_braking {int(runners.discord_braking)}",
             "# HELP ai_council_councils_waiting Councils waiting out an outage now.",
             "# TYPE ai_council_councils_waiting gauge",
             f"ai_council_councils_waiting {runners.waiting}",

@@ -13,6 +13,7 @@ from bot.catalog import Catalog
 from bot.settings import Settings
 from storage.database import Database
 from tests.harness import DiscordHarness, InteractionResult
+from tests.harness.rate_limits import RateLimits
 
 TOPIC = "Should our city replace its parking lots with parks?"
 
@@ -47,10 +48,14 @@ async def start_harness(
     tmp_path: Path,
     *,
     http: bool = False,
+    rate_limits: RateLimits | None = None,
     **limits: float,
 ) -> DiscordHarness:
-    """The real bot in the Discord harness; `http=True` serves the fake Discord over loopback HTTP."""
-    harness = await DiscordHarness.start(make_bot(db, catalog, tmp_path, **limits), monkeypatch, http=http)
+    """The real bot in the Discord harness; `http=True` serves the fake Discord over loopback HTTP, with
+    `rate_limits` (Discord's, as the harness models them) enforced when given."""
+    harness = await DiscordHarness.start(
+        make_bot(db, catalog, tmp_path, **limits), monkeypatch, http=http, rate_limits=rate_limits or False
+    )
 
     def waiting_for_people(task: asyncio.Task[object]) -> bool:
         # A paused, held or halted council is idle until a person acts: settling must not wait for it.

@@ -113,6 +113,7 @@ class DiscordBudget:
         """`known`: (limit, seconds) per kind of bucket until Discord's headers say otherwise."""
         self._clock = clock or time.monotonic
         self.global_per_second = global_per_second
+        self.invalid_brake = INVALID_BRAKE
         self.known = known or KNOWN_BUCKETS
         self._buckets: dict[BucketKey, _Bucket] = {}
         self._global: deque[float] = deque()  # when each request of the last second went out
@@ -134,6 +135,11 @@ class DiscordBudget:
         if priority >= Priority.PROGRESS and self._braking(now):
             return False
         return self._global_wait(priority, now) == 0.0
+
+    def report(self) -> BudgetStats:
+        """The stats, with the invalid requests of the last 10 minutes counted now."""
+        self._braking(self._clock())
+        return self.stats
 
     def skip(self) -> None:
         """An optional request was not sent because it was not `available`."""
@@ -237,7 +243,7 @@ class DiscordBudget:
         while self._invalid and now - self._invalid[0] >= INVALID_WINDOW:
             self._invalid.popleft()
         self.stats.invalid_recent = len(self._invalid)
-        self.stats.braking = len(self._invalid) >= INVALID_BRAKE
+        self.stats.braking = len(self._invalid) >= self.invalid_brake
         return self.stats.braking
 
 
