@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 from bench.report import Figure, percentile
-from bench.rig import BenchProviderServer, bench_catalog, council_topic, database, members
+from bench.rig import BenchProviderServer, bench_catalog, bench_settings, council_topic, database, members
 from bot.app import CouncilBot
 from bot.council.engine import CouncilEngine
-from bot.settings import Settings
 from storage import repository as repo
 from storage.database import Database
 from tests.harness import DiscordHarness
@@ -117,15 +116,9 @@ async def ack_latency(
         seated = members(4)
         catalog = bench_catalog(server.base_url, seated)
         async with database("sqlite", workdir) as db:
-            settings = Settings(
-                discord_token="unused",
-                database_url="sqlite://",
-                members_file=workdir / "members.toml",
-                provider_timeout=60,
-                log_level="WARNING",
-                max_councils_per_user=UNLIMITED,
-                max_councils_per_server=UNLIMITED,
-                max_convenes_per_hour=UNLIMITED,
+            settings = bench_settings(
+                workdir,
+                UNLIMITED,
                 # One fake endpoint stands for many providers here: the per-endpoint cap would queue them.
                 provider_max_concurrency=UNLIMITED,
                 # The figure is the acknowledgement; paced starter edits of the councils that end would only

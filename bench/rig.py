@@ -31,6 +31,7 @@ from bot.governance.gate import GovernanceGate, Policy
 from bot.governance.rules import RuleBook
 from bot.providers.base import ChatRequest, Completion, ProviderClient, StreamDelta
 from bot.providers.pool import ProviderPool
+from bot.settings import Settings
 from storage.database import Database
 from storage.models import Council, Escalation
 from storage.scratch import scratch_database
@@ -120,6 +121,23 @@ def bench_catalog(base_url: str, seated: Sequence[BenchMember]) -> Catalog:
             }
         )
     return Catalog.from_mapping({"member": entries}, source="bench catalog")
+
+
+def bench_settings(workdir: Path, councils: int, **overrides: Any) -> Settings:
+    """Settings of a bot the benchmark drives in the Discord harness: quiet logs, no peer ratings, and room for
+    `councils` councils of one user in one server within the hour."""
+    values: dict[str, Any] = {
+        "discord_token": "unused",
+        "database_url": "sqlite://",
+        "members_file": workdir / "members.toml",
+        "provider_timeout": 60,
+        "log_level": "WARNING",
+        "peer_ratings": False,
+        "max_councils_per_user": councils,
+        "max_councils_per_server": councils,
+        "max_convenes_per_hour": councils,
+    }
+    return Settings(**{**values, **overrides})
 
 
 @contextlib.contextmanager

@@ -446,7 +446,7 @@ class DiscordPublisher:
         if due and self._channel_free(council.channel_id, now) and council.id not in self._refreshing:
             self._refreshed[council.id] = self._channel_edited[council.channel_id] = now
             self._refreshing.add(council.id)
-            task = self._background(self._refresh_starter(council), f"council-{council.id}-starter")
+            task = self._background(self._refresh_starter(council, optional=True), f"council-{council.id}-starter")
             task.add_done_callback(lambda _: self._refreshing.discard(council.id))
 
     def _channel_free(self, channel_id: int, now: float) -> bool:
@@ -489,8 +489,10 @@ class DiscordPublisher:
             except TimeoutError:
                 pass
 
-    async def _refresh_starter(self, council: Council) -> None:
-        """Show the council's progress on the message its thread was opened from (the same id as the thread)."""
+    async def _refresh_starter(self, council: Council, *, optional: bool = False) -> None:
+        """Show the council's progress on the message its thread was opened from (the same id as the thread).
+        `optional`: a progress refresh, skipped when Discord's budget has no room for it now (a later one or the
+        council's end shows newer progress anyway)."""
         if self.status_source is None or council.thread_id is None:
             return
         report = await self.status_source(council.id)
@@ -498,15 +500,18 @@ class DiscordPublisher:
             return
         self._reports[council.id] = report
         outage = self._outages.get(council.id)
-        await self._edit_starter(council, waiting=outage.why if outage else None)
+        await self._edit_starter(council, waiting=outage.why if outage else None, optional=optional)
 
-    async def _edit_starter(self, council: Council, *, waiting: str | None = None) -> None:
+    async def _edit_starter(self, council: Council, *, waiting: str | None = None, optional: bool = False) -> None:
         """Edit the starter embed from the last status read (the database may be away)."""
         report = self._reports.get(council.id)
         channel = self.bot.get_channel(council.channel_id)
         if report is None or council.thread_id is None or not isinstance(channel, discord.TextChannel):
             return
         embed = _embeds.live(report, self._speaking.get(council.id, ()), waiting=waiting)
+        if optional and not self.budget.available(("edit", channel.id), Priority.PROGRESS):
+            self.budget.skip()
+            return
         try:
             await self.budget.spend(("edit", channel.id), Priority.STATUS, owner=council.id)
             await channel.get_partial_message(council.thread_id).edit(embed=embed, allowed_mentions=NO_MENTIONS)
