@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from bench.report import Figure
-from bench.rig import bench_catalog, database, members, prose_words
+from bench.rig import bench_catalog, bench_settings, database, members, prose_words
 from bot.app import CouncilBot
-from bot.settings import Settings
 from storage import governance_repository as gov
 from storage import report_repository as reports_repo
 from storage import repository as repo
@@ -81,16 +80,7 @@ async def _run(workdir: Path, councils: int, seats: int, rounds: int, *, streami
         for member in seated:
             server.script(member.model, prose_words(WORDS), chunk_delay=chunk_delay)
         async with database("sqlite", workdir) as db:
-            settings = Settings(
-                discord_token="unused",
-                database_url="sqlite://",
-                members_file=workdir / "members.toml",
-                provider_timeout=60,
-                log_level="WARNING",
-                peer_ratings=False,
-                max_councils_per_user=councils,
-                max_convenes_per_hour=councils,
-            )
+            settings = bench_settings(workdir, councils)
             harness = await DiscordHarness.start(
                 CouncilBot(settings, bench_catalog(server.base_url, seated), db), monkeypatch, settle_timeout=300
             )
@@ -185,16 +175,10 @@ async def discord_at_scale(
         for member in seated:
             server.script(member.model, prose_words(SCALE_WORDS), chunk_delay=chunk_delay)
         async with database("sqlite", workdir) as db:
-            settings = Settings(
-                discord_token="unused",
-                database_url="sqlite://",
-                members_file=workdir / "members.toml",
+            settings = bench_settings(
+                workdir,
+                councils,
                 provider_timeout=600,
-                log_level="WARNING",
-                peer_ratings=False,
-                max_councils_per_user=councils,
-                max_councils_per_server=councils,
-                max_convenes_per_hour=councils,
                 provider_max_concurrency=councils,  # one fake endpoint stands for many providers
             )
             harness = await DiscordHarness.start(
@@ -237,6 +221,7 @@ async def discord_at_scale(
                 ]
                 first_words = _first_words(lines, server, shown, chunk_delay)
                 usage = _busy_usage(limits)
+                stats = harness.bot.get_cog("CouncilCog").budget.stats  # type: ignore[union-attr]
                 await harness.settle(timeout=600)  # the starter embeds' last edits, paced per channel
             finally:
                 await harness.close()
@@ -256,6 +241,12 @@ async def discord_at_scale(
                 "invalid_requests": limits.invalid_requests,
                 "limited": sorted({f"{seen.method} {seen.route} ({seen.scope})" for seen in limits.rate_limited}),
                 "limited_while_convening": sum(seen.at <= convened_at for seen in limits.rate_limited),
+                "budget": {
+                    "released": stats.sent,
+                    "skipped": stats.skipped,
+                    "started_unbudgeted": stats.unbudgeted,
+                    "started_late": stats.late,
+                },
                 "detail": "429s the fake Discord answered (its model of Discord's rate limits, over HTTP, "
                 "through discord.py's own request code), streaming on, every council convened at once",
             },

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # (method, URL path, status, headers) of a response from Discord.
 ResponseObserver = Callable[[str, str, int, Mapping[str, str]], None]
+RequestObserver = Callable[[str, str], None]
 
 EXTENSIONS = ("cogs.council", "cogs.governance")  # governance uses the council engine
 COMMAND_HASH_KEY = "command_tree_hash"
@@ -47,10 +48,12 @@ class CouncilBot(commands.Bot):
             shards["shard_count"] = settings.shard_count
             if settings.shard_ids is not None:
                 shards["shard_ids"] = list(settings.shard_ids)
-        # Every response Discord sends the bot is shown to the observers (the council cog's rate budget learns
-        # Discord's buckets from the headers, and counts refusals).
+        # Every request the bot starts and every response Discord sends it are shown to the observers (the council
+        # cog's rate budget counts what reaches Discord, learns Discord's buckets from the headers, counts refusals).
         trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(self._observe_request)
         trace.on_request_end.append(self._observe_response)
+        self.request_observers: list[RequestObserver] = []
         self.response_observers: list[ResponseObserver] = []
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -70,6 +73,12 @@ class CouncilBot(commands.Bot):
         self.health: HealthServer | None = None
         self.providers: ProviderPool
         self.tree.on_error = self.on_app_command_error
+
+    async def _observe_request(
+        self, _session: aiohttp.ClientSession, _context: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        for observer in self.request_observers:
+            observer(params.method, params.url.path)
 
     async def _observe_response(
         self, _session: aiohttp.ClientSession, _context: object, params: aiohttp.TraceRequestEndParams
@@ -123,6 +132,7 @@ class CouncilBot(commands.Bot):
             discord_requests=budget.sent if budget else 0,
             discord_waited=budget.waited if budget else 0,
             discord_skipped=budget.skipped if budget else 0,
+            discord_unbudgeted=budget.unbudgeted if budget else 0,
             discord_rate_limited=budget.limited if budget else 0,
             discord_invalid_recent=budget.invalid_recent if budget else 0,
             discord_braking=budget.braking if budget else False,

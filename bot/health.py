@@ -34,6 +34,7 @@ class RunnerHealth:
     discord_requests: int = 0
     discord_waited: int = 0
     discord_skipped: int = 0
+    discord_unbudgeted: int = 0  # requests that left without the budget's release (discord.py's retries, others)
     discord_rate_limited: int = 0
     discord_invalid_recent: int = 0
     discord_braking: bool = False  # past the brake: optional requests stop, the global share halves
@@ -157,11 +158,13 @@ class HealthServer:
             "# HELP ai_council_runner_restarts_total Council runners that went on after an outage or were restarted.",
             "# TYPE ai_council_runner_restarts_total counter",
             f"ai_council_runner_restarts_total {runners.runner_restarts}",
-            "# HELP ai_council_discord_requests_total Requests to Discord through the rate budget, by what happened.",
+            "# HELP ai_council_discord_requests_total Requests to Discord, by what happened (unbudgeted: sent without the "
+            "rate budget, as discord.py's own retries).",
             "# TYPE ai_council_discord_requests_total counter",
             f'ai_council_discord_requests_total{{outcome="sent"}} {runners.discord_requests}',
             f'ai_council_discord_requests_total{{outcome="waited"}} {runners.discord_waited}',
             f'ai_council_discord_requests_total{{outcome="skipped"}} {runners.discord_skipped}',
+            f'ai_council_discord_requests_total{{outcome="unbudgeted"}} {runners.discord_unbudgeted}',
             "# HELP ai_council_discord_rate_limited_total 429s Discord answered (the budget should keep this at 0).",
             "# TYPE ai_council_discord_rate_limited_total counter",
             f"ai_council_discord_rate_limited_total {runners.discord_rate_limited}",

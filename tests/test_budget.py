@@ -8,7 +8,15 @@ import asyncio
 
 import pytest
 
-from cogs.council._budget import INVALID_BRAKE, DiscordBudget, Priority
+from cogs.council._budget import (
+    INVALID_BRAKE,
+    PACE_SHARE,
+    PACE_TOLERANCE,
+    STARTS_WITHIN,
+    DiscordBudget,
+    Priority,
+    counts_globally,
+)
 
 WEBHOOK = ("webhook", 1)
 
@@ -103,6 +111,7 @@ async def test_lower_priorities_get_a_smaller_share_of_the_global_budget() -> No
     meter = budget(limit=1000, global_per_second=10)
     for channel in range(6):  # six requests in this second, each in a bucket of its own
         await meter.spend(("create", channel), Priority.WORDS)
+    await asyncio.sleep(1.0 / (10 * PACE_SHARE))  # the even pace has room for the next one
     assert not meter.available(("create", 100), Priority.PROGRESS)  # 60 % of 10 is spent
     assert meter.available(("create", 101), Priority.WORDS)  # words may use up to 90 %
 
@@ -129,3 +138,74 @@ async def test_a_cancelled_waiter_does_not_block_the_ones_behind_it(cancel_first
     async with asyncio.timeout(2):
         await survivor
     assert meter.stats.sent == 2
+
+
+async def test_requests_go_out_evenly_paced_after_a_short_burst() -> None:
+    """A burst that fills a second would repeat every second after, and reach Discord unevenly."""
+    loop = asyncio.get_running_loop()
+    meter = budget(limit=1000, global_per_second=100)
+    interval = 1.0 / (100 * PACE_SHARE)
+    sent: list[float] = []
+
+    async def one(channel: int) -> None:
+        await meter.spend(("create", channel), Priority.WORDS)
+        sent.append(loop.time())
+
+    await asyncio.gather(*(one(channel) for channel in range(30)))
+    burst = 1 + int(PACE_TOLERANCE[Priority.WORDS] / interval)
+    assert meter.stats.sent - meter.stats.waited <= burst + 1
+    for index in range(burst + 10, 30):  # past the burst, ten requests take ten intervals at least
+        assert sent[index] - sent[index - 10] >= 10 * interval * 0.9
+
+
+async def test_higher_priorities_may_catch_up_on_the_pace_first() -> None:
+    now = [100.0]
+    meter = DiscordBudget(clock=lambda: now[0], known={"create": (1000, 1.0)}, global_per_second=100)
+    for channel in range(4):  # four at once: the pace is behind by four intervals
+        await meter.spend(("create", channel), Priority.NOTICE)
+    assert not meter.available(("create", 10), Priority.PROGRESS)
+    assert meter.available(("create", 11), Priority.NOTICE)
+
+
+async def test_requests_the_budget_never_released_count_against_the_global_budget() -> None:
+    """discord.py retries a 429 on its own, and other code may call Discord: Discord counts them all."""
+    now = [100.0]
+    meter = DiscordBudget(clock=lambda: now[0], known={"create": (1000, 1.0)}, global_per_second=10)
+    for _ in range(6):
+        meter.started(("create", 1))
+        now[0] += 0.2 / 6
+    assert meter.stats.unbudgeted == 6 and meter.stats.sent == 0
+    assert not meter.available(("create", 2), Priority.PROGRESS)  # 60 % of 10 is spent
+    now[0] += 1.0
+    assert meter.available(("create", 2), Priority.PROGRESS)
+
+
+async def test_a_released_request_is_counted_once_when_it_starts_promptly_and_again_when_late() -> None:
+    now = [100.0]
+    meter = DiscordBudget(clock=lambda: now[0], known={"create": (1000, 1.0)}, global_per_second=1000)
+    await meter.spend(("create", 1))
+    meter.started(("create", 1))
+    assert (meter.stats.unbudgeted, meter.stats.late) == (0, 0)
+    await meter.spend(("create", 1))
+    now[0] += 0.5  # held back inside discord.py: it reaches Discord in another second than it was counted in
+    meter.started(("create", 1))
+    assert (meter.stats.unbudgeted, meter.stats.late) == (0, 1)
+    await meter.spend(("create", 1))
+    now[0] += STARTS_WITHIN + 1  # that one never started: a later request is not taken for it
+    meter.started(("create", 1))
+    assert (meter.stats.unbudgeted, meter.stats.late) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "counts"),
+    [
+        ("/api/v10/channels/1/messages", True),
+        ("/api/v10/webhooks/7/token", True),  # a channel's webhook: counted (against the IP's budget)
+        ("/api/v10/webhooks/42/interaction-token/messages/@original", False),  # the application's own: a followup
+        ("/api/v10/interactions/5/interaction-token/callback", False),
+        ("/", False),  # the gateway's websocket handshake
+        ("/avatars/1/abc.png", False),  # the CDN
+    ],
+)
+def test_which_requests_count_against_the_global_limit(path: str, counts: bool) -> None:
+    assert counts_globally(path, application_id=42) is counts

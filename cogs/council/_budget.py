@@ -15,6 +15,10 @@ requests (401, 403, 429) in 10 minutes. discord.py only reacts: it sleeps after 
   and the next edit carries the newer words; its final edit always waits its turn.
 - The global budget is shared by priority: the lower a request's priority, the less of the second's 50 it may
   take, so final words and notices keep room however many replies stream.
+- Requests leave evenly paced at a little under the global limit, never in bursts (a burst repeats every second
+  after it and reaches Discord bunched); a higher priority may fall further behind the pace before it waits.
+- What actually leaves is counted too (`started`, fed by the bot's HTTP trace): discord.py's own retries and
+  requests made outside the budget count against the global limit like the ones it released.
 - Invalid requests are counted in a sliding 10-minute window; long before Discord's ban line the budget brakes
   (optional requests stop, the global share shrinks) until the count falls again.
 
@@ -60,9 +64,22 @@ GLOBAL_PER_SECOND = 50  # requests a bot may make each second, interactions asid
 # The part of the global budget each priority may use: the top keeps a small margin under Discord's 50 (a request
 # counted on both sides of a second), the optional ones leave room for the words.
 GLOBAL_SHARE = {Priority.NOTICE: 0.98, Priority.WORDS: 0.95, Priority.STATUS: 0.8, Priority.PROGRESS: 0.65}
+# Requests go out evenly spaced at this part of the global limit, not in bursts: a burst that fills a second
+# repeats every second after (a request makes room for the next one exactly a second later), and a burst that
+# reaches Discord a little later than the one before it lands in the same second of Discord's count.
+PACE_SHARE = 0.96
+# How far behind its even pace the budget may fall for each priority and still send at once: the higher the
+# priority, the longer the burst it may take when it has waited (a backlog of final words goes out before edits).
+PACE_TOLERANCE = {Priority.NOTICE: 0.2, Priority.WORDS: 0.1, Priority.STATUS: 0.06, Priority.PROGRESS: 0.04}
 INVALID_WINDOW = 600.0  # seconds: Discord bans 10,000 invalid requests in 10 minutes
 INVALID_BAN_LINE = 10_000
 INVALID_BRAKE = 1_000  # past this many in the window, optional requests stop and the global share halves
+# A request the budget released starts within this many seconds, or it never will (the code that asked for it
+# failed first, or discord.py answered it from its cache).
+STARTS_WITHIN = 5.0
+# A released request that starts later than this (held by discord.py's own limiter, or behind its global lock
+# after a 429) reaches Discord in another second than the one it was counted in: it is counted again.
+LATE_START = 0.25
 
 BucketKey = tuple[str, Hashable]  # (kind from KNOWN_BUCKETS, its major parameter: a webhook or channel id)
 
@@ -97,6 +114,8 @@ class BudgetStats:
     sent: int = 0
     waited: int = 0  # requests that had to wait for room
     skipped: int = 0  # optional requests not sent (an intermediate edit, a typing indicator)
+    unbudgeted: int = 0  # requests that started without the budget's release (discord.py's retries, others)
+    late: int = 0  # released requests that started late, counted again when they did
     limited: int = 0  # 429s Discord answered anyway
     invalid_recent: int = 0  # 401/403/429 in the last 10 minutes
     braking: bool = False
@@ -118,6 +137,8 @@ class DiscordBudget:
         self._buckets: dict[BucketKey, _Bucket] = {}
         self._global: deque[float] = deque()  # when each request of the last second went out
         self._global_pause_until = 0.0
+        self._paced_until = 0.0  # when the even pace has room again (the theoretical arrival time of GCRA)
+        self._unstarted: deque[float] = deque()  # when each released request not started yet was released
         self._invalid: deque[float] = deque()
         self._turns: dict[BucketKey, dict[Hashable, int]] = {}  # per bucket: requests each owner has had
         self._order = itertools.count()
@@ -164,7 +185,9 @@ class DiscordBudget:
                     if delay == 0.0:
                         heapq.heappop(bucket.waiting)
                         bucket.take(now)
-                        self._global.append(now)
+                        self._count_global(now)
+                        self._forget_unstarted(now)
+                        self._unstarted.append(now)
                         self.stats.sent += 1
                         self.stats.waited += waited
                         self._wake_next(bucket)
@@ -184,6 +207,26 @@ class DiscordBudget:
                 heapq.heapify(bucket.waiting)
                 self._wake_next(bucket)
             raise
+
+    def started(self, key: BucketKey | None) -> None:
+        """discord.py began a request that counts against the global limit (the bot's HTTP trace): one the budget
+        released, or one it never saw (discord.py's own retry after a 429, a request made outside the budget),
+        which Discord counts all the same. Released requests are matched in order of release."""
+        now = self._clock()
+        self._forget_unstarted(now)
+        if self._unstarted:
+            released = self._unstarted.popleft()
+            if now - released <= LATE_START:
+                return
+            self.stats.late += 1
+            self._count_global(now)
+            return
+        self.stats.unbudgeted += 1
+        self._count_global(now)
+        if key is not None:
+            bucket = self._bucket(key)
+            bucket.refill(now)
+            bucket.take(now)
 
     # -- what Discord says ---------------------------------------------------------------------------------
 
@@ -224,6 +267,10 @@ class DiscordBudget:
             bucket = self._buckets[key] = _Bucket(limit, per, limit, 0.0)
         return bucket
 
+    def _forget_unstarted(self, now: float) -> None:
+        while self._unstarted and now - self._unstarted[0] > STARTS_WITHIN:
+            self._unstarted.popleft()
+
     def _wake_next(self, bucket: _Bucket) -> None:
         if bucket.waiting and not bucket.waiting[0][3].done():
             bucket.waiting[0][3].set_result(None)
@@ -233,11 +280,16 @@ class DiscordBudget:
             return self._global_pause_until - now
         while self._global and now - self._global[0] >= 1.0:
             self._global.popleft()
+        paced = max(self._paced_until - PACE_TOLERANCE[priority] - now, 0.0)
         share = GLOBAL_SHARE[priority] * (0.5 if self._braking(now) else 1.0)
         allowed = max(1, int(self.global_per_second * share))
         if len(self._global) < allowed:
-            return 0.0
-        return 1.0 - (now - self._global[len(self._global) - allowed])
+            return paced
+        return max(paced, 1.0 - (now - self._global[len(self._global) - allowed]))
+
+    def _count_global(self, now: float) -> None:
+        self._global.append(now)
+        self._paced_until = max(self._paced_until, now) + 1.0 / (self.global_per_second * PACE_SHARE)
 
     def _braking(self, now: float) -> bool:
         while self._invalid and now - self._invalid[0] >= INVALID_WINDOW:
@@ -251,11 +303,15 @@ _WEBHOOK = re.compile(r"/webhooks/(\d+)/[^/]+")
 _CHANNEL = re.compile(r"/channels/(\d+)(/.*)?$")
 
 
+def _api_path(path: str) -> str:
+    path = path.split("/api/v", 1)[-1]
+    return path[path.index("/") :] if "/" in path else path
+
+
 def bucket_of(method: str, path: str) -> BucketKey | None:
     """The budget's bucket for a request to Discord's REST API (its URL path), or None for requests the budget
     does not pace (interaction answers have buckets of their own and do not count against the global limit)."""
-    path = path.split("/api/v", 1)[-1]
-    path = path[path.index("/") :] if "/" in path else path
+    path = _api_path(path)
     if path.startswith("/interactions/"):
         return None
     webhook = _WEBHOOK.match(path)
@@ -275,6 +331,25 @@ def bucket_of(method: str, path: str) -> BucketKey | None:
     if rest.startswith("/messages/") and method in ("PATCH", "DELETE"):
         return ("edit", channel_id)
     return None
+
+
+def counts_globally(path: str, application_id: int | None) -> bool:
+    """Whether a request counts against Discord's global limit: a REST API request (not the gateway's, not the
+    CDN's) other than an interaction answer (`/interactions/...`, or a followup through the application's own
+    webhook)."""
+    if "/api/v" not in path:
+        return False
+    path = _api_path(path)
+    if path.startswith("/interactions/"):
+        return False
+    webhook = _WEBHOOK.match(path)
+    return webhook is None or application_id is None or int(webhook.group(1)) != application_id
+
+
+def started(budget: DiscordBudget, method: str, path: str, application_id: int | None) -> None:
+    """A request to Discord began (the bot's HTTP trace)."""
+    if counts_globally(path, application_id):
+        budget.started(bucket_of(method, path))
 
 
 def observe(budget: DiscordBudget, method: str, path: str, status: int, headers: Mapping[str, str]) -> None:

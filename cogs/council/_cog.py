@@ -20,7 +20,7 @@ from bot.council.templates import DEFAULT_ROUNDS
 from bot.governance.gate import GovernanceGate
 from cogs.council import _embeds
 from cogs.council._base import MODE_CHOICES, choices, council, refuse, template
-from cogs.council._budget import DiscordBudget, Priority, observe
+from cogs.council._budget import DiscordBudget, Priority, observe, started
 from cogs.council._errors import UNCERTAIN, describe
 from cogs.council._publisher import DiscordPublisher
 from cogs.council._report_commands import ReportCommands
@@ -88,14 +88,21 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         self.details_menu = app_commands.ContextMenu(name="Message details", callback=self.message_details)
         self.details_menu.guild_only = True
 
+    def count_request(self, method: str, path: str) -> None:
+        """A request to Discord started: the budget counts what actually reaches Discord."""
+        started(self.budget, method, path, self.bot.application_id)
+
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.details_menu)
         self.bot.response_observers.append(self.learn_budget)
+        self.bot.request_observers.append(self.count_request)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.details_menu.name, type=self.details_menu.type)
         if self.learn_budget in self.bot.response_observers:
             self.bot.response_observers.remove(self.learn_budget)
+        if self.count_request in self.bot.request_observers:
+            self.bot.request_observers.remove(self.count_request)
         await self.engine.shutdown()
         await self.publisher.close()
 
