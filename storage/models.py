@@ -60,6 +60,8 @@ class Council(SQLModel, table=True):
     chair: str | None = Field(default=None, max_length=64)  # leads conductor rounds and writes review syntheses
     max_tokens: int | None = None  # the council concludes once its members have used this many tokens
     max_cost: float | None = None  # ... or cost this many US dollars (estimated from the catalog's prices)
+    # The language the convener chose (an ISO 639 code); None: the topic's, or the one people switch to.
+    language: str | None = Field(default=None, max_length=16)
     # The process running the council (an engine's claimant id, '' for none) and when it last said so: a
     # second process leaves the council alone while that one lives (storage/runner_repository.py).
     runner: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})

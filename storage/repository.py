@@ -35,6 +35,7 @@ async def create_council(
     max_tokens: int | None = None,
     max_cost: float | None = None,
     template_id: int | None = None,  # templates: the permanent council this is a session of
+    language: str | None = None,
 ) -> Council:
     """Create a council in state `starting` with its members seated in the given order."""
     async with db.session() as session:
@@ -51,6 +52,7 @@ async def create_council(
             convener_id=convener_id,
             convener_name=convener_name,
             template_id=template_id,
+            language=language,
         )
         session.add(council)
         await session.flush()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.council.language import detect
 from bot.council.prompts import system_prompt
 from bot.council.reports import MemberCard, endpoint_host
 from cogs.council import _reports
@@ -79,7 +80,7 @@ async def test_info_shows_each_members_settings_and_exact_system_prompt_and_no_k
     seats = await harness.bot.get_cog("CouncilCog").engine.seats(1)  # type: ignore[attr-defined]
     sent = {r.model: r.json for r in provider_server.requests}
     for seat, info in zip(seats, (claude, deepseek, llama), strict=True):
-        prompt = system_prompt(seat, seats, TOPIC)
+        prompt = system_prompt(seat, seats, TOPIC, detect(TOPIC))
         if info["System prompt"].startswith("```"):
             assert info["System prompt"] == f"```\n{prompt}\n```"
         else:

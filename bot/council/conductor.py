@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.council.framing import READING_RULES, escape
+from bot.council.language import Language, for_parsing
+from bot.council.language import instruction as language_instruction
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, ChatTurn
 
@@ -27,14 +29,20 @@ class FloorChoice:
 
 
 def request(
-    chair: Seat, candidates: Sequence[Seat], *, topic: str, transcript: str, previous: Seat | None
+    chair: Seat,
+    candidates: Sequence[Seat],
+    *,
+    topic: str,
+    transcript: str,
+    previous: Seat | None,
+    language: Language | None = None,
 ) -> ChatRequest:
     names = ", ".join(escape(seat.label) for seat in candidates)
     rule = f" Do not choose {previous.name}, who just spoke." if previous is not None and len(candidates) > 1 else ""
     system = (
         f"{chair.spec.persona}\n\nYou chair an AI council meeting in a Discord thread. The topic: {escape(topic)}\n"
         "As chair you decide who speaks next, to move the discussion forward: whose view is missing, who should "
-        f"answer a challenge, who can resolve a disagreement.\n{READING_RULES}"
+        f"answer a challenge, who can resolve a disagreement.\n{READING_RULES}\n{language_instruction(language)}"
     )
     ask = (
         f"The discussion so far:\n{transcript or '(nobody has spoken yet)'}\n\n"
@@ -81,7 +89,7 @@ def fallback(candidates: Sequence[Seat], previous: Seat | None, order: Sequence[
 
 
 def _read(reply: str) -> tuple[str | None, str | None]:
-    text = reply.strip()
+    text = for_parsing(reply).strip()  # full-width braces, quotes and colons as ASCII
     for match in re.finditer(r"\{.*?\}", text, re.DOTALL):
         try:
             data = json.loads(match.group(0))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.catalog import Catalog, MemberSpec
 from bot.council.deliberation import MODES
+from bot.council.language import UnknownLanguage, named
 from bot.council.seats import Seat
 from bot.council.validation import (
     MAX_MEMBERS,
@@ -35,6 +36,7 @@ class CouncilPlan:
     max_tokens: int | None = None
     max_cost: float | None = None
     template_id: int | None = None  # templates: convened from this permanent council (bot/council/templates.py)
+    language: str | None = None  # an ISO 639 code the convener chose (bot/council/language.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class Convening:
         chair: str | None = None,
         max_tokens: int | None = None,
         max_cost: float | None = None,
+        language: str | None = None,
     ) -> CouncilPlan:
         """Validate a convene request; raise ConveneError with a message for the user."""
         if has_control_characters(topic):
@@ -110,6 +113,15 @@ class Convening:
             raise ConveneError("A token limit below 1,000 would end the council before it starts.")
         if max_cost is not None and not 0 < max_cost <= 1000:
             raise ConveneError("A cost limit must be more than $0 and at most $1,000.")
+        chosen: str | None = None
+        if language is not None and language.strip():
+            try:
+                chosen = named(language).code
+            except UnknownLanguage:
+                raise ConveneError(
+                    f"I do not know the language {clean_text(language)[:40]!r}. Give its English name (`Russian`), "
+                    "its code (`ru`) or its own name (`русский`), or leave it out to follow the topic's language."
+                ) from None
         return CouncilPlan(
             topic=topic,
             seats=seats,
@@ -118,6 +130,7 @@ class Convening:
             chair=chair_name,
             max_tokens=max_tokens,
             max_cost=max_cost,
+            language=chosen,
         )
 
     async def admit(self, *, guild_id: int, user_id: int) -> None:
@@ -154,4 +167,5 @@ class Convening:
             max_tokens=plan.max_tokens,
             max_cost=plan.max_cost,
             template_id=plan.template_id,
+            language=plan.language,
         )

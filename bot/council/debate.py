@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from bot.council.language import for_parsing
+
 HOLDS = "holds"
 REVISED = "revised"
 _MARKERS = {HOLDS: "-# 🛡️ holds its position", REVISED: "-# 🔄 revised its position"}
@@ -34,12 +36,15 @@ def instruction(round_number: int) -> str:
 
 def mark_stance(text: str) -> str:
     """Replace the member's last stance line with a visible marker; text without one is left as it is."""
-    matches = list(_STANCE_LINE.finditer(text))
-    if not matches:
+    lines = text.split("\n")
+    # Read with full-width forms folded (`ＳＴＡＮＣＥ：holds`), whatever language the reply is in.
+    found = [(index, match) for index, line in enumerate(lines) if (match := _STANCE_LINE.match(for_parsing(line)))]
+    if not found:
         return text
-    last = matches[-1]
+    index, last = found[-1]
     stance = HOLDS if last.group(1).lower().startswith("hold") else REVISED
-    body = (text[: last.start()] + text[last.end() :]).rstrip()
+    lines[index] = ""
+    body = "\n".join(lines).rstrip()
     return f"{body}\n{_MARKERS[stance]}" if body else _MARKERS[stance]
 
 

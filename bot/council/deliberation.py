@@ -219,6 +219,7 @@ class Deliberation:
                 topic=council.topic,
                 transcript=await parts.turns.transcript_text(council, chair),
                 previous=previous,
+                language=await parts.turns.language(council),
             )
             try:
                 completion = await parts.calls.client(chair.spec).complete(request, timeout=parts.calls.timeout)
@@ -319,7 +320,14 @@ class ReviewStage:
         if ballot.state != "asked":
             return ballot.reviewer, ballot.ranking, ballot.state
         labels = json.loads(ballot.labels)  # as first drawn, should the seat order have changed since
-        request = review.request(seat, seats, topic=council.topic, labels=labels, answers=answers)
+        request = review.request(
+            seat,
+            seats,
+            topic=council.topic,
+            labels=labels,
+            answers=answers,
+            language=await parts.turns.language(council),
+        )
         try:
             completion = await parts.calls.client(seat.spec).complete(request, timeout=parts.calls.timeout)
         except ProviderError as error:

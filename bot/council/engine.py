@@ -15,11 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.catalog import Catalog
+from bot.council import language
 from bot.council.calls import ClientFactory, MemberCalls
 from bot.council.claims import PostClaims
 from bot.council.convening import ConveneLimits, Convening, CouncilPlan
 from bot.council.deliberation import MODES, Deliberation, RoundParts
 from bot.council.hearing import HumanVoices, UnheardMessages
+from bot.council.language import Language
 from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
 from bot.council.patience import Backoff, Patience
@@ -165,6 +167,7 @@ class CouncilEngine:
             requests,
             lifecycle,
         )
+        self.turns = turns
         deliberation = Deliberation(RoundParts(db, calls, turns, posting, self.seat_table, self.spending, lifecycle))
         self.voices = HumanVoices(db, publisher, self.seat_table, self.moderation, requests, self.patience)
         # Peer ratings (bot/council/ratings.py); `peer_ratings`: also automatically when a council concludes.
@@ -187,6 +190,7 @@ class CouncilEngine:
 
     async def resume_all(self, owns: Callable[[int], bool] = lambda _guild_id: True) -> list[int]:
         """Restart the runners of councils that were running when the process stopped (see CouncilRunners)."""
+        await asyncio.to_thread(language.load)  # a second's work: off the event loop, before any turn needs it
         return await self.runners.resume_all(owns)
 
     async def shutdown(self) -> None:
@@ -246,6 +250,10 @@ class CouncilEngine:
             if council.template_id is not None
             else None,
         )
+
+    async def language(self, council: Council) -> Language | None:
+        """The language the council is held in now (bot/council/language.py)."""
+        return await self.turns.language(council)
 
     async def seats(self, council_id: int) -> tuple[Seat, ...]:
         return await self.seat_table.of(council_id)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.council.calls import MemberCalls
+from bot.council.language import of_transcript
 from bot.council.moderation import CouncilModeration
 from bot.council.posting import LinePosting
 from bot.council.prompts import TranscriptLine, build_request
@@ -128,6 +129,7 @@ class CouncilMemory:
             rounds=council.rounds,
             budget_tokens=self.calls.context_budget,
             instruction=MINUTES_INSTRUCTION,
+            language=of_transcript(council.language, council.topic, lines),
         )
         started = time.perf_counter()
         try:

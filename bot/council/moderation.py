@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.council.claims import PostClaims
+from bot.council.language import of_transcript
 from bot.council.lifecycle import CouncilLifecycle
 from bot.council.posting import LinePosting
 from bot.council.publisher import CouncilPublisher
@@ -85,7 +86,12 @@ class CouncilModeration:
         text, flag = parse_self_flag(reply)
         policy = await self.gate.policy(council.guild_id)
         concerns = await self.gate.review(
-            policy, topic=council.topic, author_kind="ai", author_name=author_name, text=text
+            policy,
+            topic=council.topic,
+            author_kind="ai",
+            author_name=author_name,
+            text=text,
+            language=lambda: self._language_name(council),
         )
         if flag is not None:
             concerns.append(flag)
@@ -94,9 +100,19 @@ class CouncilModeration:
     async def screen_human(self, council: Council, author_name: str, text: str) -> Screened:
         policy = await self.gate.policy(council.guild_id)
         concerns = await self.gate.review(
-            policy, topic=council.topic, author_kind="human", author_name=author_name, text=text
+            policy,
+            topic=council.topic,
+            author_kind="human",
+            author_name=author_name,
+            text=text,
+            language=lambda: self._language_name(council),
         )
         return Screened(text, concerns, policy)
+
+    async def _language_name(self, council: Council) -> str | None:
+        lines = await self.transcripts.lines(council.id, keep=self.lifecycle.is_running(council.id))
+        spoken = of_transcript(council.language, council.topic, lines)
+        return spoken.name if spoken is not None else None
 
     async def raise_concerns(
         self, council: Council, message: CouncilMessage, screened: Screened, *, author_name: str, content: str

@@ -19,6 +19,8 @@ from bot.council.framing import (
     human_block,
     note_block,
 )
+from bot.council.language import Language
+from bot.council.language import instruction as language_instruction
 from bot.council.seats import Seat
 from bot.governance.selfflag import SELF_FLAG_INSTRUCTION
 from bot.providers.base import ChatRequest, ChatTurn, Role
@@ -42,7 +44,7 @@ class TranscriptLine:
     visibility: str = "visible"  # held and withheld lines reach nobody; private lines only their author
 
 
-def system_prompt(seat: Seat, seats: Sequence[Seat], topic: str) -> str:
+def system_prompt(seat: Seat, seats: Sequence[Seat], topic: str, language: Language | None = None) -> str:
     """What `seat` is told before the discussion (moderators' notes to it are added by conversation_request).
 
     The topic and roles were written by people: they are escaped like everything else people write, so
@@ -60,6 +62,7 @@ def system_prompt(seat: Seat, seats: Sequence[Seat], topic: str) -> str:
         "Speak in your own voice and role: build on, question or challenge what others said. Keep a reply "
         "under about 250 words, in Discord markdown. Do not prefix your reply with your name, and never "
         "use @mentions.",
+        language_instruction(language),
         SELF_FLAG_INSTRUCTION,
     ]
     return "\n".join(lines)
@@ -85,6 +88,7 @@ def build_request(
     budget_tokens: int | None = None,
     memory: Sequence[str] = (),
     instruction: str | None = None,
+    language: Language | None = None,
 ) -> ChatRequest:
     """A request for `seat`'s next turn: own words as assistant turns, everyone else's as user turns, each
     in a block of its own (bot/council/framing.py).
@@ -98,7 +102,7 @@ def build_request(
     the council's mode asks of this turn, or the minutes; it is the bot's text (a human's words in it must
     come in a block, see addressed_instruction).
     """
-    system = system_prompt(seat, seats, topic)
+    system = system_prompt(seat, seats, topic, language)
     opening = f"The council is convened. Topic: {escape(topic)}"
     closing = f"Round {round_number} of {rounds}. It is your turn, {seat.name}."
     if instruction:

@@ -23,6 +23,8 @@ from typing import Any
 
 from bot.council.calls import MemberCalls
 from bot.council.framing import READING_RULES, escape
+from bot.council.language import Language, for_parsing, of_transcript
+from bot.council.language import instruction as language_instruction
 from bot.council.moderation import CouncilModeration
 from bot.council.prompts import TranscriptLine, conversation_request
 from bot.council.publisher import CouncilPublisher, PlaceGone
@@ -51,7 +53,9 @@ class RatingError(ValueError):
 # -- the prompt ----------------------------------------------------------------------------------------
 
 
-def rating_system_prompt(seat: Seat, others: Sequence[Seat], topic: str, *, ended: bool) -> str:
+def rating_system_prompt(
+    seat: Seat, others: Sequence[Seat], topic: str, *, ended: bool, language: Language | None = None
+) -> str:
     role = f", {seat.role}," if seat.role else ""
     example = others[0].name if others else "Name"
     return "\n".join(
@@ -72,6 +76,7 @@ def rating_system_prompt(seat: Seat, others: Sequence[Seat], topic: str, *, ende
             "Reply with exactly one line per member, in this form, and nothing else:",
             FORMAT_LINE,
             f"For example: {example} | 4 | 3 | 5 | Clear and candid about its doubts, but it added little new.",
+            language_instruction(language),
         ]
     )
 
@@ -85,9 +90,10 @@ def rating_request(
     lines: Sequence[TranscriptLine],
     ended: bool,
     budget_tokens: int | None,
+    language: Language | None = None,
 ) -> ChatRequest:
     """The rater sees the transcript as it did in its turns (same rendering, same budget), then the ask."""
-    system = rating_system_prompt(seat, others, topic, ended=ended)
+    system = rating_system_prompt(seat, others, topic, ended=ended, language=language)
     opening = f"The council is convened. Topic: {escape(topic)}"
     closing = f"Now rate {', '.join(o.name for o in others)}: one line each, `{FORMAT_LINE}`."
     return conversation_request(
@@ -141,6 +147,7 @@ def parse_ratings(reply: str, ratees: Sequence[str]) -> dict[str, ParsedRating]:
     """The readable ratings in `reply`, by ratee name. A member with no line, a bad score, or two different
     lines gets nothing: the caller records it as unparseable."""
     names = {name.casefold(): name for name in ratees}
+    reply = for_parsing(reply)  # full-width `｜` and `４` as `|` and `4`, whatever language the reasons are in
     candidates = _json_candidates(reply)
     if candidates is None:
         candidates = _line_candidates(reply)
@@ -355,6 +362,7 @@ class PeerRatings:
             lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
             ended=council.state not in ACTIVE_STATES,
             budget_tokens=self.calls.context_budget,
+            language=of_transcript(council.language, council.topic, lines),
         )
 
         def row(ratee: str, status: str, **values: Any) -> PeerRating:

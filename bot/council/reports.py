@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.catalog import Catalog, MemberSpec, endpoint_host
+from bot.council.language import Language
 from bot.council.prompts import system_prompt
 from bot.council.publisher import Table
 from bot.council.seats import Seat
@@ -60,8 +61,9 @@ class MemberCard:
     system_prompt: str  # exactly what the member is sent as its system prompt
 
 
-def member_cards(seats: Sequence[Seat], topic: str) -> list[MemberCard]:
-    """One card per seat, with the system prompt built by the same function the engine uses."""
+def member_cards(seats: Sequence[Seat], topic: str, language: Language | None = None) -> list[MemberCard]:
+    """One card per seat, with the system prompt built by the same function the engine uses (`language`: the one
+    the council is held in now)."""
     return [
         MemberCard(
             name=seat.name,
@@ -73,7 +75,7 @@ def member_cards(seats: Sequence[Seat], topic: str) -> list[MemberCard]:
             temperature=seat.spec.temperature,
             max_output_tokens=seat.spec.max_output_tokens,
             api_key_env=seat.spec.api_key_env,
-            system_prompt=system_prompt(seat, seats, topic),
+            system_prompt=system_prompt(seat, seats, topic, language),
         )
         for seat in seats
     ]

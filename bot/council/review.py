@@ -14,6 +14,8 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.council.language import LOOKALIKES, Language, for_parsing, latin_letter
+from bot.council.language import instruction as language_instruction
 from bot.council.seats import Seat
 from bot.providers.base import ChatRequest, ChatTurn
 
@@ -50,7 +52,13 @@ def anonymized(text: str, seats: Iterable[Seat]) -> str:
 
 
 def request(
-    reviewer: Seat, seats: Sequence[Seat], *, topic: str, labels: Mapping[str, str], answers: Mapping[str, str]
+    reviewer: Seat,
+    seats: Sequence[Seat],
+    *,
+    topic: str,
+    labels: Mapping[str, str],
+    answers: Mapping[str, str],
+    language: Language | None = None,
 ) -> ChatRequest:
     """The reviewer's request: no names, no models, not its own answer."""
     shown = "\n\n".join(f"Response {label}:\n{anonymized(answers[author], seats)}" for label, author in labels.items())
@@ -58,7 +66,7 @@ def request(
     system = (
         "You are a member of an AI council. The council answered a question; you now review the other members' "
         "answers, which are shown without their authors. Judge accuracy, insight and how well each answer "
-        "addresses the question. Do not guess who wrote them."
+        f"addresses the question. Do not guess who wrote them.\n{language_instruction(language)}"
     )
     ask = (
         f"The question: {topic}\n\n{shown}\n\n"
@@ -74,24 +82,27 @@ def request(
     )
 
 
-_LABEL = r"(?:response|answer)?\s*\*{0,2}\s*([A-Z])\b"
+# A label is a lone letter: no Latin, Greek or Cyrillic letter or digit right before or after it (a Japanese
+# reviewer's 回答B is label B), a Latin one in either case or a look-alike capital.
+_WORDLIKE = "A-Za-z0-9\u0370-\u03ff\u0400-\u04ff"
+_LETTER = f"[A-Za-z{''.join(LOOKALIKES)}]"
+_LABEL = rf"(?i:response|answer)?\s*\*{{0,2}}\s*({_LETTER})(?![{_WORDLIKE}])"
 
 
 def parse_ranking(reply: str, labels: Sequence[str]) -> list[str] | None:
-    """The labels best first, or None unless the reply ranks every label exactly once."""
+    """The labels best first, or None unless the reply ranks every label exactly once. Full-width forms
+    (`ＦＩＮＡＬ ＲＡＮＫＩＮＧ：`) read as their ASCII ones, whatever language the assessment is in."""
     wanted = set(labels)
-    text = reply.replace("*", "").replace("`", "")
+    text = for_parsing(reply).replace("*", "").replace("`", "")
     final = list(re.finditer(r"final\s+ranking\s*:?", text, re.IGNORECASE))
     if final:
         tail = text[final[-1].end() :]
-        found = [m.group(1).upper() for m in re.finditer(rf"(?<![\w']){_LABEL}", tail, re.IGNORECASE)]
+        found = [latin_letter(m.group(1)) for m in re.finditer(rf"(?<![{_WORDLIKE}']){_LABEL}", tail)]
         found = [label for label in found if label in wanted][: len(wanted)]  # prose after the list may say "A"
         if _complete(found, wanted):
             return found
     # Without a readable final line: a numbered list "1. Response C".
-    numbered = [
-        m.group(1).upper() for m in re.finditer(rf"^\s*\d+\s*[.):-]\s*{_LABEL}", text, re.IGNORECASE | re.MULTILINE)
-    ]
+    numbered = [latin_letter(m.group(1)) for m in re.finditer(rf"^\s*\d+\s*[.):-]\s*{_LABEL}", text, re.MULTILINE)]
     numbered = [label for label in numbered if label in wanted]
     return numbered if _complete(numbered, wanted) else None
 

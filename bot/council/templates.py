@@ -86,6 +86,7 @@ class CouncilTemplates:
         chair: str | None = None,
         max_tokens: int | None = None,
         max_cost: float | None = None,
+        language: str | None = None,
     ) -> CouncilPlan:
         """A convene request, from a template or not. Options given explicitly override the template's:
         `members` replaces its members, `roles` its roles member by member, the others their own."""
@@ -103,6 +104,7 @@ class CouncilTemplates:
                 chair=chair,
                 max_tokens=max_tokens,
                 max_cost=max_cost,
+                language=language,
             )
         try:
             stored = await self.find(guild_id, template)
@@ -121,6 +123,7 @@ class CouncilTemplates:
                 chair=chair or (saved.chair if from_template else None),
                 max_tokens=max_tokens if max_tokens is not None else saved.max_tokens,
                 max_cost=max_cost if max_cost is not None else saved.max_cost,
+                language=language,
             )
         except ConveneError as error:
             if from_template:

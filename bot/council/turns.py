@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from bot.council.calls import MemberCalls
 from bot.council.claims import PostClaims
+from bot.council.language import Language, of_transcript
 from bot.council.lifecycle import CouncilLifecycle
 from bot.council.memory import CouncilMemory
 from bot.council.moderation import CouncilModeration
@@ -68,6 +69,11 @@ class MemberTurns:
 
     def forget(self, council_id: int) -> None:
         self._speaking.pop(council_id, None)
+
+    async def language(self, council: Council) -> Language | None:
+        """The language the council is held in now (bot/council/language.py)."""
+        lines = await self.transcripts.lines(council.id, keep=self.lifecycle.is_running(council.id))
+        return of_transcript(council.language, council.topic, lines)
 
     async def transcript_text(self, council: Council, seat: Seat) -> str:
         """The discussion so far as plain text, as `seat` may see it, within the context budget."""
@@ -140,6 +146,7 @@ class MemberTurns:
             budget_tokens=self.calls.context_budget,
             instruction=instruction,
             memory=await self.memory.recollections(council),  # templates: earlier sessions' conclusions
+            language=of_transcript(council.language, council.topic, lines),
         )
         speaking = self._speaking.setdefault(council.id, set())
         speaking.add(seat.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.catalog import Catalog, MemberSpec
@@ -19,6 +19,13 @@ from storage.models import GuildSettings
 log = logging.getLogger(__name__)
 
 MODES = ("hold", "notify")
+
+
+# The reason goes to the moderators in the council's language; what the bot parses stays as the prompt gives it.
+_LANGUAGE = (
+    "\n\nThe council is held in {language}: write the reason in {language}; the JSON keys, the verdict and the "
+    "category stay as given above."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,24 +104,38 @@ class GovernanceGate:
         )
 
     async def review(
-        self, policy: Policy, *, topic: str, author_kind: str, author_name: str, text: str
+        self,
+        policy: Policy,
+        *,
+        topic: str,
+        author_kind: str,
+        author_name: str,
+        text: str,
+        language: Callable[[], Awaitable[str | None]] | None = None,
     ) -> list[Concern]:
+        """The concerns the server's rules and its judge member find in `text`. `language`: tells the English
+        name of the language the council is held in, asked only when the judge is (its reason is written in it)."""
         _, custom = await self._cached(policy.guild_id)
         concerns = self.rulebook.check(text, enabled=policy.enabled_categories, custom=custom)
         if author_kind == "ai" and policy.judge_member and policy.judge_member != author_name:
-            verdict = await self._judge(policy.judge_member, topic=topic, author=author_name, text=text)
+            spoken = await language() if language is not None else None
+            verdict = await self._judge(
+                policy.judge_member, topic=topic, author=author_name, text=text, language=spoken
+            )
             if verdict is not None:
                 concerns.append(verdict)
         return concerns
 
-    async def _judge(self, judge_name: str, *, topic: str, author: str, text: str) -> Concern | None:
+    async def _judge(
+        self, judge_name: str, *, topic: str, author: str, text: str, language: str | None = None
+    ) -> Concern | None:
         spec = self.catalog.get(judge_name)
         if spec is None or not spec.is_available():
             # A judge that cannot judge must not wave messages through.
             return Concern("judge", "judge_failure", f"The judge member {judge_name} is not available.")
         request = ChatRequest(
             model=spec.model,
-            system=JUDGE_SYSTEM_PROMPT,
+            system=JUDGE_SYSTEM_PROMPT + (_LANGUAGE.format(language=language) if language else ""),
             turns=(ChatTurn("user", judge_user_prompt(topic, author, text)),),
             max_output_tokens=300,
             temperature=0.0 if spec.provider != "anthropic" else None,

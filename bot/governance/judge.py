@@ -82,7 +82,8 @@ def parse_verdict(reply: str) -> Concern | JudgeFailure | None:
     """None for "ok", a Concern for "concern", a JudgeFailure for anything else."""
     if not reply or not reply.strip():
         return JudgeFailure("the reply was empty.")
-    verdict_object = _first_verdict_object(reply[:MAX_REPLY_CHARS])
+    # Full-width braces and quotes folded, whatever language the reason is in.
+    verdict_object = _first_verdict_object(unicodedata.normalize("NFKC", reply[:MAX_REPLY_CHARS]))
     if verdict_object is None:
         return JudgeFailure(f"no JSON verdict object in the reply (it began {_excerpt(reply)}).")
     verdict = verdict_object.get("verdict")

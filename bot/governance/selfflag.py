@@ -14,6 +14,7 @@ block does not raise one.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from bot.governance.concerns import (
     CONCERN_CATEGORIES,
@@ -71,7 +72,8 @@ def parse_self_flag(text: str) -> tuple[str, Concern | None]:
             fence = opener.group(1)
             kept.append(line)
             continue
-        match = _FLAG_LINE.match(line)
+        # Full-width forms folded (`ＦＬＡＧ：privacy：…`), whatever language the reply is in.
+        match = _FLAG_LINE.match(unicodedata.normalize("NFKC", line))
         if match is None:
             kept.append(line)
             continue

@@ -128,6 +128,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         max_cost="Conclude once the council's estimated cost reaches this many US dollars",
         rounds=f"How many rounds (1-{MAX_ROUNDS}, default {DEFAULT_ROUNDS} or the template's)",
         template="A saved template: its members, roles, mode and rounds; options you give override them",
+        language="Language members answer in, e.g. Russian or ru (default: the topic's, or the thread's)",
     )
     @app_commands.choices(mode=MODE_CHOICES)
     async def convene(
@@ -142,6 +143,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         rounds: app_commands.Range[int, 1, MAX_ROUNDS] | None = None,
         mode: str | None = None,
         template: app_commands.Range[str, 1, 100] | None = None,
+        language: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         """Convene a council of AI members in a new thread."""
         channel = interaction.channel
@@ -158,6 +160,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
             "chair": chair,
             "max_tokens": max_tokens,
             "max_cost": max_cost,
+            "language": language,
         }
         plan = None
         if template is None:  # no database read needed: refused before the acknowledgement, as always

@@ -8,6 +8,7 @@ import discord
 
 from bot.catalog import Catalog
 from bot.council.engine import CouncilPlan, CouncilStatus
+from bot.council.language import Language, detect
 from bot.council.publisher import Table
 from bot.council.seats import Seat
 from storage.models import Council
@@ -55,10 +56,21 @@ def convened(
         embed.add_field(name="Limits", value=limits)
     if template_name:  # templates: a session of a permanent council, whose members recall its earlier sessions
         embed.add_field(name="Template", value=clip(discord.utils.escape_markdown(template_name), 1024))
+    embed.add_field(name="Language", value=language_line(plan.language, plan.topic))
     embed.set_footer(
         text="Write in the thread to join the discussion. /council info shows what stands behind each member."
     )
     return embed
+
+
+def language_line(chosen: str | None, topic: str) -> str:
+    """What the members are told to write in: the convener's choice, or the topic's language until people in the
+    thread switch to another."""
+    if chosen:
+        return f"{Language(chosen).name} (the convener's choice)"
+    found = detect(topic)
+    told = f"{found.name}, the topic's" if found is not None else "the topic's"
+    return f"{told}, or the one people switch to in the thread"
 
 
 STATE_WORDS = {
@@ -93,6 +105,7 @@ def live(report: CouncilStatus, speaking: Sequence[str], *, waiting: str | None 
     if limits:
         embed.add_field(name="Limits", value=limits)
     embed.add_field(name="Convened by", value=f"<@{council.convener_id}>")
+    embed.add_field(name="Language", value=language_line(council.language, council.topic))
     if report.template_name:
         embed.add_field(name="Template", value=clip(discord.utils.escape_markdown(report.template_name), 1024))
     embed.set_footer(
@@ -113,6 +126,7 @@ def status(report: CouncilStatus) -> discord.Embed:
     limits = _limits(council.max_tokens, council.max_cost)
     if limits:
         embed.add_field(name="Limits", value=limits)
+    embed.add_field(name="Language", value=language_line(council.language, council.topic))
     embed.add_field(name="Members", value=_seat_lines(report.seats) or "none", inline=False)
     embed.add_field(name="Messages", value=f"{report.ai_messages} from members, {report.human_messages} from humans")
     embed.add_field(

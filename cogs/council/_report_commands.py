@@ -22,7 +22,9 @@ class ReportCommands(CouncilCommands):
         council = await self._find(interaction, council_id)
         if council is None:
             return
-        cards = reports.member_cards(await self.engine.seats(council.id), council.topic)
+        cards = reports.member_cards(
+            await self.engine.seats(council.id), council.topic, await self.engine.language(council)
+        )
         await _reports.send_pages(interaction, _reports.info_pages(council, cards))
 
     @council.command(name="usage")
