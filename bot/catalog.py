@@ -59,6 +59,8 @@ class MemberSpec:
     accepts_temperature: bool | None = None
     # How often a reply cut at max_output_tokens is asked to go on (catalog: continue_when_cut); 0 = never.
     max_continuations: int = 0
+    # Variables of further keys (catalog: api_key_env as a list); calls spread over every key (providers/keys.py).
+    extra_key_envs: tuple[str, ...] = ()
 
     @property
     def model_rule(self) -> ModelRule:
@@ -67,16 +69,31 @@ class MemberSpec:
             token_limit_param=self.token_limit_param, accepts_temperature=self.accepts_temperature
         )
 
+    @property
+    def key_envs(self) -> tuple[str, ...]:
+        """The variables the member's keys are read from, in the catalog's order."""
+        return (self.api_key_env, *self.extra_key_envs) if self.api_key_env else ()
+
+    @property
+    def key_names(self) -> str:
+        """The variables' names, for people (never their values)."""
+        return ", ".join(self.key_envs)
+
+    def api_keys(self, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """The member's keys from the environment, in order, each once: every variable named, each of which may
+        hold several keys separated by commas, spaces or new lines."""
+        source = os.environ if env is None else env
+        keys = [key for name in self.key_envs for key in re.split(r"[\s,]+", source.get(name, "")) if key]
+        return tuple(dict.fromkeys(keys))
+
     def api_key(self, env: Mapping[str, str] | None = None) -> str | None:
-        """The member's key from the environment, or None when it needs none or it is missing."""
-        if not self.api_key_env:
-            return None
-        value = (os.environ if env is None else env).get(self.api_key_env, "").strip()
-        return value or None
+        """The member's first key, or None when it needs none or none is set."""
+        keys = self.api_keys(env)
+        return keys[0] if keys else None
 
     def is_available(self, env: Mapping[str, str] | None = None) -> bool:
-        """A member that needs a key is available only when the key is set."""
-        return not self.api_key_env or self.api_key(env) is not None
+        """A member that needs a key is available only when at least one key is set."""
+        return not self.api_key_env or bool(self.api_keys(env))
 
     @property
     def base_url_host(self) -> str:
@@ -200,10 +217,17 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
             raise CatalogError(f"{where}: {key} must be a number ≥ 0 (US dollars per million tokens).")
         prices[key] = float(value)
     api_key_env = entry.get("api_key_env")
+    variables = [api_key_env] if isinstance(api_key_env, str) else api_key_env
     if api_key_env is not None and (
-        not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", api_key_env)
+        not isinstance(variables, list)
+        or not variables
+        or not all(isinstance(v, str) and re.fullmatch(r"[A-Z_][A-Z0-9_]*", v) for v in variables)
+        or len(set(variables)) != len(variables)
     ):
-        raise CatalogError(f"{where}: api_key_env must be an environment variable name like DEEPSEEK_API_KEY.")
+        raise CatalogError(
+            f"{where}: api_key_env must be an environment variable name like DEEPSEEK_API_KEY, or a list of "
+            'different ones like ["DEEPSEEK_API_KEY", "DEEPSEEK_API_KEY_2"].'
+        )
     role = entry.get("role")
     avatar_url = entry.get("avatar_url")
     if avatar_url is not None and urlparse(str(avatar_url)).scheme != "https":
@@ -213,7 +237,8 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
         provider=provider,
         model=model,
         base_url=base_url,
-        api_key_env=api_key_env or None,
+        api_key_env=variables[0] if variables else None,
+        extra_key_envs=tuple(variables[1:]) if variables else (),
         persona=entry["persona"].strip(),
         role=str(role).strip() if role else None,
         avatar_url=str(avatar_url) if avatar_url else None,

@@ -149,6 +149,19 @@ class HealthServer:
                 f'ai_council_provider_errors_total{{kind="{kind}"}} {count}'
                 for kind, count in sorted(self.stats.errors.items())
             ),
+            "# HELP ai_council_provider_key_calls_total Attempts per key of members with several keys, by the key's "
+            "position in the member's list (never its value).",
+            "# TYPE ai_council_provider_key_calls_total counter",
+            *(
+                f'ai_council_provider_key_calls_total{{member="{member}",key="{position}"}} {count}'
+                for (member, position), count in sorted(self.stats.key_calls.items())
+            ),
+            "# HELP ai_council_provider_key_failures_total Failed attempts per key, by position and kind.",
+            "# TYPE ai_council_provider_key_failures_total counter",
+            *(
+                f'ai_council_provider_key_failures_total{{member="{member}",key="{position}",kind="{kind}"}} {count}'
+                for (member, position, kind), count in sorted(self.stats.key_failures.items())
+            ),
             "# HELP ai_council_database_errors_total Database failures this process waited out.",
             "# TYPE ai_council_database_errors_total counter",
             f"ai_council_database_errors_total {runners.database_errors}",

@@ -257,7 +257,7 @@ class Checker:
             if block.language == "toml":
                 self.check_toml(block)
         self.catalog = self.combined_catalog()
-        self.key_variables = {m.api_key_env for m in self.catalog if m.api_key_env}
+        self.key_variables = {name for m in self.catalog for name in m.key_envs}
         # Planning needs no keys: every member as an offline echo.
         self.engine = CouncilEngine(None, rehearse.offline_catalog(self.catalog), None, None)  # type: ignore[arg-type]
         for path, text in self.documents:

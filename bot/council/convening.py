@@ -96,7 +96,7 @@ class Convening:
             raise ConveneError(f"A council seats at most {MAX_MEMBERS} members.")
         missing = [spec for spec in specs if not spec.is_available()]
         if missing:
-            details = "; ".join(f"{spec.name} needs {spec.api_key_env}" for spec in missing)
+            details = "; ".join(f"{spec.name} needs {spec.key_names}" for spec in missing)
             raise ConveneError(
                 f"Not available: {details}. The bot's operator sets these keys in the bot's environment "
                 "(see `/council members`)."

@@ -74,7 +74,7 @@ def member_cards(seats: Sequence[Seat], topic: str, language: Language | None = 
             endpoint_host=endpoint_host(seat.spec.base_url),
             temperature=seat.spec.temperature,
             max_output_tokens=seat.spec.max_output_tokens,
-            api_key_env=seat.spec.api_key_env,
+            api_key_env=seat.spec.key_names or None,
             system_prompt=system_prompt(seat, seats, topic, language),
         )
         for seat in seats

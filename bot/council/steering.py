@@ -64,7 +64,7 @@ class CouncilSteering:
             raise ConveneError(f"There is no member called {member_name.strip()!r}. Available: {known}.")
         if not spec.is_available():
             raise ConveneError(
-                f"{spec.name} needs {spec.api_key_env}, which the bot's operator has not set (see `/council members`)."
+                f"{spec.name} needs {spec.key_names}, which the bot's operator has not set (see `/council members`)."
             )
         seats = await self.seats.of(council_id)
         if any(seat.name == spec.name and seat.active for seat in seats):

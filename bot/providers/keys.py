@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bot.providers.base import ChatRequest, Completion, ProviderClient, ProviderError, StreamDelta
+from bot.providers.limits import ProviderStats
 
 log = logging.getLogger(__name__)
 
 QUOTA_REST = 3600.0  # seconds a key with a spent quota rests when the provider does not say until when
 RATE_REST = 1.0  # seconds a rate-limited key rests when the provider does not say
-
-
-@dataclass
-class KeyUsage:
-    """Calls and failures per key, by the key's position (1-based) in the member's list, for /metrics."""
-
-    calls: Counter[tuple[str, int]] = field(default_factory=Counter)  # (member, position)
-    failures: Counter[tuple[str, int, str]] = field(default_factory=Counter)  # (member, position, kind)
 
 
 @dataclass
@@ -57,14 +49,14 @@ class KeyRing:
         self,
         name: str,
         clients: Sequence[ProviderClient],
-        usage: KeyUsage,
+        stats: ProviderStats,
         *,
         clock: Callable[[], float] = time.monotonic,
         quota_rest: float = QUOTA_REST,
     ) -> None:
         self.name = name
         self._keys = [_Key(position, client) for position, client in enumerate(clients, start=1)]
-        self._usage = usage
+        self._stats = stats
         self._clock = clock
         self._quota_rest = quota_rest
         self._turn = 0
@@ -94,7 +86,7 @@ class KeyRing:
                 return
             except ProviderError as error:
                 if started:  # words were shown: another key cannot take the reply back
-                    self._usage.failures[(self.name, key.position, error.kind)] += 1
+                    self._stats.key_failures[(self.name, key.position, error.kind)] += 1
                     raise
                 self._failed(key, error, tried)
 
@@ -109,13 +101,13 @@ class KeyRing:
             if key.position not in tried and key.usable(now):
                 self._turn = (self._turn + step + 1) % count
                 tried.add(key.position)
-                self._usage.calls[(self.name, key.position)] += 1
+                self._stats.key_calls[(self.name, key.position)] += 1
                 return key
         raise self._none_left(now)
 
     def _failed(self, key: _Key, error: ProviderError, tried: set[int]) -> None:
         """Put the key aside or to rest when the error is the key's; re-raise unless another key may answer."""
-        self._usage.failures[(self.name, key.position, error.kind)] += 1
+        self._stats.key_failures[(self.name, key.position, error.kind)] += 1
         now = self._clock()
         count = len(self._keys)
         if error.kind == "auth":

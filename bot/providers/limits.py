@@ -22,6 +22,9 @@ class ProviderStats:
     calls: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)  # per endpoint
+    # Members with several keys (bot/providers/keys.py), by the key's position in the list, never its value.
+    key_calls: Counter[tuple[str, int]] = field(default_factory=Counter)  # (member, position)
+    key_failures: Counter[tuple[str, int, str]] = field(default_factory=Counter)  # (member, position, kind)
 
 
 class LimitedClient:

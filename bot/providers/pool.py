@@ -13,6 +13,7 @@ from bot.catalog import MemberSpec
 from bot.providers import make_client
 from bot.providers.base import ProviderClient
 from bot.providers.continuation import ContinuingClient
+from bot.providers.keys import KeyRing, KeyStatus
 from bot.providers.limits import CountedClient, LimitedClient, ProviderStats
 from bot.providers.resilience import BreakerPolicy, CircuitBreaker, ResilientClient, RetryPolicy, endpoint_of
 from bot.providers.timeouts import ReplyTimeouts
@@ -52,19 +53,27 @@ class ProviderPool:
         self._max_concurrency = max_concurrency
         self._slots: dict[str, asyncio.Semaphore] = {}
         self.stats = ProviderStats()
+        self._rings: dict[str, KeyRing] = {}
 
     def __call__(self, spec: MemberSpec) -> ProviderClient:
         client = self._clients.get(spec.name)
         if client is None:
-            inner = make_client(
-                spec.provider,
-                self._session,
-                base_url=spec.base_url,
-                api_key=spec.api_key(self._env),
-                name=spec.name,
-                rule=spec.model_rule,
-                timeouts=self._timeouts,
-            )
+            keys = spec.api_keys(self._env)
+            clients = [
+                make_client(
+                    spec.provider,
+                    self._session,
+                    base_url=spec.base_url,
+                    api_key=key,
+                    name=spec.name,
+                    rule=spec.model_rule,
+                    timeouts=self._timeouts,
+                )
+                for key in (keys or (None,))
+            ]
+            inner = clients[0]
+            if len(clients) > 1:  # several keys: calls spread over them, a spent or refused one is set aside
+                inner = self._rings[spec.name] = KeyRing(spec.name, clients, self.stats, clock=self._clock)
             endpoint = endpoint_of(spec.base_url)
             slots = self._slots.setdefault(endpoint, asyncio.Semaphore(self._max_concurrency))
             limited = LimitedClient(inner, slots, endpoint, self.stats)
@@ -81,6 +90,14 @@ class ProviderPool:
                 client = ContinuingClient(client, spec.max_continuations)
             self._clients[spec.name] = client
         return client
+
+    def key_status(self, spec: MemberSpec) -> KeyStatus:
+        """How many keys the member has and how many may be used now (never the keys)."""
+        ring = self._rings.get(spec.name)
+        if ring is not None:
+            return ring.status()
+        count = len(spec.api_keys(self._env))
+        return KeyStatus(count, count)
 
     def breaker_for(self, base_url: str, model: str | None = None) -> CircuitBreaker:
         """The endpoint's breaker, or with `model` that model's at the endpoint (created on first use)."""

@@ -288,7 +288,9 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
     @council.command(name="members")
     async def members(self, interaction: discord.Interaction) -> None:
         """List every AI member: provider, model, and whether its API key is configured."""
-        await interaction.response.send_message(embed=_embeds.catalog(self.bot.catalog), ephemeral=True)
+        await interaction.response.send_message(
+            embed=_embeds.catalog(self.bot.catalog, self.bot.providers.key_status), ephemeral=True
+        )
 
     # -- humans in threads -------------------------------------------------------------------------
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import discord
 
-from bot.catalog import Catalog
+from bot.catalog import Catalog, MemberSpec
 from bot.council.engine import CouncilPlan, CouncilStatus
 from bot.council.language import Language, detect
 from bot.council.publisher import Table
 from bot.council.seats import Seat
+from bot.providers.keys import KeyStatus
 from storage.models import Council
 
 COLOUR = discord.Colour.from_rgb(88, 101, 242)
@@ -71,6 +72,14 @@ def language_line(chosen: str | None, topic: str) -> str:
     found = detect(topic)
     told = f"{found.name}, the topic's" if found is not None else "the topic's"
     return f"{told}, or the one people switch to in the thread"
+
+
+def _keys_line(spec: MemberSpec, status: KeyStatus) -> str:
+    if not status.keys:
+        return f"missing key: set {spec.key_names}"
+    if status.keys == 1:
+        return f"key set ({spec.key_names})"
+    return f"{status.keys} keys, {status.usable} usable now ({spec.key_names})"
 
 
 STATE_WORDS = {
@@ -177,14 +186,11 @@ def finished(council: Council) -> discord.Embed:
     return embed
 
 
-def catalog(members: Catalog) -> discord.Embed:
+def catalog(members: Catalog, key_status: Callable[[MemberSpec], KeyStatus]) -> discord.Embed:
+    """The catalog as people see it: each member's provider and model, and its keys by count (never a key)."""
     embed = discord.Embed(title="AI members", colour=COLOUR)
     for spec in list(members)[:25]:
-        key = (
-            "no key needed"
-            if not spec.api_key_env
-            else (f"key set ({spec.api_key_env})" if spec.is_available() else f"missing key: set {spec.api_key_env}")
-        )
+        key = "no key needed" if not spec.api_key_env else _keys_line(spec, key_status(spec))
         mark = "🟢" if spec.is_available() else "⚪"
         embed.add_field(
             name=clip(f"{mark} {spec.name} — {spec.role or 'no default role'}", 256),

@@ -42,6 +42,15 @@ DEFAULT_MESSAGES = {
     409: "Conflict", 429: "Rate limit reached", 500: "Internal server error", 502: "Bad gateway",
     503: "Service unavailable", 529: "Overloaded",
 }
+# What each API answers a key whose credit or quota is spent.
+ANTHROPIC_NO_CREDIT = (
+    "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase "
+    "credits."
+)
+OPENAI_NO_QUOTA = (
+    "You exceeded your current quota, please check your plan and billing details. For more information on this "
+    "error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
 ANTHROPIC_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 OPENAI_KEEPALIVE = b": keep-alive\n\n"  # an SSE comment, as OpenRouter and others send while a model works
 # fmt: on
@@ -99,6 +108,9 @@ class FakeProviderServer:
 
     def __init__(self, *, api_key: str | None = None) -> None:
         self.api_key = api_key  # when set, both APIs reject any other key with 401
+        # Keys the provider refuses (revoked: 401) or whose credit is spent, answered as each API does.
+        self.revoked_keys: set[str] = set()
+        self.spent_keys: set[str] = set()
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -235,6 +247,10 @@ class FakeProviderServer:
                 return self._anthropic_error(401, "x-api-key header is required")
             if self.api_key is not None and request.headers["x-api-key"] != self.api_key:
                 return self._anthropic_error(401, "invalid x-api-key")
+            if request.headers["x-api-key"] in self.revoked_keys:
+                return self._anthropic_error(401, "invalid x-api-key")
+            if request.headers["x-api-key"] in self.spent_keys:
+                return self._anthropic_error(400, ANTHROPIC_NO_CREDIT)
             if not request.headers.get("anthropic-version"):
                 return self._anthropic_error(400, "anthropic-version: header is required")
             problem = anthropic_problem(rec.json)
@@ -297,8 +313,9 @@ class FakeProviderServer:
         code: str | None = None,
         retry_after: float | None = None,
         should_retry: bool | None = None,
+        error_type: str | None = None,
     ) -> web.Response:
-        error_type = {400: "invalid_request_error", 401: "invalid_request_error", 429: "requests"}.get(
+        error_type = error_type or {400: "invalid_request_error", 401: "invalid_request_error", 429: "requests"}.get(
             status, "server_error" if status >= 500 else "invalid_request_error"
         )
         headers = error_headers(retry_after, should_retry)
@@ -314,6 +331,13 @@ class FakeProviderServer:
                 if given != self.api_key:
                     # Echoes the whole key on purpose (OpenAI masks most of it): clients must redact it themselves.
                     return self._openai_error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
+            given = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if given in self.revoked_keys:
+                return self._openai_error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
+            if given in self.spent_keys:
+                return self._openai_error(
+                    429, OPENAI_NO_QUOTA, code="insufficient_quota", error_type="insufficient_quota"
+                )
             problem = openai_problem(rec.json)
             if problem:
                 return self._openai_error(400, problem[0], param=problem[1], code=problem[2])
