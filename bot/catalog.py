@@ -61,6 +61,8 @@ class MemberSpec:
     max_continuations: int = 0
     # Variables of further keys (catalog: api_key_env as a list); calls spread over every key (providers/keys.py).
     extra_key_envs: tuple[str, ...] = ()
+    # Claude's extended thinking (catalog: thinking): "adaptive" or a budget of thinking tokens; None: off.
+    thinking: str | int | None = None
 
     @property
     def model_rule(self) -> ModelRule:
@@ -165,6 +167,7 @@ _FIELDS = {
     "price_output_per_mtok",
     "coordinator",
     "token_limit_param",
+    "thinking",
     "accepts_temperature",
     "continue_when_cut",
     "max_continuations",
@@ -248,8 +251,30 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
         token_limit_param=token_limit_param,
         accepts_temperature=accepts_temperature,
         max_continuations=_continuations(entry, where),
+        thinking=_thinking(entry, provider, max_tokens, where),
         **prices,
     )
+
+
+def _thinking(entry: dict[str, object], provider: str, max_tokens: int, where: str) -> str | int | None:
+    """Claude's extended thinking: `thinking = "adaptive"` (the model decides how much to think), or a budget of
+    thinking tokens (at least 1,024 and below max_output_tokens, which counts the thinking too)."""
+    thinking = entry.get("thinking")
+    if thinking is None:
+        return None
+    if provider != "anthropic":
+        raise CatalogError(
+            f"{where}: thinking is for anthropic members; OpenAI-compatible reasoning models reason on their own "
+            "and the bot keeps their reasoning apart."
+        )
+    if thinking == "adaptive":
+        return "adaptive"
+    if isinstance(thinking, bool) or not isinstance(thinking, int) or not 1024 <= thinking < max_tokens:
+        raise CatalogError(
+            f'{where}: thinking must be "adaptive" or a budget of thinking tokens from 1024 to below '
+            f"max_output_tokens ({max_tokens}), which counts the thinking too."
+        )
+    return thinking
 
 
 def _continuations(entry: dict[str, object], where: str) -> int:

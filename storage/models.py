@@ -111,6 +111,9 @@ class CouncilMessage(SQLModel, table=True):
     author_id: int | None = Field(default=None, sa_type=BigInteger)
     turn_key: str = Field(max_length=120)
     content: str = Field(sa_type=Text)
+    # The member's reasoning behind this line (a reasoning model's), never shown in the thread nor read by the
+    # other members; anyone who can read the council may ask for it (Message details), and the export has it.
+    reasoning: str | None = Field(default=None, sa_type=Text)
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: int | None = None  # how long the member took to answer (AI turns)

@@ -215,6 +215,7 @@ async def add_message(
     latency_ms: int | None = None,
     addressed_to: str | None = None,
     claimed_by: str = "",
+    reasoning: str | None = None,
 ) -> tuple[CouncilMessage, bool]:
     """Store a transcript line once per `turn_key`; returns (the row, whether this call created it).
 
@@ -237,6 +238,7 @@ async def add_message(
         visibility=visibility,
         latency_ms=latency_ms,
         addressed_to=addressed_to,
+        reasoning=reasoning or None,
     )
     try:
         async with db.session() as session:
@@ -371,6 +373,7 @@ async def complete_stream(
     tokens_out: int = 0,
     discord_message_ids: Sequence[int] | None = None,
     latency_ms: int | None = None,
+    reasoning: str | None = None,
 ) -> bool:
     """Store a streamed line's final words (or its words and the cut note); False if it was no longer
     streaming. It stays unconfirmed (`posted_at` unset) until `record_posted`, so a restart in between
@@ -384,6 +387,8 @@ async def complete_stream(
     }
     if latency_ms is not None:
         values["latency_ms"] = latency_ms
+    if reasoning:
+        values["reasoning"] = reasoning
     if discord_message_ids is not None:
         values["discord_message_ids"] = ",".join(str(i) for i in discord_message_ids)
     async with db.session() as session:

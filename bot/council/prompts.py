@@ -118,6 +118,7 @@ def build_request(
         closing=closing,
         budget_tokens=budget_tokens,
         preface=recalled,
+        thinking=seat.spec.thinking,  # a member's own turns may think; short structured asks do not
     )
 
 
@@ -131,6 +132,7 @@ def conversation_request(
     closing: str,
     budget_tokens: int | None,
     preface: str = "",
+    thinking: str | int | None = None,
 ) -> ChatRequest:
     """`seat`'s view of the transcript between an opening and a closing user turn, within the budget (see
     build_request); `preface` follows the opening. Turns and other asks (peer ratings) share it, so a
@@ -158,6 +160,7 @@ def conversation_request(
         turns=tuple(ChatTurn(role, content) for role, content in turns),
         max_output_tokens=seat.spec.max_output_tokens,
         temperature=seat.spec.temperature,
+        thinking=thinking,
     )
 
 

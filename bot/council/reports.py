@@ -100,6 +100,7 @@ class LineDetails:
     latency_ms: int | None
     cost: float | None
     written_at: datetime
+    reasoning: str | None = None  # the member's reasoning behind the line, shown only to who asks
 
 
 def line_details(line: CouncilMessage, seat: Seat | None) -> LineDetails:
@@ -117,6 +118,7 @@ def line_details(line: CouncilMessage, seat: Seat | None) -> LineDetails:
         latency_ms=line.latency_ms,
         cost=spec.cost(line.tokens_in, line.tokens_out) if spec else None,
         written_at=line.created_at,
+        reasoning=line.reasoning,
     )
 
 
@@ -372,6 +374,8 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
                 "round": line.round,
                 "visibility": line.visibility,
                 "content": None if line.visibility in UNSHOWN else line.content,
+                # A member's reasoning, apart from its words; not shown where its words are not.
+                "reasoning": None if line.visibility in UNSHOWN else line.reasoning,
                 "tokens_in": line.tokens_in,
                 "tokens_out": line.tokens_out,
                 "latency_ms": line.latency_ms,

@@ -273,6 +273,7 @@ class StreamedTurns:
             "tokens_in": completion.input_tokens,
             "tokens_out": completion.output_tokens,
             "latency_ms": latency_ms,
+            "reasoning": completion.reasoning,
         }
         if screened is not None and screened.hold:
             # The server switched to `hold` while the reply streamed: take it down until a moderator decides.

@@ -238,6 +238,7 @@ class MemberTurns:
             visibility="held" if screened and screened.hold else "visible",
             latency_ms=latency_ms,
             claimed_by=self.claims.claimant,
+            reasoning=completion.reasoning,
         )
         if created:
             self.transcripts.wrote(message)

@@ -45,6 +45,16 @@ _REFUSAL = "refusal"
 _MAX_TOKENS = "max_tokens"
 
 
+# What stands for reasoning the provider encrypted (a redacted_thinking block): there is nothing to show.
+REDACTED = "[part of the reasoning was redacted by the provider]"
+
+
+def _thought(block: dict[str, Any]) -> str:
+    if block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
+        return str(block["thinking"])
+    return REDACTED if block.get("type") == "redacted_thinking" else ""
+
+
 class AnthropicClient:
     """A ProviderClient for POST {base_url}/v1/messages."""
 
@@ -79,6 +89,10 @@ class AnthropicClient:
         }
         if request.system:
             body["system"] = request.system
+        if request.thinking == "adaptive":
+            body["thinking"] = {"type": "adaptive"}
+        elif isinstance(request.thinking, int):
+            body["thinking"] = {"type": "enabled", "budget_tokens": request.thinking}
         if stream:
             body["stream"] = True
         return body
@@ -112,8 +126,9 @@ class AnthropicClient:
         usage = data.get("usage")
         if not isinstance(content, list) or not isinstance(usage, dict):
             raise malformed(self.name, "missing content or usage")
-        # Non-text blocks (thinking, tool_use) are not part of what the council reads.
+        # Only text blocks are the answer; thinking blocks are the member's reasoning, kept apart (tool_use: none).
         texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        thoughts = [_thought(b) for b in content if isinstance(b, dict)]
         if not all(isinstance(t, str) for t in texts):
             raise malformed(self.name, "text block without text")
         text = "".join(t for t in texts if isinstance(t, str))
@@ -127,10 +142,12 @@ class AnthropicClient:
             model=str(data.get("model") or request.model),
             finish_reason=str(data.get("stop_reason") or "unknown"),
             truncated=truncated,
+            reasoning="\n\n".join(thought for thought in thoughts if thought).strip(),
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
         parts: list[str] = []
+        thoughts: list[str] = []
         model = request.model
         input_tokens = output_tokens = 0
         stop_reason: str | None = None
@@ -156,10 +173,18 @@ class AnthropicClient:
                 elif kind == "content_block_delta":
                     clock.token()  # any delta, thinking included: the model is producing output
                     delta = as_dict(event.get("delta"))
-                    # thinking_delta / input_json_delta are skipped for the same reason as in complete().
+                    # Only text is shown; thinking is the reasoning (signature_delta, input_json_delta: nothing).
                     if delta.get("type") == "text_delta" and delta.get("text"):
                         parts.append(str(delta["text"]))
                         yield StreamDelta(parts[-1])
+                    elif delta.get("type") == "thinking_delta" and isinstance(delta.get("thinking"), str):
+                        thoughts.append(delta["thinking"])
+                elif kind == "content_block_start":
+                    block = as_dict(event.get("content_block"))
+                    if block.get("type") == "redacted_thinking":
+                        thoughts.append(f"\n\n{REDACTED}\n\n")
+                    elif block.get("type") == "thinking" and thoughts:
+                        thoughts.append("\n\n")
                 elif kind == "message_delta":
                     stop_reason = as_dict(event.get("delta")).get("stop_reason") or stop_reason
                     usage = as_dict(event.get("usage"))
@@ -171,7 +196,7 @@ class AnthropicClient:
                     break
                 elif kind == "error":
                     raise self._stream_error(event)
-                # ping, content_block_start/stop and unknown future events carry nothing we need.
+                # ping, content_block_stop and unknown future events carry nothing we need.
         if stop_reason == _REFUSAL:
             raise refused(self.name, "safety refusal")
         if not finished:
@@ -180,7 +205,8 @@ class AnthropicClient:
         truncated = stop_reason == _MAX_TOKENS
         if not text.strip():
             raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
-        yield Completion(text, input_tokens, output_tokens, model, str(stop_reason or "unknown"), truncated)
+        reasoning = "".join(thoughts).strip()
+        yield Completion(text, input_tokens, output_tokens, model, str(stop_reason or "unknown"), truncated, reasoning)
 
     def _stream_error(self, event: dict[str, Any]) -> ProviderError:
         """An error after the 200 headers (typically overloaded_error): report it as the HTTP error it stands for."""

@@ -46,6 +46,8 @@ class ChatRequest:
     turns: tuple[ChatTurn, ...]
     max_output_tokens: int
     temperature: float | None = None
+    # Anthropic's extended thinking for this call: "adaptive", or a budget of thinking tokens (None: off).
+    thinking: str | int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,9 @@ class Completion:
     model: str
     finish_reason: str
     truncated: bool = False
+    # The model's reasoning, apart from its answer (Claude's thinking blocks, DeepSeek's reasoning_content, other
+    # providers' reasoning, or <think> tags before the answer): never shown in the thread nor read by others.
+    reasoning: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,7 @@ def _joined(parts: list[Completion]) -> Completion:
         model=last.model,
         finish_reason=last.finish_reason,
         truncated=last.truncated,
+        reasoning="\n\n".join(part.reasoning for part in parts if part.reasoning),
     )
 
 

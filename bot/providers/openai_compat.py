@@ -24,6 +24,7 @@ from bot.providers.errors import (
     transport_errors,
 )
 from bot.providers.model_rules import ModelRule, rule_for
+from bot.providers.reasoning import InlineThinking, split
 from bot.providers.sse import iter_sse
 from bot.providers.timeouts import ReplyClock, ReplyTimeouts
 
@@ -126,7 +127,8 @@ class OpenAICompatClient:
         if text is not None and not isinstance(text, str):
             raise malformed(self.name, "content is not a string")
         truncated = finish_reason == _LENGTH
-        if not text or not text.strip():
+        text, inline = split(text or "")
+        if not text.strip():
             raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         usage = as_dict(data.get("usage"))
         return Completion(
@@ -136,10 +138,13 @@ class OpenAICompatClient:
             model=str(data.get("model") or request.model),
             finish_reason=str(finish_reason or "unknown"),
             truncated=truncated,
+            reasoning=_joined(_reasoning_of(message), inline),
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
         parts: list[str] = []
+        thoughts: list[str] = []
+        inline = InlineThinking()
         model = request.model
         input_tokens = output_tokens = 0
         finish_reason: str | None = None
@@ -170,10 +175,12 @@ class OpenAICompatClient:
                     delta = as_dict(choice.get("delta"))
                     if _has_output(delta):
                         clock.token()
+                    thoughts.append(_reasoning_of(delta))
                     content = delta.get("content")
-                    if isinstance(content, str) and content:
-                        parts.append(content)
-                        yield StreamDelta(content)
+                    shown = inline.feed(content) if isinstance(content, str) and content else ""
+                    if shown:
+                        parts.append(shown)
+                        yield StreamDelta(shown)
                     finish_reason = choice.get("finish_reason") or finish_reason
                 # Groq has reported streaming usage under x_groq instead of at the top level.
                 usage = as_dict(chunk.get("usage")) or as_dict(as_dict(chunk.get("x_groq")).get("usage"))
@@ -185,11 +192,32 @@ class OpenAICompatClient:
             raise refused(self.name, "content filter")
         if not done:
             raise cut(self.name)
+        tail = inline.finish()
+        if tail:
+            parts.append(tail)
+            yield StreamDelta(tail)
         text = "".join(parts)
         truncated = finish_reason == _LENGTH
         if not text.strip():
             raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
-        yield Completion(text, input_tokens, output_tokens, model, str(finish_reason or "unknown"), truncated)
+        reasoning = _joined("".join(thoughts), inline.reasoning)
+        yield Completion(
+            text, input_tokens, output_tokens, model, str(finish_reason or "unknown"), truncated, reasoning
+        )
+
+
+def _reasoning_of(message: dict[str, Any]) -> str:
+    """A message's or delta's reasoning field: DeepSeek's and vLLM's `reasoning_content`, OpenRouter's and Groq's
+    `reasoning` (a string; structured `reasoning_details` are left out)."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _joined(*reasonings: str) -> str:
+    return "\n\n".join(part.strip() for part in reasonings if part.strip())
 
 
 def _has_output(delta: dict[str, Any]) -> bool:

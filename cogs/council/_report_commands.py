@@ -94,6 +94,6 @@ class ReportCommands(CouncilCommands):
             await refuse(interaction, "Message details are for messages council members posted in a council's thread.")
             return
         seat = next((s for s in await self.engine.seats(council.id) if s.name == line.author_name), None)
-        await interaction.response.send_message(
-            embed=_details.details_embed(reports.line_details(line, seat)), ephemeral=True
-        )
+        details = reports.line_details(line, seat)
+        embeds, files = _details.details_message(details, line.id or 0)
+        await interaction.response.send_message(embeds=embeds, files=files, ephemeral=True)

@@ -80,6 +80,11 @@ class Behaviour:
     finish_reason: str | None = None  # OpenAI: instead of "stop" (e.g. "content_filter"); the reply is what got out
     stop_reason: str | None = None  # Anthropic: instead of "end_turn" (e.g. "refusal")
     disconnect: bool = False  # drop the connection (after `delay`) without answering at all
+    # The model's reasoning before its answer. Anthropic: thinking blocks, only when the request enables thinking.
+    # OpenAI-compatible: in `reasoning_field`: DeepSeek's and vLLM's "reasoning_content", OpenRouter's and Groq's
+    # "reasoning", or "think_tags" (<think>…</think> before the answer, as Ollama and vLLM without a parser send).
+    reasoning: str | None = None
+    reasoning_field: Literal["reasoning_content", "reasoning", "think_tags"] = "reasoning_content"
 
 
 @dataclass
@@ -268,27 +273,52 @@ class FakeProviderServer:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
                 return self._anthropic_error(behaviour.status, message, behaviour.retry_after, behaviour.should_retry)
             reply, at_limit = within_limit(self._reply_text(behaviour, model, body), body["max_tokens"])
-            usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": len(reply.split())}
+            # A model thinks only when the request turns thinking on (adaptive or with a budget).
+            thinks = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+            thought = behaviour.reasoning if thinks and behaviour.reasoning else ""
+            words = len(reply.split()) + len(thought.split())
+            usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": words}
             envelope = {"id": f"msg_fake_{len(self.requests)}", "type": "message", "role": "assistant", "model": model}
             stop_reason = behaviour.stop_reason or ("max_tokens" if at_limit else "end_turn")
+            signature = f"fake-signature-{len(self.requests)}"
             if not body.get("stream"):
                 content = [{"type": "text", "text": reply}] if reply else []  # a refusal may come with no block at all
+                if thought:
+                    content.insert(0, {"type": "thinking", "thinking": thought, "signature": signature})
                 return web.json_response(
                     {**envelope, "content": content, "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
                 )
             start = {**envelope, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage}}
+            text_index = 1 if thought else 0
+            thinking_events = (
+                [
+                    sse("content_block_start", {"index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+                    *(
+                        sse("content_block_delta", {"index": 0, "delta": {"type": "thinking_delta", "thinking": p}})
+                        for p in split_reply(thought)
+                    ),
+                    sse(
+                        "content_block_delta",
+                        {"index": 0, "delta": {"type": "signature_delta", "signature": signature}},
+                    ),
+                    sse("content_block_stop", {"index": 0}),
+                ]
+                if thought
+                else []
+            )
             head = [
                 sse("message_start", {"message": start}),
-                sse("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+                *thinking_events,
+                sse("content_block_start", {"index": text_index, "content_block": {"type": "text", "text": ""}}),
                 sse("ping", {}),
             ]
             chunks = [
-                sse("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+                sse("content_block_delta", {"index": text_index, "delta": {"type": "text_delta", "text": piece}})
                 for piece in split_reply(reply)
             ]
             final = {"stop_reason": stop_reason, "stop_sequence": None}
             tail = [
-                sse("content_block_stop", {"index": 0}),
+                sse("content_block_stop", {"index": text_index}),
                 sse("message_delta", {"delta": final, "usage": {"output_tokens": usage["output_tokens"]}}),
                 sse("message_stop", {}),
             ]
@@ -364,9 +394,16 @@ class FakeProviderServer:
             usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
             base = {"id": f"chatcmpl-fake-{len(self.requests)}", "created": int(time.time()), "model": model}
             finish_reason = behaviour.finish_reason or ("length" if at_limit else "stop")
+            thought = behaviour.reasoning or ""
+            tagged = thought and behaviour.reasoning_field == "think_tags"
             if not body.get("stream"):
                 # A filtered reply with nothing to show comes back as content null.
-                message = {"role": "assistant", "content": reply or None}
+                message = {
+                    "role": "assistant",
+                    "content": (f"<think>\n{thought}\n</think>\n\n{reply}" if tagged else reply) or None,
+                }
+                if thought and not tagged:
+                    message[behaviour.reasoning_field] = thought
                 choice = {"index": 0, "message": message, "finish_reason": finish_reason}
                 return web.json_response({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -377,6 +414,13 @@ class FakeProviderServer:
                 return data_line({**base, "object": "chat.completion.chunk", "choices": [choice], **extra})
 
             head = [chunk({"role": "assistant", "content": ""})]
+            if tagged:
+                head += [
+                    chunk({"content": piece})
+                    for piece in ["<th", "ink>\n", *split_reply(thought), "\n</think>", "\n\n"]
+                ]
+            elif thought:
+                head += [chunk({"content": None, behaviour.reasoning_field: p}) for p in split_reply(thought)]
             chunks = [chunk({"content": piece}) for piece in split_reply(reply)]
             tail = [chunk({}, finish_reason)]
             if include_usage:
@@ -433,6 +477,29 @@ def anthropic_problem(body: Any) -> str | None:
     if previous == "assistant":
         # Claude 4.6 and later answer 400 to an assistant prefill: a conversation must end with a user turn.
         return "Prefilling assistant messages is not supported for this model."
+    if "thinking" in body:
+        return thinking_problem(body["thinking"], body["max_tokens"])
+    return None
+
+
+def thinking_problem(thinking: Any, max_tokens: int) -> str | None:
+    """What the Messages API rejects in a `thinking` object: adaptive, enabled with a budget of at least 1,024
+    tokens below max_tokens, or disabled; nothing else."""
+    if not isinstance(thinking, dict):
+        return "thinking: Input should be an object"
+    allowed = {"adaptive": {"type", "display"}, "enabled": {"type", "budget_tokens", "display"}, "disabled": {"type"}}
+    kind = thinking.get("type")
+    if kind not in allowed:
+        return "thinking.type: Input should be 'adaptive', 'enabled' or 'disabled'"
+    for key in thinking:
+        if key not in allowed[kind]:
+            return f"thinking.{kind}.{key}: Extra inputs are not permitted"
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if budget >= max_tokens:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
     return None
 
 
