@@ -63,6 +63,8 @@ class MemberSpec:
     extra_key_envs: tuple[str, ...] = ()
     # Claude's extended thinking (catalog: thinking): "adaptive" or a budget of thinking tokens; None: off.
     thinking: str | int | None = None
+    # Whether the model sees images (catalog: vision): humans' images reach it; others get a line saying so.
+    vision: bool = False
 
     @property
     def model_rule(self) -> ModelRule:
@@ -168,6 +170,7 @@ _FIELDS = {
     "coordinator",
     "token_limit_param",
     "thinking",
+    "vision",
     "accepts_temperature",
     "continue_when_cut",
     "max_continuations",
@@ -252,8 +255,16 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
         accepts_temperature=accepts_temperature,
         max_continuations=_continuations(entry, where),
         thinking=_thinking(entry, provider, max_tokens, where),
+        vision=_flag(entry, "vision", where),
         **prices,
     )
+
+
+def _flag(entry: dict[str, object], key: str, where: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise CatalogError(f"{where}: {key} must be true or false.")
+    return value
 
 
 def _thinking(entry: dict[str, object], provider: str, max_tokens: int, where: str) -> str | int | None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -114,6 +125,8 @@ class CouncilMessage(SQLModel, table=True):
     # The member's reasoning behind this line (a reasoning model's), never shown in the thread nor read by the
     # other members; anyone who can read the council may ask for it (Message details), and the export has it.
     reasoning: str | None = Field(default=None, sa_type=Text)
+    # Files the human shared with this line (LineAttachment rows), counted so prompts look them up only when any.
+    attachment_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: int | None = None  # how long the member took to answer (AI turns)
@@ -141,6 +154,31 @@ class CouncilMessage(SQLModel, table=True):
         """In memory, what `storage.repository.record_posted` stored: the line shows in these messages."""
         self.discord_message_ids = ",".join(str(i) for i in discord_message_ids)
         self.posted_at = utcnow()
+
+
+class LineAttachment(SQLModel, table=True):
+    """A file a human shared with a line: an image kept as members are sent it (within a cap, so a council resumed
+    after a restart still has it: Discord's links expire), or a text file or other file, named (a text file's
+    words are in the line itself)."""
+
+    __tablename__ = "line_attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    council_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    message_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council_message.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    filename: str = Field(max_length=255)
+    kind: str = Field(max_length=8)  # image | text | other
+    media_type: str = Field(default="", max_length=100)  # an image's, as sent
+    size: int  # bytes as shared
+    width: int | None = None
+    height: int | None = None
+    data: bytes | None = Field(default=None, sa_type=LargeBinary)  # an image as members are sent it
+    shared_by: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class GuildRule(SQLModel, table=True):

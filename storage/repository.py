@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from storage.database import Database
-from storage.models import AppState, Council, CouncilMember, CouncilMessage, utcnow
+from storage.models import AppState, Council, CouncilMember, CouncilMessage, LineAttachment, utcnow
 
 # States in which a council still has a future: it may run again without being convened anew.
 ACTIVE_STATES = ("running", "paused", "held", "halted")
@@ -216,6 +217,7 @@ async def add_message(
     addressed_to: str | None = None,
     claimed_by: str = "",
     reasoning: str | None = None,
+    attachments: Sequence[LineAttachment] = (),
 ) -> tuple[CouncilMessage, bool]:
     """Store a transcript line once per `turn_key`; returns (the row, whether this call created it).
 
@@ -239,10 +241,16 @@ async def add_message(
         latency_ms=latency_ms,
         addressed_to=addressed_to,
         reasoning=reasoning or None,
+        attachment_count=len(attachments),
     )
     try:
         async with db.session() as session:
             session.add(message)
+            if attachments:  # stored with the line or not at all
+                await session.flush()
+                for attachment in attachments:
+                    attachment.council_id, attachment.message_id = council_id, message.id  # type: ignore[assignment]
+                    session.add(attachment)
             if tokens_in or tokens_out:
                 await session.execute(
                     _ADD_TOKENS, {"council_id": council_id, "more_in": tokens_in, "more_out": tokens_out}
@@ -545,3 +553,35 @@ async def set_state_value(db: Database, key: str, value: str) -> None:
             session.add(AppState(key=key, value=value))
         else:
             row.value = value
+
+
+async def images_of(db: Database, council_id: int, message_ids: Sequence[int]) -> dict[int, list[LineAttachment]]:
+    """The images shared with these lines, by line, in the order they were shared."""
+    if not message_ids:
+        return {}
+    query = (
+        select(LineAttachment)
+        .where(
+            LineAttachment.council_id == council_id,
+            LineAttachment.message_id.in_(list(message_ids)),  # type: ignore[attr-defined]
+            LineAttachment.kind == "image",
+        )
+        .order_by(LineAttachment.id)
+    )
+    found: dict[int, list[LineAttachment]] = {}
+    async with db.session() as session:
+        for row in (await session.execute(query)).scalars():
+            found.setdefault(row.message_id, []).append(row)
+    return found
+
+
+async def attachments_of(db: Database, council_id: int) -> list[LineAttachment]:
+    """Every file shared in the council, oldest first (for the export: names, sizes, who shared them)."""
+    query = (
+        select(LineAttachment)
+        .where(LineAttachment.council_id == council_id)
+        .order_by(LineAttachment.id)
+        .options(defer(LineAttachment.data))  # type: ignore[arg-type]  # names and sizes, not the bytes
+    )
+    async with db.session() as session:
+        return list((await session.execute(query)).scalars())

@@ -57,7 +57,10 @@ async def convene(engine: CouncilEngine, members: str = "Claude, DeepSeek, Llama
 def prompt_text(body: dict) -> str:
     """Everything a member was sent, system prompt included, as one string."""
     parts = [body.get("system", "")] if isinstance(body.get("system"), str) else []
-    parts += [m["content"] for m in body["messages"]]
+    for message in body["messages"]:
+        content = message["content"]
+        # A turn with images: its text parts (Anthropic's text blocks, OpenAI's text parts).
+        parts += [content] if isinstance(content, str) else [p["text"] for p in content if p.get("type") == "text"]
     return "\n".join(parts)
 
 

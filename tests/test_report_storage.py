@@ -111,10 +111,16 @@ async def test_the_migration_keeps_the_oldest_of_duplicate_open_escalations_open
     council_id = await new_council(db)
     async with db.engine.begin() as connection:
         await connection.run_sync(_migrate, "downgrade", "0008")
-    line, _ = await repo.add_message(
-        db, council_id=council_id, round_number=1, author_kind="ai", author_name="Llama", turn_key="t", content="c"
-    )
-    line_id = line.id
+    async with db.engine.begin() as connection:  # a line as the schema of 0008 has it
+        await connection.execute(
+            text(
+                "INSERT INTO council_message (council_id, round, author_kind, author_name, turn_key, content, "
+                "tokens_in, tokens_out, discord_message_ids, visibility, claimed_by, created_at) VALUES "
+                "(:council, 1, 'ai', 'Llama', 't', 'c', 0, 0, '', 'visible', '', :now)"
+            ),
+            {"council": council_id, "now": datetime.now(UTC)},
+        )
+        line_id = (await connection.execute(text("SELECT MAX(id) FROM council_message"))).scalar_one()
     # (message id, state, reported by): two open about one line, as repeated reports used to leave them.
     rows = [(line_id, "pending", 11), (line_id, "pending", 12), (line_id, "approved", 13), (None, "pending", None)]
     async with db.engine.begin() as connection:

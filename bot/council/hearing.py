@@ -15,6 +15,7 @@ import re
 from collections import deque
 from collections.abc import Sequence
 
+from bot.council.attachments import Prepared, prepare, rows
 from bot.council.moderation import CouncilModeration
 from bot.council.patience import Patience, is_transient
 from bot.council.publisher import CouncilPublisher, HeardMessage
@@ -69,13 +70,16 @@ class HumanVoices:
         the turn in progress. Whether the message was new.
         """
         council = await repo.get_council_by_thread(self.db, thread_id)
-        if council is None or council.state not in ACTIVE_STATES or not message.content.strip():
+        if council is None or council.state not in ACTIVE_STATES:
+            return False
+        # Files: images kept as members are sent them, text files read into the words, the rest named.
+        shared = await asyncio.to_thread(prepare, list(message.files)) if message.files else Prepared()
+        content = "\n\n".join(part for part in (message.content.strip(), shared.text) if part)
+        if not content and not shared.images:
             return False
         addressed_to = addressee(await self.seats.of(council.id), message.replied_to, message.content)
         screened = (
-            await self.moderation.screen_human(council, message.author_name, message.content)
-            if self.moderation
-            else None
+            await self.moderation.screen_human(council, message.author_name, content) if self.moderation else None
         )
         line, created = await repo.add_message(
             self.db,
@@ -85,7 +89,8 @@ class HumanVoices:
             author_name=message.author_name,
             author_id=message.author_id,
             turn_key=f"human:{message.message_id}",
-            content=message.content,
+            content=content,
+            attachments=rows(shared, message.author_name),
             # Flagged human words stay out of the members' prompts until a moderator lets them in.
             visibility="held" if screened and screened.hold else "visible",
             addressed_to=addressed_to,
@@ -96,7 +101,7 @@ class HumanVoices:
             await repo.record_posted(self.db, line.id, [message.message_id])
             if screened is not None and self.moderation is not None:
                 await self.moderation.raise_concerns(
-                    council, line, screened, author_name=message.author_name, content=message.content
+                    council, line, screened, author_name=message.author_name, content=content
                 )
         return created
 

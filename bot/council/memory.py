@@ -17,8 +17,9 @@ from bot.council.calls import MemberCalls
 from bot.council.language import of_transcript
 from bot.council.moderation import CouncilModeration
 from bot.council.posting import LinePosting
-from bot.council.prompts import TranscriptLine, build_request
+from bot.council.prompts import build_request
 from bot.council.seats import SeatTable
+from bot.council.transcript_view import prompt_lines
 from bot.providers.base import ProviderError
 from storage import repository as repo
 from storage import template_repository as templates_repo
@@ -124,7 +125,7 @@ class CouncilMemory:
             chair,
             seats,
             topic=council.topic,
-            lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
+            lines=await prompt_lines(self.db, council.id or 0, lines),
             round_number=council.current_round,
             rounds=council.rounds,
             budget_tokens=self.calls.context_budget,

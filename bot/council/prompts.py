@@ -6,9 +6,10 @@ Who said what is set by the bot, never by what someone wrote: each line comes in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from bot.council.attachments import KeptImage, image_tokens
 from bot.council.framing import (
     HUMAN_TAG,
     MEMBER_TAG,
@@ -23,7 +24,7 @@ from bot.council.language import Language
 from bot.council.language import instruction as language_instruction
 from bot.council.seats import Seat
 from bot.governance.selfflag import SELF_FLAG_INSTRUCTION
-from bot.providers.base import ChatRequest, ChatTurn, Role
+from bot.providers.base import ChatRequest, ChatTurn, ImagePart, Role
 
 # Per-message framing the estimate cannot see (roles, separators); generous on purpose.
 _OVERHEAD = 64
@@ -31,6 +32,7 @@ _SUMMARY_WORDS = 30
 ADDRESSED_LIMIT = 500  # characters of a human's words quoted when they address a member
 NOTES_KEPT = 5  # the newest moderators' notes a member is given
 NOTE_LIMIT = 1200
+MAX_IMAGES_SENT = 20  # images in one request, the newest (Anthropic takes up to 100, at smaller sizes past 20)
 _CUT = " … [cut for length]"
 
 
@@ -42,6 +44,7 @@ class TranscriptLine:
     author_name: str
     content: str
     visibility: str = "visible"  # held and withheld lines reach nobody; private lines only their author
+    images: tuple[KeptImage, ...] = ()  # what a human shared with the line (bot/council/attachments.py)
 
 
 def system_prompt(seat: Seat, seats: Sequence[Seat], topic: str, language: Language | None = None) -> str:
@@ -146,18 +149,20 @@ def conversation_request(
     if budget_tokens is not None:
         used = estimate_tokens(system, opening, closing) + _OVERHEAD + (estimate_tokens(preface) if preface else 0)
         kept, summary = _fit(said, budget_tokens - used, _as_turn)
-    turns: list[tuple[Role, str]] = [("user", opening)]
+    allowed = _newest_images(item for item, _ in kept)
+    turns: list[ChatTurn] = [ChatTurn("user", opening)]
     if preface:
         _append(turns, "user", preface)
     if summary:
         _append(turns, "user", "Earlier in the council, in brief:\n" + "\n".join(summary))
     for item, text in kept:
-        _append(turns, "assistant" if item.own else "user", text)
+        images = tuple(image for image in item.images if id(image) in allowed)
+        _append(turns, "assistant" if item.own else "user", text, images)
     _append(turns, "user", closing)
     return ChatRequest(
         model=seat.spec.model,
         system=system,
-        turns=tuple(ChatTurn(role, content) for role, content in turns),
+        turns=tuple(turns),
         max_output_tokens=seat.spec.max_output_tokens,
         temperature=seat.spec.temperature,
         thinking=thinking,
@@ -202,6 +207,8 @@ class _Said:
     attributes: dict[str, str]
     content: str  # as written
     own: bool = False  # the reader's own words: an assistant turn, as written
+    images: tuple[ImagePart, ...] = ()  # a human's images, for a member that sees
+    image_tokens: int = 0  # what they cost in the member's context (the provider's own estimate)
 
 
 def _readable(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine]) -> tuple[list[_Said], list[str]]:
@@ -216,7 +223,7 @@ def _readable(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine]
         if line.author_kind not in ("ai", "human") or line.visibility != "visible":
             continue
         if line.author_kind == "human":
-            said.append(_Said(HUMAN_TAG, {"name": line.author_name}, line.content))
+            said.append(_human(seat, line))
             continue
         attributes = {"name": line.author_name}
         role = roles.get(line.author_name)
@@ -227,6 +234,22 @@ def _readable(seat: Seat, seats: Sequence[Seat], lines: Sequence[TranscriptLine]
             attributes["you"] = "yes"
         said.append(_Said(MEMBER_TAG, attributes, line.content, own=own))
     return said, notes
+
+
+def _human(seat: Seat, line: TranscriptLine) -> _Said:
+    """A human's line; its images go to a member that sees, and every member reads which images were shared."""
+    if not line.images:
+        return _Said(HUMAN_TAG, {"name": line.author_name}, line.content)
+    sees = seat.spec.vision
+    shared = [f"{kept.filename}, {kept.image.width}×{kept.image.height}" for kept in line.images]
+    if sees:
+        notes = [f"[image: {name}]" for name in shared]
+    else:
+        notes = [f"[{line.author_name} shared an image you cannot see: {name}]" for name in shared]
+    content = "\n".join(part for part in (line.content, *notes) if part)
+    images = tuple(kept.image for kept in line.images) if sees else ()
+    cost = sum(image_tokens(image, seat.spec.provider) for image in images)
+    return _Said(HUMAN_TAG, {"name": line.author_name}, content, images=images, image_tokens=cost)
 
 
 def _with_notes(system: str, notes: Sequence[str]) -> str:
@@ -274,7 +297,7 @@ def _fit(
     while index > 0:
         item = items[index - 1]
         text = render(item, None)
-        cost = estimate_tokens(text) + 4
+        cost = estimate_tokens(text) + 4 + item.image_tokens
         if used + cost > room * 3 // 4:
             if not verbatim:  # the newest turn alone is too long: keep its beginning
                 text = render(item, max(0, (room * 3 // 4 - 8) * 4))
@@ -312,10 +335,17 @@ def _gist(content: str) -> str:
     return " ".join(words[:_SUMMARY_WORDS]) + (" …" if len(words) > _SUMMARY_WORDS else "")
 
 
-def _append(turns: list[tuple[Role, str]], role: Role, content: str) -> None:
+def _newest_images(items: Iterable[_Said]) -> set[int]:
+    """The images sent in one request: the newest MAX_IMAGES_SENT (older ones stay named in their lines)."""
+    images = [image for item in items for image in item.images]
+    return {id(image) for image in images[-MAX_IMAGES_SENT:]}
+
+
+def _append(turns: list[ChatTurn], role: Role, content: str, images: tuple[ImagePart, ...] = ()) -> None:
     # Providers require alternating roles: merge a turn into the previous one of the same role. Each line
     # is a block of its own, so merging never blurs who said what.
-    if turns and turns[-1][0] == role:
-        turns[-1] = (role, f"{turns[-1][1]}\n\n{content}")
+    if turns and turns[-1].role == role:
+        last = turns[-1]
+        turns[-1] = ChatTurn(role, f"{last.content}\n\n{content}", last.images + images)
     else:
-        turns.append((role, content))
+        turns.append(ChatTurn(role, content, images))

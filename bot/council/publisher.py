@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from bot.council.attachments import SharedFile
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from storage.models import Council, Escalation
@@ -56,6 +57,7 @@ class HeardMessage:
     author_name: str
     content: str
     replied_to: str | None = None  # the member whose message this one answers, if any
+    files: tuple[SharedFile, ...] = ()  # what the human attached (bot/council/attachments.py)
 
 
 # Called after each message of a line is posted, with every id so far: a crash or a refusal mid-line

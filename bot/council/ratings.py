@@ -31,6 +31,7 @@ from bot.council.publisher import CouncilPublisher, PlaceGone
 from bot.council.scoreboard import Scoreboard, build_scoreboard, scoreboard_text
 from bot.council.seats import Seat, SeatTable
 from bot.council.spending import CouncilSpending
+from bot.council.transcript_view import prompt_lines
 from bot.providers.base import ChatRequest, ProviderError
 from storage import ratings_repository as ratings_repo
 from storage import repository as repo
@@ -359,7 +360,7 @@ class PeerRatings:
             seats,
             others,
             topic=council.topic,
-            lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
+            lines=await prompt_lines(self.db, council.id or 0, lines),
             ended=council.state not in ACTIVE_STATES,
             budget_tokens=self.calls.context_budget,
             language=of_transcript(council.language, council.topic, lines),

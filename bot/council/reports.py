@@ -28,7 +28,7 @@ from storage import deliberation_repository as deliberation_repo
 from storage import report_repository as reports_repo
 from storage import repository as repo
 from storage.database import Database
-from storage.models import AuditEntry, Council, CouncilMessage, Escalation, ReviewBallot
+from storage.models import AuditEntry, Council, CouncilMessage, Escalation, LineAttachment, ReviewBallot
 from storage.template_repository import MINUTES_TURN_KEY
 
 EXPORT_FORMAT = "ai-council-export/1"
@@ -213,6 +213,7 @@ class CouncilRecord:
     escalations: tuple[Escalation, ...]
     audit: tuple[AuditEntry, ...]
     ballots: tuple[ReviewBallot, ...] = ()
+    attachments: tuple[LineAttachment, ...] = ()  # files humans shared: names, sizes, who (not the bytes)
     moderators_notes: bool = True  # False: private lines and decision reasons are left out
 
 
@@ -268,6 +269,7 @@ async def load_record(db: Database, catalog: Catalog, council: Council) -> Counc
         escalations=tuple(await reports_repo.council_escalations(db, council.id)),
         audit=tuple(await reports_repo.council_audit(db, council.guild_id, council.id)),
         ballots=tuple(await deliberation_repo.list_ballots(db, council.id)),
+        attachments=tuple(await repo.attachments_of(db, council.id)),
     )
 
 
@@ -289,6 +291,9 @@ def export_markdown(record: CouncilRecord) -> str:
         out.append(f"| {_cell(name)} | {_cell(member.role or '—')} | {_cell(provider)} | `{_cell(model)}` |")
     out += ["", "## Transcript", ""]
     labels = {m.name: f"{m.name} ({m.role})" if m.role else m.name for m in record.members}
+    files: dict[int, list[LineAttachment]] = {}
+    for attachment in record.attachments:
+        files.setdefault(attachment.message_id, []).append(attachment)
     # Scoreboards are kept out of prompts (their own visibility) but are part of what the thread showed.
     shown = [line for line in record.messages if line.visibility in ("visible", "scoreboard")]
     for line in shown:
@@ -302,6 +307,8 @@ def export_markdown(record: CouncilRecord) -> str:
             who = "Notice"
         text = Table.loads(line.content).as_text() if line.author_kind == "table" else line.content
         out += [f"### {who} · round {line.round} · {_readable(line.created_at)}", "", text.strip(), ""]
+        shared = [f"- 📎 {_cell(a.filename)} ({a.kind}, {a.size:,} bytes)" for a in files.get(line.id or 0, [])]
+        out += [*shared, ""] if shared else []
     if not shown:
         out += ["Nothing was said.", ""]
     out += ["## Moderation decisions", ""]
@@ -324,6 +331,8 @@ def export_markdown(record: CouncilRecord) -> str:
 def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -> str:
     """The whole record, machine-readable. Discord ids are strings (they exceed JavaScript's integers)."""
     council = record.council
+    # Files are listed with lines the export shows (not with held or withheld ones, nor left-out private ones).
+    shown_ids = {line.id for line in record.messages if line.visibility not in UNSHOWN}
     data = {
         "format": EXPORT_FORMAT,
         "exported_at": _iso(exported_at or datetime.now(UTC)),
@@ -385,6 +394,20 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
                 "posted_at": _iso(line.posted_at),
             }
             for line in record.messages
+        ],
+        "attachments": [
+            {
+                "message_id": item.message_id,
+                "filename": item.filename,
+                "kind": item.kind,
+                "size": item.size,
+                "media_type": item.media_type or None,
+                "width": item.width,
+                "height": item.height,
+                "shared_by": item.shared_by,
+            }
+            for item in record.attachments
+            if item.message_id in shown_ids
         ],
         "escalations": [
             {

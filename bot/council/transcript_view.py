@@ -14,6 +14,10 @@ replies); a longer council's transcript is read from the database at each turn i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from bot.council.attachments import kept_image
+from bot.council.prompts import TranscriptLine
 from storage import repository as repo
 from storage.database import Database
 from storage.models import CouncilMessage
@@ -63,3 +67,19 @@ class TranscriptViews:
 
 def _mark_of(lines: list[CouncilMessage]) -> TranscriptMark:
     return TranscriptMark(len(lines), (lines[-1].id or 0) if lines else 0)
+
+
+async def prompt_lines(db: Database, council_id: int, lines: Sequence[CouncilMessage]) -> list[TranscriptLine]:
+    """The lines as prompts read them, with the images humans shared (read only when a line has any)."""
+    with_files = [line.id for line in lines if line.attachment_count and line.id is not None]
+    images = await repo.images_of(db, council_id, with_files) if with_files else {}
+    return [
+        TranscriptLine(
+            line.author_kind,
+            line.author_name,
+            line.content,
+            line.visibility,
+            tuple(kept_image(row) for row in images.get(line.id or 0, ())),
+        )
+        for line in lines
+    ]

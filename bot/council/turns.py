@@ -23,7 +23,7 @@ from bot.council.publisher import CouncilPublisher, cut_at_limit
 from bot.council.requests import PendingRequests
 from bot.council.seats import Seat, SeatTable
 from bot.council.streaming import CutShort, StreamedTurns
-from bot.council.transcript_view import TranscriptViews
+from bot.council.transcript_view import TranscriptViews, prompt_lines
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import deliberation_repository as deliberation_repo
 from storage import repository as repo
@@ -140,7 +140,7 @@ class MemberTurns:
             seat,
             seats,
             topic=council.topic,
-            lines=[TranscriptLine(line.author_kind, line.author_name, line.content, line.visibility) for line in lines],
+            lines=await prompt_lines(self.db, council.id, lines),
             round_number=round_number,
             rounds=council.rounds,
             budget_tokens=self.calls.context_budget,

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.providers.base import ChatRequest, Completion, ProviderError, StreamDelta
+from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderError, StreamDelta
 from bot.providers.errors import (
     as_dict,
     cut,
@@ -49,6 +49,17 @@ _MAX_TOKENS = "max_tokens"
 REDACTED = "[part of the reasoning was redacted by the provider]"
 
 
+def _content(turn: ChatTurn) -> str | list[dict[str, Any]]:
+    """A turn's text, after its images as base64 image blocks when it has any (images first, as Anthropic advises)."""
+    if not turn.images:
+        return turn.content
+    images = [
+        {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.base64()}}
+        for image in turn.images
+    ]
+    return [*images, {"type": "text", "text": turn.content}]
+
+
 def _thought(block: dict[str, Any]) -> str:
     if block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
         return str(block["thinking"])
@@ -85,7 +96,7 @@ class AnthropicClient:
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_output_tokens,
-            "messages": [{"role": turn.role, "content": turn.content} for turn in request.turns],
+            "messages": [{"role": turn.role, "content": _content(turn)} for turn in request.turns],
         }
         if request.system:
             body["system"] = request.system

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -31,10 +32,24 @@ ErrorKind = Literal[
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:
-    """One turn of the conversation as the provider sees it."""
+    """One turn of the conversation as the provider sees it; a user turn may carry images (members that see)."""
 
     role: Role
     content: str
+    images: tuple[ImagePart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image a human shared, as it is sent: PNG, JPEG, GIF or WebP bytes within the providers' limits."""
+
+    media_type: str
+    data: bytes
+    width: int
+    height: int
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.providers.base import ChatRequest, Completion, StreamDelta
+from bot.providers.base import ChatRequest, ChatTurn, Completion, StreamDelta
 from bot.providers.errors import (
     as_dict,
     cut,
@@ -77,7 +77,7 @@ class OpenAICompatClient:
 
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         messages = [{"role": "system", "content": request.system}] if request.system else []
-        messages += [{"role": turn.role, "content": turn.content} for turn in request.turns]
+        messages += [{"role": turn.role, "content": _content(turn)} for turn in request.turns]
         rule = self._rule or rule_for("openai", request.model)
         body: dict[str, Any] = {"model": request.model, "messages": messages}
         body[rule.token_limit_param] = request.max_output_tokens
@@ -204,6 +204,17 @@ class OpenAICompatClient:
         yield Completion(
             text, input_tokens, output_tokens, model, str(finish_reason or "unknown"), truncated, reasoning
         )
+
+
+def _content(turn: ChatTurn) -> str | list[dict[str, Any]]:
+    """A turn's text, then its images as `image_url` parts with data URLs when it has any."""
+    if not turn.images:
+        return turn.content
+    images = [
+        {"type": "image_url", "image_url": {"url": f"data:{image.media_type};base64,{image.base64()}"}}
+        for image in turn.images
+    ]
+    return [{"type": "text", "text": turn.content}, *images]
 
 
 def _reasoning_of(message: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from cogs.council import _embeds
 from cogs.council._base import MODE_CHOICES, choices, council, refuse, template
 from cogs.council._budget import DiscordBudget, Priority, observe, started
 from cogs.council._errors import UNCERTAIN, describe
+from cogs.council._files import shared_files
 from cogs.council._publisher import DiscordPublisher
 from cogs.council._report_commands import ReportCommands
 from cogs.council._steering_commands import SteeringCommands
@@ -305,6 +306,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
             author_name=message.author.display_name,
             content=message.clean_content,
             replied_to=await self.publisher.replied_member(message, message.channel),
+            files=await shared_files(message),
         )
         await self.engine.unheard.record(message.channel.id, heard)
 

@@ -37,6 +37,7 @@ from cogs.council._errors import (
     missing_permissions,
     translate,
 )
+from cogs.council._files import shared_files
 from cogs.council._stream import EDIT_INTERVAL, DiscordMemberStream
 from cogs.governance import _embeds as governance_embeds
 from cogs.governance._views import escalation_view
@@ -371,6 +372,7 @@ class DiscordPublisher:
                         author_name=message.author.display_name,
                         content=message.clean_content,
                         replied_to=await self.replied_member(message, thread),
+                        files=await shared_files(message),
                     )
                 )
         except discord.HTTPException as error:

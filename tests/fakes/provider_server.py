@@ -8,6 +8,7 @@ exercised end to end over real HTTP.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import socket
@@ -469,6 +470,10 @@ def anthropic_problem(body: Any) -> str | None:
             return f"messages.{i}: all messages must have non-empty content"
         if not isinstance(content, (str, list)):
             return f"messages.{i}.content: Input should be a valid string or list"
+        if isinstance(content, list):
+            problem = anthropic_blocks_problem(content, i, role)
+            if problem:
+                return problem
         if i == 0 and role != "user":
             return 'messages: first message must use the "user" role'
         if role == previous:
@@ -479,6 +484,85 @@ def anthropic_problem(body: Any) -> str | None:
         return "Prefilling assistant messages is not supported for this model."
     if "thinking" in body:
         return thinking_problem(body["thinking"], body["max_tokens"])
+    return None
+
+
+IMAGE_TYPES = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff", "image/gif": b"GIF8", "image/webp": b"RIFF"}
+ANTHROPIC_IMAGE_BYTES = 5 * 1024 * 1024  # per image, base64-encoded
+ANTHROPIC_IMAGES = 100  # per request
+
+
+def anthropic_blocks_problem(blocks: list[Any], index: int, role: str) -> str | None:
+    """What the Messages API rejects in a list of content blocks: text and (in user turns) base64 images only,
+    each image of one of the four types it reads, its bytes what the media type says, within 5 MB."""
+    for j, block in enumerate(blocks):
+        where = f"messages.{index}.content.{j}"
+        if not isinstance(block, dict) or block.get("type") not in ("text", "image"):
+            return f"{where}: Input tag '{block.get('type') if isinstance(block, dict) else block}' found using 'type' does not match any of the expected tags"
+        if block["type"] == "text":
+            if set(block) - {"type", "text", "cache_control"} or not isinstance(block.get("text"), str):
+                return f"{where}.text: Input should be a valid string (and no other fields)"
+            if not block["text"].strip():
+                return f"{where}: text content blocks must be non-empty"
+            continue
+        if role != "user":
+            return f"{where}: image content blocks are only allowed in user messages"
+        if set(block) - {"type", "source", "cache_control"}:
+            return f"{where}: Extra inputs are not permitted"
+        source = block.get("source")
+        if (
+            not isinstance(source, dict)
+            or source.get("type") != "base64"
+            or set(source) != {"type", "media_type", "data"}
+        ):
+            return f"{where}.source: Input should be a base64 source with media_type and data"
+        problem = image_problem(source.get("media_type"), source.get("data"), ANTHROPIC_IMAGE_BYTES)
+        if problem:
+            return f"{where}.source: {problem}"
+    images = sum(1 for block in blocks if isinstance(block, dict) and block.get("type") == "image")
+    if images > ANTHROPIC_IMAGES:
+        return f"messages.{index}: too many images (at most {ANTHROPIC_IMAGES} per request)"
+    return None
+
+
+def image_problem(media_type: Any, data: Any, limit: int) -> str | None:
+    if media_type not in IMAGE_TYPES:
+        return f"media_type: Input should be {', '.join(sorted(IMAGE_TYPES))}"
+    if not isinstance(data, str) or len(data) > limit:
+        return f"image exceeds {limit // (1024 * 1024)} MB maximum"
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        return "Invalid base64 data"
+    if not raw.startswith(IMAGE_TYPES[media_type]):
+        return "Image does not match the provided media type"
+    return None
+
+
+def openai_parts_problem(parts: list[Any], index: int) -> tuple[str, str | None, str | None] | None:
+    """What /chat/completions rejects in a user message's content parts: text and image_url parts only, an
+    image as an https URL or a base64 data URL of an image type."""
+    for j, part in enumerate(parts):
+        param = f"messages[{index}].content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if set(part) != {"type", "text"} or not isinstance(part.get("text"), str):
+                return "Invalid text content part.", param, None
+        elif kind == "image_url":
+            image = part.get("image_url")
+            if set(part) != {"type", "image_url"} or not isinstance(image, dict) or set(image) - {"url", "detail"}:
+                return "Invalid image_url content part.", param, None
+            url = image.get("url")
+            if image.get("detail", "auto") not in ("auto", "low", "high"):
+                return "Invalid value for 'detail'.", f"{param}.image_url.detail", None
+            if isinstance(url, str) and url.startswith("https://"):
+                continue
+            match = re.fullmatch(r"data:(image/[a-z]+);base64,(.*)", url, re.DOTALL) if isinstance(url, str) else None
+            problem = image_problem(match.group(1), match.group(2), 20 * 1024 * 1024) if match else "Invalid image URL"
+            if problem:
+                return f"Invalid image: {problem}.", f"{param}.image_url.url", "invalid_image_format"
+        else:
+            return f"Invalid content part type: {kind!r}.", f"{param}.type", None
     return None
 
 
@@ -523,7 +607,12 @@ def openai_problem(body: Any) -> tuple[str, str | None, str | None] | None:
                 f"messages[{i}].role",
                 None,
             )
-        if not isinstance(msg.get("content"), str):
+        content = msg.get("content")
+        if role == "user" and isinstance(content, list) and content:
+            problem = openai_parts_problem(content, i)
+            if problem:
+                return problem
+        elif not isinstance(content, str):
             return f"Invalid type for 'messages[{i}].content': expected a string.", f"messages[{i}].content", None
     temperature = body.get("temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
@@ -550,7 +639,12 @@ def openai_problem(body: Any) -> tuple[str, str | None, str | None] | None:
 def estimate_input_tokens(body: dict[str, Any]) -> int:
     """Deterministic stand-in for tokenisation: a quarter of the characters the model reads."""
     chars = len(body.get("system") or "") if isinstance(body.get("system"), str) else 0
-    chars += sum(len(m["content"]) for m in body["messages"] if isinstance(m.get("content"), str))
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):  # text blocks count; an image is a flat 1,000 tokens here
+            chars += sum(len(p.get("text") or "") + (4000 if p.get("type") != "text" else 0) for p in content)
     return max(1, chars // 4)
 
 

@@ -97,7 +97,14 @@ def missing_access() -> discord.HTTPException:
 
 
 def unknown(kind: str) -> discord.HTTPException:
-    codes = {"Channel": 10003, "Member": 10007, "Message": 10008, "Webhook": 10015, "interaction": 10062}
+    codes = {
+        "Channel": 10003,
+        "Member": 10007,
+        "Message": 10008,
+        "Webhook": 10015,
+        "interaction": 10062,
+        "Attachment": 0,  # the CDN's plain 404, no JSON error code
+    }
     return http_error(404, codes[kind], f"Unknown {kind}")
 
 

@@ -85,6 +85,7 @@ class Router:
         self.log: list[tuple[str, str]] = []  # every (method, url path) served, for debugging
         self.limits: RateLimits | None = None
         self.interaction: Callable[[str, dict[str, str]], bool] = lambda template, params: False
+        self.cdn: Callable[[str], bytes | None] = lambda url: None  # the CDN's files by URL (set by the harness)
         self._turns: dict[tuple[str, str], asyncio.Lock] = {}  # in-process: one queue per bucket
 
     def add(self, method: str, path: str, handler: Handler) -> None:
@@ -181,6 +182,13 @@ class HarnessHttp(dpy_backend.FakeHttp):
     get_channel = dhttp.HTTPClient.get_channel
     send_typing = dhttp.HTTPClient.send_typing
     get_user = dhttp.HTTPClient.get_user  # dpytest's only finds cached members
+
+    async def get_from_cdn(self, url: str) -> bytes:  # type: ignore[override]
+        """Discord's CDN: the files the fake Discord holds (attachments), 404 for the rest."""
+        data = self.router.cdn(url) if self.router is not None else None
+        if data is None:
+            raise errors.unknown("Attachment")
+        return data
 
     async def request(  # type: ignore[override]
         self, route: dhttp.Route, *, files: Any = None, form: Any = None, **kwargs: Any

@@ -15,7 +15,7 @@ import contextlib
 import copy
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -169,6 +169,7 @@ class DiscordHarness:
         self.channel = dpytest.get_config().channels[0]
         self.server = FakeDiscord(bot, self.guild, self.recorder)
         router.interaction = self.server.is_interaction
+        router.cdn = self.server.cdn.get
         ChannelRoutes(self.server).register(router)
         WebhookRoutes(self.server).register(router)
         # All permissions come from roles, so set_bot_permissions() is exact.
@@ -603,12 +604,14 @@ class DiscordHarness:
         *,
         reply_to: int | None = None,
         wait_background: bool = True,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> discord.Message:
         """`user` posts `content` in `channel` (a text channel or thread); on_message runs.
-        `reply_to`: a message id in that channel, to post it as a reply to that message."""
+        `reply_to`: a message id in that channel, to post it as a reply to that message. `files`: (filename,
+        bytes) attached to it, served by the fake CDN."""
         target = channel or self.channel
         mark = self._tracker.mark()
-        payload = self.server.human_message(user, target, content, reply_to=reply_to)
+        payload = self.server.human_message(user, target, content, reply_to=reply_to, files=files)
         await self._settle_and_check(mark, background=wait_background)
         state = self.bot._connection
         return discord.Message(state=state, channel=target, data=copy.deepcopy(payload))  # type: ignore[arg-type]

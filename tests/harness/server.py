@@ -9,9 +9,11 @@ would return, or raises the HTTPException Discord's answer would become.
 from __future__ import annotations
 
 import copy
+import io
+import mimetypes
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import discord
@@ -66,6 +68,7 @@ class FakeDiscord:
         self.state = bot._connection
         self.guild = guild
         self.recorder = recorder
+        self.cdn: dict[str, bytes] = {}  # attachments by URL, as the CDN serves them
         self.messages: dict[int, JsonDict] = {}  # raw payloads by id, ephemeral ones included
         self.threads: dict[int, JsonDict] = {}  # every thread ever created, archived ones too
         self.thread_members: dict[int, set[int]] = {}  # thread id -> the users in it
@@ -178,7 +181,7 @@ class FakeDiscord:
         guild_id = None if isinstance(channel, discord.DMChannel) else self.guild.id
         mentioned = [self.members.get(user_id) for user_id in pings.users]
         uploads = [(file.filename, self._read(file)) for file in files or []]
-        attachments = [self._attachment(channel.id, filename, len(data)) for filename, data in uploads]
+        attachments = [self._attachment(channel.id, filename, data) for filename, data in uploads]
         payload = message_payload(
             message_id=message_id,
             channel_id=channel.id,
@@ -247,10 +250,22 @@ class FakeDiscord:
         fp.seek(start)
         return data
 
-    def _attachment(self, channel_id: int, filename: str, size: int) -> JsonDict:
+    def _attachment(self, channel_id: int, filename: str, data: bytes) -> JsonDict:
+        """An attachment as Discord describes it; its bytes are served by the fake CDN at its URL."""
         attachment_id = new_id()
         url = f"https://cdn.discordapp.test/attachments/{channel_id}/{attachment_id}/{filename}"
-        return {"id": attachment_id, "filename": filename, "size": size, "url": url, "proxy_url": url}
+        self.cdn[url] = data
+        described: JsonDict = {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+        }
+        content_type = mimetypes.guess_type(filename)[0]
+        if content_type:
+            described["content_type"] = content_type
+        return described
 
     def edit_message(self, message_id: int, body: JsonDict, *, via: str) -> JsonDict:
         payload = self.messages.get(message_id)
@@ -305,8 +320,9 @@ class FakeDiscord:
         *,
         reply_to: int | None = None,
         heard: bool = True,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> JsonDict:
-        """A member posts: MESSAGE_CREATE with the guild, channel (thread) and member data set right.
+        """A member posts (with `files`, (filename, bytes) each, as attachments): MESSAGE_CREATE with the guild, channel (thread) and member data set right.
         Not `heard`: the message is in the channel, but the bot was not there to receive the event.
 
         `reply_to`: the id of a message in the same channel this one replies to (the client's Reply),
@@ -336,6 +352,7 @@ class FakeDiscord:
             author_name=member.display_name,
             member=member_payload(member, with_user=False),
             heard=heard,
+            files=[discord.File(io.BytesIO(data), filename=name) for name, data in files],
         )
         return payload
 
