@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import AsyncIterator, Generator
+from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import hypothesis
 import pytest
 
@@ -84,11 +86,23 @@ async def provider_server() -> AsyncIterator[FakeProviderServer]:
 
 
 @pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp session for provider clients called directly (the bot makes its own)."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
 def provider_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in TEST_KEYS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("TEST_MISSING_KEY", raising=False)
     return TEST_KEYS
+
+
+def catalog_with(base_url: str, name: str, **changes: object) -> Catalog:
+    """The test catalog with one member's entry changed (e.g. Claude with `vision=True`)."""
+    return Catalog(tuple(replace(m, **changes) if m.name == name else m for m in make_catalog(base_url)))  # type: ignore[arg-type]
 
 
 def make_catalog(base_url: str) -> Catalog:
@@ -157,6 +171,16 @@ async def harness(
 ) -> AsyncIterator[DiscordHarness]:
     """The real bot, on SQLite, driven through the Discord harness."""
     started = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path, http=discord_transport == "http")
+    yield started
+    await started.close()
+
+
+@pytest.fixture
+async def rating_harness(
+    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path
+) -> AsyncIterator[DiscordHarness]:
+    """The real bot with automatic peer ratings on, as the product ships."""
+    started = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path, peer_ratings=True)
     yield started
     await started.close()
 

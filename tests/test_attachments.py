@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.catalog import Catalog
 from bot.council.attachments import MAX_EDGE, MAX_IMAGE_BYTES, KeptImage, SharedFile, fit_image, prepare
 from bot.council.prompts import TranscriptLine, build_request
 from bot.council.seats import Seat
@@ -27,7 +25,7 @@ from bot.providers.base import ChatRequest, ChatTurn, ImagePart, ProviderError
 from bot.providers.openai_compat import OpenAICompatClient
 from storage import repository as repo
 from storage.database import Database
-from tests.conftest import make_catalog
+from tests.conftest import catalog_with, make_catalog
 from tests.council_helpers import convene, member_posts, start_harness, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
@@ -84,18 +82,6 @@ def test_text_files_are_read_and_other_files_named() -> None:
     assert not prepared.images
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeProviderServer]:
-    async with FakeProviderServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
 def seeing_request(image: ImagePart) -> ChatRequest:
     turn = ChatTurn("user", "What do you make of this map?", (image,))
     return ChatRequest(model="m1", system="Be brief.", turns=(turn,), max_output_tokens=50)
@@ -103,16 +89,16 @@ def seeing_request(image: ImagePart) -> ChatRequest:
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 async def test_images_go_in_each_apis_own_shape_and_a_wrong_one_is_refused(
-    server: FakeProviderServer, session: aiohttp.ClientSession, provider: str
+    provider_server: FakeProviderServer, http_session: aiohttp.ClientSession, provider: str
 ) -> None:
     client = (
-        AnthropicClient(session, base_url=server.base_url, api_key="k")
+        AnthropicClient(http_session, base_url=provider_server.base_url, api_key="k")
         if provider == "anthropic"
-        else OpenAICompatClient(session, base_url=f"{server.base_url}/v1", api_key="k")
+        else OpenAICompatClient(http_session, base_url=f"{provider_server.base_url}/v1", api_key="k")
     )
     data = picture(64, 48)
     await client.complete(seeing_request(ImagePart("image/png", data, 64, 48)), timeout=5)
-    [content] = [m["content"] for m in server.requests[-1].json["messages"] if m["role"] == "user"]
+    [content] = [m["content"] for m in provider_server.requests[-1].json["messages"] if m["role"] == "user"]
     if provider == "anthropic":
         assert content[0]["type"] == "image" and content[0]["source"]["media_type"] == "image/png"
         assert content[-1] == {"type": "text", "text": "What do you make of this map?"}
@@ -149,8 +135,7 @@ async def test_a_human_shares_an_image_and_a_file_and_each_member_gets_what_it_c
     provider_keys: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    base = make_catalog(provider_server.base_url)
-    catalog = Catalog(tuple(dataclasses.replace(m, vision=True) if m.name == "Claude" else m for m in base))
+    catalog = catalog_with(provider_server.base_url, "Claude", vision=True)
     harness = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path)
     try:
         provider_server.script("claude-test", delay=0.4)

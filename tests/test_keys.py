@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +48,13 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeProviderServer]:
-    async with FakeProviderServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
 def request() -> ChatRequest:
     return ChatRequest(model="ring-test", system="Be brief.", turns=(ChatTurn("user", "Parks?"),), max_output_tokens=50)
 
 
-def keys_used(server: FakeProviderServer) -> list[str]:
+def keys_used(provider_server: FakeProviderServer) -> list[str]:
     used = []
-    for recorded in server.requests:
+    for recorded in provider_server.requests:
         headers = {name.lower(): value for name, value in recorded.headers.items()}
         used.append(headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer "))
     return used
@@ -101,28 +88,28 @@ def test_a_wrong_list_of_variables_is_refused(value: object) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 async def test_calls_spread_over_the_keys_and_outlast_a_refused_and_a_spent_one(
-    server: FakeProviderServer,
-    session: aiohttp.ClientSession,
+    provider_server: FakeProviderServer,
+    http_session: aiohttp.ClientSession,
     provider: str,
     stream: bool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = Clock()
-    pool = ProviderPool(session, ENV, clock=clock)
-    spec = member(server.base_url, provider)
+    pool = ProviderPool(http_session, ENV, clock=clock)
+    spec = member(provider_server.base_url, provider)
     client = pool(spec)
 
     for _ in range(6):
         await answer(client, stream=stream)
-    assert Counter(keys_used(server)) == {key: 2 for key in KEYS}  # in turn
+    assert Counter(keys_used(provider_server)) == {key: 2 for key in KEYS}  # in turn
 
-    server.revoked_keys.add(KEYS[0])
-    server.spent_keys.add(KEYS[1])
-    server.requests.clear()
+    provider_server.revoked_keys.add(KEYS[0])
+    provider_server.spent_keys.add(KEYS[1])
+    provider_server.requests.clear()
     with caplog.at_level(logging.WARNING, logger="bot.providers.keys"):
         for _ in range(4):
             await answer(client, stream=stream)
-    used = keys_used(server)
+    used = keys_used(provider_server)
     assert used.count(KEYS[0]) == 1 and used.count(KEYS[1]) == 1  # each failed once, then was left alone
     assert used[2:] == [KEYS[2]] * (len(used) - 2)
     logged = caplog.text
@@ -133,38 +120,38 @@ async def test_calls_spread_over_the_keys_and_outlast_a_refused_and_a_spent_one(
     assert pool.stats.key_calls[("Ring", 3)] >= 4
 
     # The spent key comes back after its rest; the refused one stays aside until a restart.
-    server.spent_keys.clear()
+    provider_server.spent_keys.clear()
     clock.now += QUOTA_REST + 1
     assert pool.key_status(spec).usable == 2
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 async def test_the_member_fails_only_when_every_key_is_out_and_says_so_without_a_key(
-    server: FakeProviderServer, session: aiohttp.ClientSession, provider: str
+    provider_server: FakeProviderServer, http_session: aiohttp.ClientSession, provider: str
 ) -> None:
-    pool = ProviderPool(session, ENV, clock=Clock())
-    client = pool(member(server.base_url, provider))
-    server.revoked_keys.update(KEYS[:2])
-    server.spent_keys.add(KEYS[2])
+    pool = ProviderPool(http_session, ENV, clock=Clock())
+    client = pool(member(provider_server.base_url, provider))
+    provider_server.revoked_keys.update(KEYS[:2])
+    provider_server.spent_keys.add(KEYS[2])
     with pytest.raises(ProviderError) as caught:
         await client.complete(request(), timeout=5)
     error = caught.value
     assert error.kind == "quota"
     assert "none of its 3 keys can answer now" in error.message and "2 refused" in error.message
     assert not any(key in str(error) for key in KEYS)
-    requests = len(server.requests)
+    requests = len(provider_server.requests)
     with pytest.raises(ProviderError) as again:  # nothing usable: no request is made at all
         await client.complete(request(), timeout=5)
-    assert again.value.kind == "quota" and len(server.requests) == requests
+    assert again.value.kind == "quota" and len(provider_server.requests) == requests
 
 
 async def test_a_member_with_one_key_is_called_as_before(
-    server: FakeProviderServer, session: aiohttp.ClientSession
+    provider_server: FakeProviderServer, http_session: aiohttp.ClientSession
 ) -> None:
-    pool = ProviderPool(session, {"RING_KEY_A": KEYS[0]})
-    spec = member(server.base_url)
+    pool = ProviderPool(http_session, {"RING_KEY_A": KEYS[0]})
+    spec = member(provider_server.base_url)
     await pool(spec).complete(request(), timeout=5)
-    assert keys_used(server) == [KEYS[0]] and pool.key_status(spec).keys == 1
+    assert keys_used(provider_server) == [KEYS[0]] and pool.key_status(spec).keys == 1
     assert not pool.stats.key_calls
 
 

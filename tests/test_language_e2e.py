@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bot.catalog import Catalog
 from storage import deliberation_repository as deliberation_repo
 from storage import governance_repository as gov
-from storage.database import Database
-from tests.council_helpers import convene, start_harness, wait_for
+from tests.council_helpers import convene, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness
 from tests.test_deliberation_e2e import asks_ranking, shown
@@ -31,16 +25,6 @@ CYRILLIC = {"A": "А", "B": "В", "C": "С"}  # the review's labels as a Russian
 
 def asks_verdict(body: dict[str, Any]) -> bool:
     return "governance reviewer" in prompt_text(body)
-
-
-@pytest.fixture
-async def rated(
-    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path
-) -> AsyncIterator[DiscordHarness]:
-    """The real bot with automatic peer ratings on, as the product ships."""
-    started = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path, peer_ratings=True)
-    yield started
-    await started.close()
 
 
 def russian_member(name: str, others: list[str]) -> Any:
@@ -59,9 +43,9 @@ def russian_member(name: str, others: list[str]) -> Any:
 
 
 async def test_a_russian_council_is_told_its_language_everywhere_and_read_whatever_its_reasons_say(
-    rated: DiscordHarness, provider_server: FakeProviderServer
+    rating_harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
-    harness = rated
+    harness = rating_harness
     await gov.update_guild_settings(harness.bot.db, harness.guild.id, policy_mode="notify", judge_member="Llama")
     names = ["Claude", "DeepSeek", "Llama"]
     for name, model in (("Claude", "claude-test"), ("DeepSeek", "deepseek-test"), ("Llama", "llama-test")):

@@ -4,17 +4,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.catalog import Catalog
 from bot.council.scoreboard import MemberScores, RatingReason, Scoreboard
 from cogs.council import _ratings
 from storage import repository as repo
 from storage.database import Database
-from tests.council_helpers import convene, make_bot, member_posts, start_harness, wait_for
+from tests.council_helpers import convene, make_bot, member_posts, wait_for
 from tests.fakes.provider_server import FakeProviderServer
 from tests.harness import DiscordHarness, limits
 from tests.harness.recorder import Post
@@ -27,16 +24,6 @@ RATINGS = {
     "DeepSeek": "Claude | 5 | 4 | 4 | Clear chairing.\nLlama | 3 | 3 | 5 | Honest about limits.",
     "Llama": f"Claude | 3 | 4 | 2 | {INJECTION}\nDeepSeek | 2 | 3 | 3 | Abstract.",
 }
-
-
-@pytest.fixture
-async def rating_harness(
-    monkeypatch: pytest.MonkeyPatch, sqlite_db: Database, catalog: Catalog, tmp_path: Path
-) -> AsyncIterator[DiscordHarness]:
-    """The real bot with automatic peer ratings on, as the product ships."""
-    started = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path, peer_ratings=True)
-    yield started
-    await started.close()
 
 
 def scoreboards(harness: DiscordHarness, thread_id: int) -> list[Post]:

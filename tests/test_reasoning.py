@@ -5,9 +5,7 @@ other members never read the reasoning, and anyone who may read the council can 
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +19,7 @@ from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderError,
 from bot.providers.openai_compat import OpenAICompatClient
 from bot.providers.reasoning import InlineThinking, split
 from storage.database import Database
-from tests.conftest import make_catalog
+from tests.conftest import catalog_with
 from tests.council_helpers import convene, member_posts, start_harness
 from tests.fakes.provider_server import FakeProviderServer
 from tests.test_engine import prompt_text
@@ -29,18 +27,6 @@ from tests.test_engine import prompt_text
 THOUGHT = "First, weigh the cost of parking against the value of green space. Then answer briefly."
 ANSWER = "Turn a third of the lots into parks, starting with the emptiest."
 KEY = "sk-reasoning-test"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeProviderServer]:
-    async with FakeProviderServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
 
 
 def ask(thinking: str | int | None = None, max_tokens: int = 4000) -> ChatRequest:
@@ -69,34 +55,36 @@ async def answer(client: AnthropicClient | OpenAICompatClient, request: ChatRequ
     ("thinking", "sent"), [("adaptive", {"type": "adaptive"}), (2048, {"type": "enabled", "budget_tokens": 2048})]
 )
 async def test_claudes_thinking_is_asked_for_and_kept_apart(
-    server: FakeProviderServer,
-    session: aiohttp.ClientSession,
+    provider_server: FakeProviderServer,
+    http_session: aiohttp.ClientSession,
     stream: bool,
     thinking: str | int,
     sent: dict[str, object],
 ) -> None:
-    server.script("m1", ANSWER, reasoning=THOUGHT)
-    client = AnthropicClient(session, base_url=server.base_url, api_key=KEY)
+    provider_server.script("m1", ANSWER, reasoning=THOUGHT)
+    client = AnthropicClient(http_session, base_url=provider_server.base_url, api_key=KEY)
     completion = await answer(client, ask(thinking), stream=stream)
-    assert server.requests[-1].json["thinking"] == sent
+    assert provider_server.requests[-1].json["thinking"] == sent
     assert completion.text == ANSWER and completion.reasoning == THOUGHT
     assert completion.output_tokens == len(ANSWER.split()) + len(THOUGHT.split())  # thinking is paid for
 
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_claude_without_thinking_neither_asks_nor_reasons(
-    server: FakeProviderServer, session: aiohttp.ClientSession, stream: bool
+    provider_server: FakeProviderServer, http_session: aiohttp.ClientSession, stream: bool
 ) -> None:
-    server.script("m1", ANSWER, reasoning=THOUGHT)
-    completion = await answer(AnthropicClient(session, base_url=server.base_url, api_key=KEY), ask(), stream=stream)
-    assert "thinking" not in server.requests[-1].json
+    provider_server.script("m1", ANSWER, reasoning=THOUGHT)
+    completion = await answer(
+        AnthropicClient(http_session, base_url=provider_server.base_url, api_key=KEY), ask(), stream=stream
+    )
+    assert "thinking" not in provider_server.requests[-1].json
     assert completion.text == ANSWER and completion.reasoning == ""
 
 
 async def test_the_fake_refuses_a_thinking_budget_the_real_api_refuses(
-    server: FakeProviderServer, session: aiohttp.ClientSession
+    provider_server: FakeProviderServer, http_session: aiohttp.ClientSession
 ) -> None:
-    client = AnthropicClient(session, base_url=server.base_url, api_key=KEY)
+    client = AnthropicClient(http_session, base_url=provider_server.base_url, api_key=KEY)
     for request in (ask(2048, max_tokens=1024), ask(512)):
         with pytest.raises(ProviderError) as caught:
             await client.complete(request, timeout=5)
@@ -106,13 +94,13 @@ async def test_the_fake_refuses_a_thinking_budget_the_real_api_refuses(
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning", "think_tags"])
 async def test_openai_compatible_reasoning_is_kept_apart_in_every_shape(
-    server: FakeProviderServer, session: aiohttp.ClientSession, field: str, stream: bool
+    provider_server: FakeProviderServer, http_session: aiohttp.ClientSession, field: str, stream: bool
 ) -> None:
-    server.script("m1", ANSWER, reasoning=THOUGHT, reasoning_field=field)
-    client = OpenAICompatClient(session, base_url=f"{server.base_url}/v1", api_key=KEY)
+    provider_server.script("m1", ANSWER, reasoning=THOUGHT, reasoning_field=field)
+    client = OpenAICompatClient(http_session, base_url=f"{provider_server.base_url}/v1", api_key=KEY)
     completion = await answer(client, ask(), stream=stream)
     assert completion.text == ANSWER and completion.reasoning == THOUGHT
-    assert "thinking" not in server.requests[-1].json
+    assert "thinking" not in provider_server.requests[-1].json
 
 
 def test_the_catalog_turns_thinking_on_for_claude_only_and_within_its_limit() -> None:
@@ -171,8 +159,7 @@ async def test_a_council_shows_answers_only_and_reasoning_on_request(
     provider_keys: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    base = make_catalog(provider_server.base_url)
-    catalog = Catalog(tuple(dataclasses.replace(m, thinking="adaptive") if m.name == "Claude" else m for m in base))
+    catalog = catalog_with(provider_server.base_url, "Claude", thinking="adaptive")
     harness = await start_harness(monkeypatch, sqlite_db, catalog, tmp_path)
     try:
         long_thought = " ".join(f"Step {n}: consider the buses." for n in range(900))
