@@ -88,6 +88,8 @@ async def test_starter_embeds_of_councils_ending_together_are_edited_at_the_chan
         assert all("Council concluded" not in str(s.embeds) for s in starters)  # the starters show the end
         assert all(any(f["value"] == "concluded" for f in s.embeds[0]["fields"]) for s in starters)
         gaps = [later - earlier for earlier, later in itertools.pairwise(edits)]
-        assert len(edits) >= 3 and min(gaps) >= interval * 0.9
+        # Two councils run (a person runs two at once): both final edits, at the channel's pace. A progress edit
+        # before them may be skipped when Discord's budget has no room for it.
+        assert len(edits) >= 2 and min(gaps) >= interval * 0.9
     finally:
         await harness.close()

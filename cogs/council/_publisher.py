@@ -61,6 +61,7 @@ CHANNEL_EDIT_INTERVAL = 2.0
 OUTAGE_NOTICE_AFTER = 60.0
 NO_MENTIONS = discord.AllowedMentions.none()
 TYPING_SHOWS = 8.0  # seconds: Discord shows a typing indicator for about ten; sent again after eight
+TYPING_RETRY = 1.0  # seconds before a typing indicator the rate budget skipped is tried again
 HUMAN_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 MAX_SLOTS = 10  # webhooks per channel at most: Discord allows 15, and servers use some of their own
 WEBHOOK_NEEDS = {"manage_webhooks": "Manage Webhooks"}
@@ -473,6 +474,7 @@ class DiscordPublisher:
         except (PlaceGone, PermissionMissing):
             return
         while not quiet.is_set():
+            wait = TYPING_SHOWS
             try:
                 if time.monotonic() < self._typing_until.get(thread.id, 0.0):
                     pass  # the indicator of the turn before still shows: no request needed
@@ -482,11 +484,12 @@ class DiscordPublisher:
                     self._typing_until[thread.id] = time.monotonic() + TYPING_SHOWS
                 else:
                     self.budget.skip()
+                    wait = TYPING_RETRY  # a moment of many requests passes soon: try again then
             except (discord.HTTPException, *UNCERTAIN) as error:  # only cosmetic: the replies still come
                 log.info("No typing indicator in thread %s: %s", thread.id, error)
                 return
             try:
-                async with asyncio.timeout(TYPING_SHOWS):
+                async with asyncio.timeout(wait):
                     await quiet.wait()
             except TimeoutError:
                 pass
