@@ -33,6 +33,8 @@ CONVENED = re.compile(r"Council #(\d+) is convened")
 UNLIMITED = 10**6
 POOL_LOGGER = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
 
+CHANNELS = 10  # where the councils are convened, in turn
+
 
 class CancelledResets(logging.Filter):
     """Counts and drops what SQLAlchemy's pool logs when a task is cancelled inside a session: an ERROR,
@@ -175,12 +177,16 @@ async def _measure(
     measured: Measured,
 ) -> None:
     convener = harness.members["convener"]
+    # Convenes spread over channels, as in a busy server: Discord opens about five threads per five seconds in
+    # one channel, which would pace a hundred convenes in one channel to one a second.
+    channels = [harness.channel] + [harness.add_channel(f"council-{n}") for n in range(1, CHANNELS)]
 
     async def convene(tag: int) -> tuple[str, int | None]:
         result = await harness.slash(
             convener,
             "council",
             "convene",
+            channel=channels[tag % len(channels)],
             topic=council_topic(tag),
             members=names,
             rounds=10,
@@ -199,6 +205,9 @@ async def _measure(
             await asyncio.sleep(0.1)
     measured.running_at_start = len(await repo.list_councils_in_state(db, ("running",)))
     rng = random.Random(7)
+    # Concluded as they are measured, each in the background: a conclude waits for the council's reply in
+    # flight to be finished with a note, in turn with the others' posts through the channel's webhooks.
+    concluding: list[asyncio.Task[bool]] = []
     for tag in range(running + 1, running + samples + 1):
         await asyncio.sleep(rng.uniform(0.05, 0.2))  # arrivals out of step with the councils' turns
         started = time.perf_counter()
@@ -210,5 +219,6 @@ async def _measure(
         else:
             measured.latencies_ms.append(value * 1000)
         if council_id is not None:
-            await engine.conclude(council_id, "Measured by the benchmark.")
+            concluding.append(asyncio.create_task(engine.conclude(council_id, "Measured by the benchmark.")))
+    await asyncio.gather(*concluding)
     measured.running_at_end = len(await repo.list_councils_in_state(db, ("running",)))
