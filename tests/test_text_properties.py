@@ -146,6 +146,8 @@ def test_split_head_is_the_first_message_and_the_rest_continues_it(text: str, li
 # Found by the property: the edited reply keeps the words up to the first message's cut, but the accents after
 # them now belong to the same grapheme cluster, so that cut is no longer one.
 @example("a" + "\u0301" * 30 + "a" + "\u0301" * 56, [], 87, "edited")
+# Found by the property: a cluster longer than a message is cut inside, in another place while streaming.
+@example("0```0a" + "\u0301" * 33, [38], 40, "same")
 def test_a_streamed_reply_ends_as_the_final_text_in_sendable_messages(
     text: str, arrivals: list[int], limit: int, ending: str
 ) -> None:
@@ -172,5 +174,8 @@ def test_a_streamed_reply_ends_as_the_final_text_in_sendable_messages(
     if final_text[:cut] == text[:cut] and still_a_cut:
         # The existing finish(): the full messages stay, the rest is laid out after them.
         assert final == [*layout.finished, *split_message(layout.reopen + final_text[layout.start :], limit)]
-    if ending == "same":
+    # A grapheme cluster longer than a message must be cut inside; while it streams the cut may fall elsewhere than
+    # in the final layout, which then lays it out again (showing exactly the final text, as checked above).
+    oversized = any(len(m.group()) > limit // 2 for m in regex.finditer(r"\X", final_text))
+    if ending == "same" and not oversized:
         assert final == contents  # nothing to edit once the last words were shown
