@@ -108,6 +108,7 @@ async def test_two_processes_on_the_same_councils_post_every_line_once(
         assert sorted(posts) == sorted(expected)  # type: ignore[type-var]
         assert sorted(finished) == council_ids  # each council finished once, by one of them
         if stale:
-            assert len(provider_server.requests) > len(expected)  # they raced: both asked for some of the turns
+            # Both may ask for the same turn (they race); whether they did in a given run is up to timing.
+            assert len(provider_server.requests) >= len(expected)
         else:
             assert len(provider_server.requests) == len(expected)  # one process ran each council
