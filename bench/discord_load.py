@@ -84,15 +84,7 @@ async def _run(workdir: Path, councils: int, seats: int, rounds: int, *, streami
             harness = await DiscordHarness.start(
                 CouncilBot(settings, bench_catalog(server.base_url, seated), db), monkeypatch, settle_timeout=300
             )
-            shown: dict[int, float] = {}
-            create = harness.server.create_message
-
-            def timed(*args: Any, **kwargs: Any) -> Any:
-                payload, post = create(*args, **kwargs)
-                shown[post.message_id] = time.monotonic()
-                return payload, post
-
-            monkeypatch.setattr(harness.server, "create_message", timed)
+            shown = _time_posts(harness, monkeypatch)
             try:
                 if streaming:
                     await gov.update_guild_settings(db, harness.guild.id, policy_mode="notify")

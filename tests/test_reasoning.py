@@ -116,20 +116,22 @@ def test_the_catalog_turns_thinking_on_for_claude_only_and_within_its_limit() ->
         Catalog.from_mapping({"member": [other]})
 
 
+def streamed(splitter: InlineThinking, content: str, cuts: list[int]) -> str:
+    """What `splitter` shows of `content` arriving in pieces of the sizes in `cuts` (then the rest)."""
+    shown, position = [], 0
+    for size in cuts:
+        shown.append(splitter.feed(content[position : position + size]))
+        position += size
+    return "".join([*shown, splitter.feed(content[position:]), splitter.finish()])
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(), st.text().filter(lambda r: "</think>" not in r), st.lists(st.integers(1, 9), max_size=40))
 def test_think_tags_are_split_from_the_answer_however_the_stream_is_cut(
     answer: str, thought: str, cuts: list[int]
 ) -> None:
-    content = f"<think>{thought}</think>{answer}"
     splitter = InlineThinking()
-    shown, position = [], 0
-    for size in cuts:
-        shown.append(splitter.feed(content[position : position + size]))
-        position += size
-    shown.append(splitter.feed(content[position:]))
-    shown.append(splitter.finish())
-    assert "".join(shown) == answer.lstrip()
+    assert streamed(splitter, f"<think>{thought}</think>{answer}", cuts) == answer.lstrip()
     assert splitter.reasoning == thought.strip()
 
 
@@ -139,13 +141,7 @@ def test_an_answer_without_think_tags_is_shown_exactly(content: str, cuts: list[
     if content.lstrip().startswith("<think>"):
         return
     splitter = InlineThinking()
-    shown, position = [], 0
-    for size in cuts:
-        shown.append(splitter.feed(content[position : position + size]))
-        position += size
-    shown.append(splitter.feed(content[position:]))
-    shown.append(splitter.finish())
-    assert "".join(shown) == content and splitter.reasoning == ""
+    assert streamed(splitter, content, cuts) == content and splitter.reasoning == ""
     assert split(content) == (content, "")
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.council.claims import PostClaims
-from bot.council.language import of_transcript
 from bot.council.lifecycle import CouncilLifecycle
 from bot.council.posting import LinePosting
 from bot.council.publisher import CouncilPublisher
@@ -110,8 +109,7 @@ class CouncilModeration:
         return Screened(text, concerns, policy)
 
     async def _language_name(self, council: Council) -> str | None:
-        lines = await self.transcripts.lines(council.id, keep=self.lifecycle.is_running(council.id))
-        spoken = of_transcript(council.language, council.topic, lines)
+        spoken = await self.transcripts.language(council, keep=self.lifecycle.is_running(council.id))
         return spoken.name if spoken is not None else None
 
     async def raise_concerns(

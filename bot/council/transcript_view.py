@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.council.attachments import kept_image
+from bot.council.language import Language, of_transcript
 from bot.council.prompts import TranscriptLine
 from storage import repository as repo
 from storage.database import Database
-from storage.models import CouncilMessage
+from storage.models import Council, CouncilMessage
 from storage.repository import TranscriptMark
 
 KEEP_LINES = 500
@@ -49,6 +50,10 @@ class TranscriptViews:
         else:
             self._lines.pop(council_id, None)
         return lines
+
+    async def language(self, council: Council, *, keep: bool) -> Language | None:
+        """The language the council is held in now (bot/council/language.py), from its transcript."""
+        return of_transcript(council.language, council.topic, await self.lines(council.id or 0, keep=keep))
 
     def wrote(self, message: CouncilMessage) -> None:
         """This engine stored `message` (a new line): the view takes it in. Should another line have been

@@ -72,8 +72,7 @@ class MemberTurns:
 
     async def language(self, council: Council) -> Language | None:
         """The language the council is held in now (bot/council/language.py)."""
-        lines = await self.transcripts.lines(council.id, keep=self.lifecycle.is_running(council.id))
-        return of_transcript(council.language, council.topic, lines)
+        return await self.transcripts.language(council, keep=self.lifecycle.is_running(council.id))
 
     async def transcript_text(self, council: Council, seat: Seat) -> str:
         """The discussion so far as plain text, as `seat` may see it, within the context budget."""
