@@ -8,7 +8,6 @@ acknowledgement reaches the fake Discord; nothing in the bot is touched.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import re
 import time
@@ -31,25 +30,8 @@ from tests.harness.server import FakeDiscord
 
 CONVENED = re.compile(r"Council #(\d+) is convened")
 UNLIMITED = 10**6
-POOL_LOGGER = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
 
 CHANNELS = 10  # where the councils are convened, in turn
-
-
-class CancelledResets(logging.Filter):
-    """Counts and drops what SQLAlchemy's pool logs when a task is cancelled inside a session: an ERROR,
-    "Exception during reset or similar", with the CancelledError."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if record.getMessage().startswith("Exception during reset") and isinstance(error, asyncio.CancelledError):
-            self.count += 1
-            return False
-        return True
 
 
 class AckClock:
@@ -109,9 +91,6 @@ async def ack_latency(
     await server.start()
     # Cancelling a runner inside a database session makes SQLAlchemy's pool log an error; conclude and
     # shutdown both cancel runners, so those records are counted and reported, not fatal.
-    resets = CancelledResets()
-    pool_logger = logging.getLogger(POOL_LOGGER)
-    pool_logger.addFilter(resets)
     measured = Measured()
     try:
         clock = AckClock(monkeypatch)
@@ -138,7 +117,6 @@ async def ack_latency(
                 await engine.shutdown()
                 await harness.close()
     finally:
-        pool_logger.removeFilter(resets)
         monkeypatch.undo()
         await server.stop()
     latencies = measured.latencies_ms
@@ -156,7 +134,6 @@ async def ack_latency(
                 "running_at_start": measured.running_at_start,
                 "running_at_end": measured.running_at_end,
                 "convene_done_ms_p50": percentile(measured.done_ms, 50),
-                "pool_reset_errors_logged": resets.count,
                 "detail": f"real bot in the Discord harness: /council convene arriving to its deferred "
                 f"acknowledgement, while {running} councils (4 members, 10 rounds, provider latency "
                 f"{low:g}-{high:g} s per call, SQLite file) post in their threads",

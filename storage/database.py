@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,6 +46,22 @@ _TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "40001", "40P0
 # SQLite's own words for a database that is busy or briefly out of reach (its OperationalError also covers
 # permanent mistakes such as "no such table", which must not be waited on).
 _SQLITE_TRANSIENT = ("database is locked", "database table is locked", "unable to open database file", "disk i/o error")
+
+
+class _CancelledReset(logging.Filter):
+    """Drops what the pool logs as an ERROR when a council is cancelled (concluded, stopped) while a query of
+    its was in flight: the connection's rollback is cut short, and the pool discards that connection and opens
+    another, as it should. Nothing is lost, and an operator has nothing to do about it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            record.getMessage().startswith("Exception during reset") and isinstance(error, asyncio.CancelledError)
+        )
+
+
+for _pool in ("AsyncAdaptedQueuePool", "NullPool", "StaticPool"):
+    logging.getLogger(f"sqlalchemy.pool.impl.{_pool}").addFilter(_CancelledReset())
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -145,8 +163,14 @@ class Database:
                 self._relaxed = self._engine(relaxed=True)
                 self._relaxed_sessions = async_sessionmaker(self._relaxed, expire_on_commit=False)
             sessions = self._relaxed_sessions
-        async with sessions() as session, session.begin():
-            yield session
+        session = sessions()
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            # A council cancelled while its session closes must not cut the connection's reset short (the pool
+            # would log it and drop the connection): the close finishes even when the caller has gone.
+            await asyncio.shield(session.close())
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
