@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Role = Literal["user", "assistant"]
 
@@ -31,12 +31,47 @@ ErrorKind = Literal[
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool a member may call, as its provider is told of it (bot/tools/ maps it to an MCP server's tool)."""
+
+    name: str  # what the model calls it: ^[a-zA-Z0-9_-]{1,64}$, as both APIs require
+    description: str
+    input_schema: Mapping[str, Any]  # a JSON Schema with "type": "object" at its root
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A model asking for a tool: `id` is the provider's, and its result must name it."""
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool call gave back, as the model reads it (already delimited and cut by bot/tools/)."""
+
+    call_id: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ChatTurn:
-    """One turn of the conversation as the provider sees it; a user turn may carry images (members that see)."""
+    """One turn of the conversation as the provider sees it; a user turn may carry images (members that see).
+
+    Within a member's turn that uses tools, an assistant turn carries the calls it made (after its text, which
+    may be empty) and the next user turn their results (before its text, which may be empty). `signed` holds
+    the provider's own blocks that must go back unchanged with those calls (Claude's signed thinking).
+    """
 
     role: Role
     content: str
     images: tuple[ImagePart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+    signed: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +98,8 @@ class ChatRequest:
     temperature: float | None = None
     # Anthropic's extended thinking for this call: "adaptive", or a budget of thinking tokens (None: off).
     thinking: str | int | None = None
+    # The tools the model may call in this request (none: it is not told of any).
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +119,10 @@ class Completion:
     # The model's reasoning, apart from its answer (Claude's thinking blocks, DeepSeek's reasoning_content, other
     # providers' reasoning, or <think> tags before the answer): never shown in the thread nor read by others.
     reasoning: str = ""
+    # The tools the model asked for instead of (or after some) text: the reply goes on once their results are
+    # sent back. `signed`: the blocks to send back with them unchanged (see ChatTurn).
+    tool_calls: tuple[ToolCall, ...] = ()
+    signed: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
