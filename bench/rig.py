@@ -241,10 +241,10 @@ class BenchProviderServer(FakeProviderServer):
             call.delay = behaviour.delay
         return behaviour
 
-    def _reply_text(self, behaviour: Behaviour, model: str, body: dict[str, Any]) -> str:
-        if behaviour.reply is None and self.prose:
+    def _reply_text(self, behaviour: Behaviour, model: str, body: dict[str, Any], calling: bool = False) -> str:
+        if behaviour.reply is None and self.prose and not calling:
             return prose_reply(model, self._calls[model])
-        return super()._reply_text(behaviour, model, body)
+        return super()._reply_text(behaviour, model, body, calling)
 
 
 # -- the publisher and the provider clients, with timing ------------------------------------------------

@@ -94,6 +94,8 @@ class ContinuingClient:
         """The request that asks for the rest, or None when there is nothing to ask (or no time, or no way)."""
         if not parts[-1].truncated or deadline - _now() < MIN_CONTINUATION_TIME:
             return None
+        if parts[-1].tool_calls:
+            return None  # the reply waits for its tools' results: asking it to go on would lose the calls
         if request.turns and request.turns[-1].role != "user":
             return None  # the turns must alternate; a request ending with the assistant has no place for this
         so_far = "".join(part.text for part in parts)
@@ -109,14 +111,12 @@ class ContinuingClient:
 
 
 def _joined(parts: list[Completion]) -> Completion:
-    last = parts[-1]
-    return Completion(
+    # The last part's own fields (its calls and their signed blocks included) stand; the rest is summed.
+    return replace(
+        parts[-1],
         text="".join(part.text for part in parts),
         input_tokens=sum(part.input_tokens for part in parts),
         output_tokens=sum(part.output_tokens for part in parts),
-        model=last.model,
-        finish_reason=last.finish_reason,
-        truncated=last.truncated,
         reasoning="\n\n".join(part.reasoning for part in parts if part.reasoning),
     )
 

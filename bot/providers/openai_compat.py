@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 
-from bot.providers.base import ChatRequest, ChatTurn, Completion, StreamDelta
+from bot.providers.base import ChatRequest, ChatTurn, Completion, StreamDelta, ToolCall
 from bot.providers.errors import (
     as_dict,
     cut,
@@ -77,9 +78,21 @@ class OpenAICompatClient:
 
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         messages = [{"role": "system", "content": request.system}] if request.system else []
-        messages += [{"role": turn.role, "content": _content(turn)} for turn in request.turns]
+        messages += [message for turn in request.turns for message in _messages(turn)]
         rule = self._rule or rule_for("openai", request.model)
         body: dict[str, Any] = {"model": request.model, "messages": messages}
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": _plain(tool.input_schema),
+                    },
+                }
+                for tool in request.tools
+            ]
         body[rule.token_limit_param] = request.max_output_tokens
         if request.temperature is not None and rule.accepts_temperature:
             body["temperature"] = request.temperature
@@ -128,7 +141,13 @@ class OpenAICompatClient:
             raise malformed(self.name, "content is not a string")
         truncated = finish_reason == _LENGTH
         text, inline = split(text or "")
-        if not text.strip():
+        calls = _CallParts(self.name)
+        raw_calls = message.get("tool_calls")
+        if raw_calls is not None and not isinstance(raw_calls, list):
+            raise malformed(self.name, "tool_calls is not a list")
+        calls.feed(raw_calls or [])
+        tool_calls = calls.finish(truncated)
+        if not text.strip() and not tool_calls:
             raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         usage = as_dict(data.get("usage"))
         return Completion(
@@ -139,12 +158,14 @@ class OpenAICompatClient:
             finish_reason=str(finish_reason or "unknown"),
             truncated=truncated,
             reasoning=_joined(_reasoning_of(message), inline),
+            tool_calls=tool_calls,
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
         parts: list[str] = []
         thoughts: list[str] = []
         inline = InlineThinking()
+        calls = _CallParts(self.name)
         model = request.model
         input_tokens = output_tokens = 0
         finish_reason: str | None = None
@@ -176,6 +197,8 @@ class OpenAICompatClient:
                     if _has_output(delta):
                         clock.token()
                     thoughts.append(_reasoning_of(delta))
+                    if isinstance(delta.get("tool_calls"), list):
+                        calls.feed(delta["tool_calls"])
                     content = delta.get("content")
                     shown = inline.feed(content) if isinstance(content, str) and content else ""
                     if shown:
@@ -198,12 +221,91 @@ class OpenAICompatClient:
             yield StreamDelta(tail)
         text = "".join(parts)
         truncated = finish_reason == _LENGTH
-        if not text.strip():
+        tool_calls = calls.finish(truncated)
+        if not text.strip() and not tool_calls:
             raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         reasoning = _joined("".join(thoughts), inline.reasoning)
-        yield Completion(
-            text, input_tokens, output_tokens, model, str(finish_reason or "unknown"), truncated, reasoning
-        )
+        finish = str(finish_reason or "unknown")
+        yield Completion(text, input_tokens, output_tokens, model, finish, truncated, reasoning, tool_calls)
+
+
+def _messages(turn: ChatTurn) -> list[dict[str, Any]]:
+    """A turn as messages: its calls on the assistant message, its results as one tool message each (the API
+    has no error flag, so an error says so in words), then whatever the person wrote."""
+    if turn.tool_calls:
+        calls = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(_plain(call.arguments))},
+            }
+            for call in turn.tool_calls
+        ]
+        return [{"role": turn.role, "content": turn.content if turn.content.strip() else None, "tool_calls": calls}]
+    if not turn.tool_results:
+        return [{"role": turn.role, "content": _content(turn)}]
+    messages: list[dict[str, Any]] = [
+        {"role": "tool", "tool_call_id": result.call_id, "content": _result_text(result.content, result.is_error)}
+        for result in turn.tool_results
+    ]
+    if turn.content.strip() or turn.images:
+        messages.append({"role": turn.role, "content": _content(turn)})
+    return messages
+
+
+def _result_text(content: str, is_error: bool) -> str:
+    return f"Error: {content}" if is_error else content
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copies of what may arrive as read-only mappings and tuples (the body is serialised as JSON)."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+class _CallParts:
+    """A reply's tool calls, whole (`message.tool_calls`) or in pieces (`delta.tool_calls`): each piece names the
+    call by `index`, the first also carries its id and name, and the arguments' JSON text arrives in parts."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    def feed(self, pieces: list[Any]) -> None:
+        for position, piece in enumerate(pieces):
+            if not isinstance(piece, dict):
+                raise malformed(self._provider, "tool call is not an object")
+            index = piece.get("index")
+            call = self._calls.setdefault(index if isinstance(index, int) else position, {"arguments": []})
+            function = as_dict(piece.get("function"))
+            for key, value in (("id", piece.get("id")), ("name", function.get("name"))):
+                if isinstance(value, str) and value:
+                    call[key] = value
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                call["arguments"].append(arguments)
+            elif arguments is not None:
+                raise malformed(self._provider, "tool call arguments are not a string")
+
+    def finish(self, truncated: bool) -> tuple[ToolCall, ...]:
+        calls: list[ToolCall] = []
+        for index in sorted(self._calls):
+            call, raw = self._calls[index], "".join(self._calls[index]["arguments"])
+            try:
+                arguments = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                if truncated:
+                    continue  # the output limit cut the call short: it was never made
+                raise malformed(self._provider, "tool call arguments are not valid JSON") from None
+            if "id" not in call or "name" not in call:
+                raise malformed(self._provider, "tool call without id or name")
+            if not isinstance(arguments, dict):
+                raise malformed(self._provider, "tool call arguments are not an object")
+            calls.append(ToolCall(call["id"], call["name"], arguments))
+        return tuple(calls)
 
 
 def _content(turn: ChatTurn) -> str | list[dict[str, Any]]:

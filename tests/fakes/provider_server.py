@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import re
 import socket
@@ -19,6 +20,27 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from aiohttp import web
+
+from tests.fakes.provider_tools import (
+    ANTHROPIC_TOOL_BLOCKS,
+    ToolScript,
+    anthropic_exchange_problem,
+    anthropic_tool_block_problem,
+    anthropic_tool_blocks,
+    anthropic_tool_events,
+    anthropic_tools_problem,
+    block_chars,
+    call_words,
+    calls_chars,
+    openai_exchange_problem,
+    openai_message_problem,
+    openai_tool_calls,
+    openai_tool_deltas,
+    openai_tools_problem,
+    scripted_calls,
+    sign,
+    tools_chars,
+)
 
 Reply = str | Callable[[dict[str, Any]], str]
 
@@ -86,6 +108,9 @@ class Behaviour:
     # "reasoning", or "think_tags" (<think>…</think> before the answer, as Ollama and vLLM without a parser send).
     reasoning: str | None = None
     reasoning_field: Literal["reasoning_content", "reasoning", "think_tags"] = "reasoning_content"
+    # Tools the model calls, each {"name": str, "arguments": dict}, after `reply` only if one was scripted (see
+    # provider_tools.ToolScript: a list is called until the results come back, a callable reads the request).
+    tool_calls: ToolScript = None
 
 
 @dataclass
@@ -123,6 +148,7 @@ class FakeProviderServer:
         self._standing: dict[str, Behaviour] = {}
         self._queued: defaultdict[str, deque[Behaviour]] = defaultdict(deque)
         self._calls: defaultdict[str, int] = defaultdict(int)
+        self._tool_ids = itertools.count(1)  # call ids are unique per server, as the real ones are per request
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -185,10 +211,17 @@ class FakeProviderServer:
         queue = self._queued[model]
         return queue.popleft() if queue else self._standing.get(model, Behaviour())
 
-    def _reply_text(self, behaviour: Behaviour, model: str, body: dict[str, Any]) -> str:
+    def _reply_text(self, behaviour: Behaviour, model: str, body: dict[str, Any], calling: bool = False) -> str:
         if behaviour.reply is None:
-            return f"{model} reply #{self._calls[model]}"
+            return "" if calling else f"{model} reply #{self._calls[model]}"
         return behaviour.reply(body) if callable(behaviour.reply) else behaviour.reply
+
+    def _tool_calls(self, behaviour: Behaviour, body: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+        """This answer's calls, each with a fresh id."""
+        return [
+            {"id": f"{prefix}_fake_{next(self._tool_ids)}", "name": call["name"], "arguments": call["arguments"]}
+            for call in scripted_calls(behaviour.tool_calls, body)
+        ]
 
     def _dropped(self, request: web.Request) -> web.Response:
         """Close the connection without a response: what a crashed upstream or a reset looks like."""
@@ -273,17 +306,20 @@ class FakeProviderServer:
             if behaviour.status:
                 message = behaviour.message or DEFAULT_MESSAGES.get(behaviour.status, "error")
                 return self._anthropic_error(behaviour.status, message, behaviour.retry_after, behaviour.should_retry)
-            reply, at_limit = within_limit(self._reply_text(behaviour, model, body), body["max_tokens"])
+            calls = self._tool_calls(behaviour, body, "toolu")
+            reply, at_limit = within_limit(self._reply_text(behaviour, model, body, bool(calls)), body["max_tokens"])
+            calls = [] if at_limit else calls  # the limit came before the model got to its calls
             # A model thinks only when the request turns thinking on (adaptive or with a budget).
             thinks = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
             thought = behaviour.reasoning if thinks and behaviour.reasoning else ""
-            words = len(reply.split()) + len(thought.split())
+            words = len(reply.split()) + len(thought.split()) + call_words(calls)
             usage = {"input_tokens": estimate_input_tokens(body), "output_tokens": words}
             envelope = {"id": f"msg_fake_{len(self.requests)}", "type": "message", "role": "assistant", "model": model}
-            stop_reason = behaviour.stop_reason or ("max_tokens" if at_limit else "end_turn")
-            signature = f"fake-signature-{len(self.requests)}"
+            stop_reason = behaviour.stop_reason or ("max_tokens" if at_limit else "tool_use" if calls else "end_turn")
+            signature = sign(thought)
             if not body.get("stream"):
                 content = [{"type": "text", "text": reply}] if reply else []  # a refusal may come with no block at all
+                content += anthropic_tool_blocks(calls)
                 if thought:
                     content.insert(0, {"type": "thinking", "thinking": thought, "signature": signature})
                 return web.json_response(
@@ -307,19 +343,25 @@ class FakeProviderServer:
                 if thought
                 else []
             )
+            has_text = bool(reply) or not calls  # a reply that only calls tools opens no text block
+            opening = {"index": text_index, "content_block": {"type": "text", "text": ""}}
             head = [
                 sse("message_start", {"message": start}),
                 *thinking_events,
-                sse("content_block_start", {"index": text_index, "content_block": {"type": "text", "text": ""}}),
+                *([sse("content_block_start", opening)] if has_text else []),
                 sse("ping", {}),
             ]
             chunks = [
                 sse("content_block_delta", {"index": text_index, "delta": {"type": "text_delta", "text": piece}})
                 for piece in split_reply(reply)
             ]
+            closing = [sse("content_block_stop", {"index": text_index})] if has_text else []
+            if calls:  # the calls' blocks follow the closed text block, streamed like the text
+                chunks += closing + [sse(e, d) for e, d in anthropic_tool_events(calls, text_index + has_text)]
+                closing = []
             final = {"stop_reason": stop_reason, "stop_sequence": None}
             tail = [
-                sse("content_block_stop", {"index": text_index}),
+                *closing,
                 sse("message_delta", {"delta": final, "usage": {"output_tokens": usage["output_tokens"]}}),
                 sse("message_stop", {}),
             ]
@@ -390,11 +432,13 @@ class FakeProviderServer:
                     should_retry=behaviour.should_retry,
                 )
             limit = body.get("max_completion_tokens", body.get("max_tokens"))
-            reply, at_limit = within_limit(self._reply_text(behaviour, model, body), limit)
-            prompt, completion = estimate_input_tokens(body), len(reply.split())
+            calls = self._tool_calls(behaviour, body, "call")
+            reply, at_limit = within_limit(self._reply_text(behaviour, model, body, bool(calls)), limit)
+            calls = [] if at_limit else calls  # the limit came before the model got to its calls
+            prompt, completion = estimate_input_tokens(body), len(reply.split()) + call_words(calls)
             usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
             base = {"id": f"chatcmpl-fake-{len(self.requests)}", "created": int(time.time()), "model": model}
-            finish_reason = behaviour.finish_reason or ("length" if at_limit else "stop")
+            finish_reason = behaviour.finish_reason or ("length" if at_limit else "tool_calls" if calls else "stop")
             thought = behaviour.reasoning or ""
             tagged = thought and behaviour.reasoning_field == "think_tags"
             if not body.get("stream"):
@@ -405,6 +449,8 @@ class FakeProviderServer:
                 }
                 if thought and not tagged:
                     message[behaviour.reasoning_field] = thought
+                if calls:
+                    message["tool_calls"] = openai_tool_calls(calls)
                 choice = {"index": 0, "message": message, "finish_reason": finish_reason}
                 return web.json_response({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -423,6 +469,7 @@ class FakeProviderServer:
             elif thought:
                 head += [chunk({"content": None, behaviour.reasoning_field: p}) for p in split_reply(thought)]
             chunks = [chunk({"content": piece}) for piece in split_reply(reply)]
+            chunks += [chunk(delta) for delta in openai_tool_deltas(calls)]
             tail = [chunk({}, finish_reason)]
             if include_usage:
                 tail.append(data_line({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
@@ -457,6 +504,8 @@ def anthropic_problem(body: Any) -> str | None:
         return "max_tokens: Input should be a positive integer"
     if "system" in body and not isinstance(body["system"], (str, list)):
         return "system: Input should be a valid string or list of text blocks"
+    if "tools" in body and (problem := anthropic_tools_problem(body["tools"])):
+        return problem
     messages = body["messages"]
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
@@ -479,6 +528,9 @@ def anthropic_problem(body: Any) -> str | None:
         if role == previous:
             return 'messages: roles must alternate between "user" and "assistant"'
         previous = role
+    problem = anthropic_exchange_problem(messages, body.get("tools"))
+    if problem:
+        return problem
     if previous == "assistant":
         # Claude 4.6 and later answer 400 to an assistant prefill: a conversation must end with a user turn.
         return "Prefilling assistant messages is not supported for this model."
@@ -493,10 +545,16 @@ ANTHROPIC_IMAGES = 100  # per request
 
 
 def anthropic_blocks_problem(blocks: list[Any], index: int, role: str) -> str | None:
-    """What the Messages API rejects in a list of content blocks: text and (in user turns) base64 images only,
-    each image of one of the four types it reads, its bytes what the media type says, within 5 MB."""
+    """What the Messages API rejects in a list of content blocks: text, (in user turns) base64 images, each of one
+    of the four types it reads, its bytes what the media type says, within 5 MB; and tool and thinking blocks
+    (provider_tools.py)."""
     for j, block in enumerate(blocks):
         where = f"messages.{index}.content.{j}"
+        if isinstance(block, dict) and block.get("type") in ANTHROPIC_TOOL_BLOCKS:
+            problem = anthropic_tool_block_problem(block, where, role)
+            if problem:
+                return problem
+            continue
         if not isinstance(block, dict) or block.get("type") not in ("text", "image"):
             return f"{where}: Input tag '{block.get('type') if isinstance(block, dict) else block}' found using 'type' does not match any of the expected tags"
         if block["type"] == "text":
@@ -599,21 +657,29 @@ def openai_problem(body: Any) -> tuple[str, str | None, str | None] | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "[] is too short - 'messages'", "messages", None
+    if "tools" in body and (tools_problem := openai_tools_problem(body["tools"])):
+        return tools_problem
     for i, msg in enumerate(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
-        if role not in ("system", "user", "assistant", "developer"):
+        if role not in ("system", "user", "assistant", "tool", "developer"):
             return (
-                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'developer'.",
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool', 'developer'.",
                 f"messages[{i}].role",
                 None,
             )
+        problem = openai_message_problem(msg, i)
+        if problem:
+            return problem
         content = msg.get("content")
         if role == "user" and isinstance(content, list) and content:
             problem = openai_parts_problem(content, i)
             if problem:
                 return problem
-        elif not isinstance(content, str):
+        elif not isinstance(content, str) and not (role == "assistant" and "tool_calls" in msg and content is None):
             return f"Invalid type for 'messages[{i}].content': expected a string.", f"messages[{i}].content", None
+    problem = openai_exchange_problem(messages)
+    if problem:
+        return problem
     temperature = body.get("temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
         return "temperature must be a number between 0 and 2", "temperature", None
@@ -639,12 +705,14 @@ def openai_problem(body: Any) -> tuple[str, str | None, str | None] | None:
 def estimate_input_tokens(body: dict[str, Any]) -> int:
     """Deterministic stand-in for tokenisation: a quarter of the characters the model reads."""
     chars = len(body.get("system") or "") if isinstance(body.get("system"), str) else 0
+    chars += tools_chars(body.get("tools"))
     for message in body["messages"]:
         content = message.get("content")
         if isinstance(content, str):
             chars += len(content)
-        elif isinstance(content, list):  # text blocks count; an image is a flat 1,000 tokens here
-            chars += sum(len(p.get("text") or "") + (4000 if p.get("type") != "text" else 0) for p in content)
+        elif isinstance(content, list):  # text, calls and results count; an image is a flat 1,000 tokens here
+            chars += sum(block_chars(p) for p in content)
+        chars += calls_chars(message)
     return max(1, chars // 4)
 
 
