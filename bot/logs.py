@@ -16,6 +16,10 @@ PAYLOAD_LOGGERS = {
     "discord.http": logging.INFO,
     "discord.webhook.async_": logging.INFO,
     "discord.gateway": logging.INFO,
+    # Tool calls: the MCP client writes each request's arguments at DEBUG, its HTTP client each URL at INFO.
+    "mcp": logging.INFO,
+    "httpx2": logging.WARNING,
+    "httpcore2": logging.WARNING,
 }
 
 

@@ -1,0 +1,1 @@
+"""Members' tools: MCP servers a server admin configures, reached through `ToolHub` (no Discord, no SQL)."""
