@@ -14,17 +14,19 @@ from bot.catalog import Catalog, CatalogError
 from bot.governance.rules import RuleBook, RuleFileError
 from bot.logs import keep_payloads_out
 from bot.settings import Settings, SettingsError
+from bot.tools.builtin import check_member_tools
+from bot.tools.config import ToolConfig, ToolConfigError, load_tool_config
 from storage.database import Database, DatabaseURLError, async_url, safe_url
 
 log = logging.getLogger("bot")
 
 
-async def run(settings: Settings, catalog: Catalog, rulebook: RuleBook) -> None:
+async def run(settings: Settings, catalog: Catalog, rulebook: RuleBook, tools: ToolConfig) -> None:
     db = Database(settings.database_url)
     try:
         await db.migrate()
         log.info("Database ready at %s", safe_url(db.url))
-        async with bot_class(settings)(settings, catalog, db, rulebook=rulebook) as client:
+        async with bot_class(settings)(settings, catalog, db, rulebook=rulebook, tool_config=tools) as client:
             await client.start(settings.discord_token)
     finally:
         await db.close()
@@ -37,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(require_token=not rehearsing)
         catalog = Catalog.load(settings.members_file)
         rulebook = RuleBook.load()
+        tools = load_tool_config(settings.tools_file)
+        check_member_tools(catalog, tools)
         async_url(settings.database_url)  # a bad DATABASE_URL is reported before logging in
-    except (SettingsError, CatalogError, DatabaseURLError, RuleFileError) as error:
+    except (SettingsError, CatalogError, DatabaseURLError, RuleFileError, ToolConfigError) as error:
         print(f"AI Council cannot start: {error}", file=sys.stderr)
         return 2
     if rehearsing:
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keep_payloads_out()  # transcripts belong in the database, not the log (bot/logs.py)
     try:
-        asyncio.run(run(settings, catalog, rulebook))
+        asyncio.run(run(settings, catalog, rulebook, tools))
     except discord.LoginFailure:
         print("AI Council cannot start: Discord rejected DISCORD_TOKEN. Copy the bot token again.", file=sys.stderr)
         return 2

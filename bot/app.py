@@ -17,6 +17,7 @@ from bot.governance.rules import RuleBook
 from bot.health import BotView, HealthServer, RunnerHealth
 from bot.providers.pool import ProviderPool, pool_for
 from bot.settings import Settings
+from bot.tools.config import ToolConfig
 from storage import repository as repo
 from storage.database import Database
 
@@ -40,6 +41,7 @@ class CouncilBot(commands.Bot):
         sync_commands: bool = True,
         provider_env: Mapping[str, str] | None = None,
         rulebook: RuleBook | None = None,
+        tool_config: ToolConfig | None = None,
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # humans' words in council threads join the discussion
@@ -66,6 +68,8 @@ class CouncilBot(commands.Bot):
         self.settings = settings
         self.catalog = catalog
         self.rulebook = rulebook or RuleBook.load()
+        # The MCP servers members may call, besides the bot's own (cogs/council builds the hub that reaches them).
+        self.tool_config = tool_config or ToolConfig()
         self.db = db
         self.sync_commands = sync_commands
         self.provider_env = provider_env

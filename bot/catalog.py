@@ -65,6 +65,8 @@ class MemberSpec:
     thinking: str | int | None = None
     # Whether the model sees images (catalog: vision): humans' images reach it; others get a line saying so.
     vision: bool = False
+    # The tools it may call (catalog: tools), as "server.tool" or "server.*" of the servers in tools.toml.
+    tools: tuple[str, ...] = ()
 
     @property
     def model_rule(self) -> ModelRule:
@@ -171,6 +173,7 @@ _FIELDS = {
     "token_limit_param",
     "thinking",
     "vision",
+    "tools",
     "accepts_temperature",
     "continue_when_cut",
     "max_continuations",
@@ -256,6 +259,7 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
         max_continuations=_continuations(entry, where),
         thinking=_thinking(entry, provider, max_tokens, where),
         vision=_flag(entry, "vision", where),
+        tools=_tools(entry, where),
         **prices,
     )
 
@@ -265,6 +269,21 @@ def _flag(entry: dict[str, object], key: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise CatalogError(f"{where}: {key} must be true or false.")
     return value
+
+
+_TOOL_PATTERN = re.compile(r"[a-z0-9_-]{1,24}\.(\*|[^\s.][^\s]{0,199})")
+
+
+def _tools(entry: dict[str, object], where: str) -> tuple[str, ...]:
+    """`tools = ["search.*", "notes.read_page"]`: a server's every tool, or one of them (tools.toml names the
+    servers; one the file does not name is said at start-up)."""
+    tools = entry.get("tools", [])
+    if not isinstance(tools, list) or not all(isinstance(t, str) and _TOOL_PATTERN.fullmatch(t) for t in tools):
+        raise CatalogError(
+            f'{where}: tools must be a list like ["search.*", "notes.read_page"]: a server named in tools.toml, '
+            "a dot, then one of its tools or * for all of them."
+        )
+    return tuple(dict.fromkeys(tools))
 
 
 def _thinking(entry: dict[str, object], provider: str, max_tokens: int, where: str) -> str | int | None:

@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///council.db"
 DEFAULT_MEMBERS_FILE = PROJECT_ROOT / "members.toml"
+DEFAULT_TOOLS_FILE = PROJECT_ROOT / "tools.toml"
 DEFAULT_WEBHOOKS_PER_CHANNEL = 4
 
 
@@ -46,6 +47,8 @@ class Settings:
     channel_edit_interval: float = 2.0
     # Seconds a council waits out an outage before its thread is told (the starter embed says so at once).
     outage_notice_after: float = 60.0
+    # The MCP tool servers members may call (bot/tools/config.py); a missing file configures none.
+    tools_file: Path = DEFAULT_TOOLS_FILE
 
     @classmethod
     def from_env(
@@ -97,6 +100,7 @@ class Settings:
             health_host=source.get("HEALTH_HOST", "").strip() or "127.0.0.1",
             database_url=source.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             members_file=Path(source.get("MEMBERS_FILE", "").strip() or DEFAULT_MEMBERS_FILE),
+            tools_file=Path(source.get("TOOLS_FILE", "").strip() or DEFAULT_TOOLS_FILE),
             provider_timeout=timeout,
             provider_first_token_timeout=first_token_timeout,
             provider_idle_timeout=idle_timeout,

@@ -181,6 +181,50 @@ class LineAttachment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
+class ToolCallRecord(SQLModel, table=True):
+    """A tool a member called during one of its turns, and what came of it.
+
+    Stored, with the transcript line that shows it, before the call runs; `status` then says how far it got,
+    so a restart replays the member's turn from its stored calls instead of asking the model again:
+    pending (stored, not run), held (waiting for a moderator), running (started: a restart finds it so only
+    if the call may have run), done, failed (the server down, slow or in error), refused (a moderator, a halt
+    or a limit said no), interrupted (cut off by a restart and not safe to repeat).
+    """
+
+    __tablename__ = "tool_call"
+    __table_args__ = (UniqueConstraint("council_id", "turn_key", "step", "position", name="uq_tool_call_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    council_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("council.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    turn_key: str = Field(max_length=120)  # the member's turn the call belongs to
+    member: str = Field(max_length=100)
+    step: int  # the model's reply within the turn that asked for it
+    position: int  # its place among that reply's calls
+    call_id: str = Field(max_length=120)  # the provider's id, which its result must name
+    server: str = Field(max_length=32)
+    tool: str = Field(max_length=200)
+    exposed_name: str = Field(max_length=64)  # the name the model called it by
+    arguments: str = Field(sa_type=Text)  # JSON
+    # What the model wrote before its calls, and the provider's signed blocks to send back (position 0 only).
+    text: str = Field(default="", sa_type=Text)
+    signed: str = Field(default="", sa_type=Text)  # JSON list
+    policy: str = Field(max_length=8)  # allow | notify | hold
+    repeatable: bool = False  # the tool says a second run does no harm (read-only or idempotent)
+    status: str = Field(default="pending", max_length=12, index=True)
+    result: str = Field(default="", sa_type=Text)  # as the tool gave it, within the cap
+    is_error: bool = False
+    # The server's rules held the result for the moderators: the member read a note instead.
+    result_held: bool = False
+    failure: str | None = Field(default=None, max_length=12)  # unavailable | timeout | error
+    duration_ms: int | None = None
+    line_id: int | None = None  # the transcript line that shows the call
+    escalation_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
 class GuildRule(SQLModel, table=True):
     """A server's own policy phrase or regex, on top of the shipped rule files."""
 

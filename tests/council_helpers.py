@@ -11,6 +11,7 @@ import pytest
 from bot.app import CouncilBot
 from bot.catalog import Catalog
 from bot.settings import Settings
+from bot.tools.config import ToolConfig
 from storage.database import Database
 from tests.harness import DiscordHarness, InteractionResult
 from tests.harness.rate_limits import RateLimits
@@ -22,7 +23,9 @@ TOPIC = "Should our city replace its parking lots with parks?"
 both_transports = pytest.mark.parametrize("discord_transport", ["in-process", "http"])
 
 
-def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: float) -> CouncilBot:
+def make_bot(
+    db: Database, catalog: Catalog, tmp_path: Path, *, tool_config: ToolConfig | None = None, **limits: float
+) -> CouncilBot:
     # Automatic peer ratings add a call per member at every conclusion; tests about them turn them on.
     limits.setdefault("peer_ratings", False)
     # One webhook per channel unless a test is about spreading councils over several.
@@ -38,7 +41,7 @@ def make_bot(db: Database, catalog: Catalog, tmp_path: Path, **limits: float) ->
         log_level="INFO",
         **limits,  # type: ignore[arg-type]
     )
-    return CouncilBot(settings, catalog, db)
+    return CouncilBot(settings, catalog, db, tool_config=tool_config)
 
 
 async def start_harness(
@@ -49,12 +52,16 @@ async def start_harness(
     *,
     http: bool = False,
     rate_limits: RateLimits | None = None,
+    tool_config: ToolConfig | None = None,
     **limits: float,
 ) -> DiscordHarness:
     """The real bot in the Discord harness; `http=True` serves the fake Discord over loopback HTTP, with
     `rate_limits` (Discord's, as the harness models them) enforced when given."""
     harness = await DiscordHarness.start(
-        make_bot(db, catalog, tmp_path, **limits), monkeypatch, http=http, rate_limits=rate_limits or False
+        make_bot(db, catalog, tmp_path, tool_config=tool_config, **limits),
+        monkeypatch,
+        http=http,
+        rate_limits=rate_limits or False,
     )
 
     def waiting_for_people(task: asyncio.Task[object]) -> bool:

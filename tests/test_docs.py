@@ -58,6 +58,7 @@ from bot.council.engine import ConveneError, CouncilEngine
 from bot.council.templates import DEFAULT_MODE, DEFAULT_ROUNDS
 from bot.governance.rules import CustomRule, RuleBook, RuleFileError
 from bot.settings import Settings, SettingsError
+from bot.tools.config import ToolConfigError, parse_tool_config
 from tests import docs_picture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,6 +312,18 @@ class Checker:
                 self.problem(block.where, str(error))
                 return
             self.doc_entries.extend((entry, block) for entry in data["member"])
+        if "server" in data:
+            try:
+                parse_tool_config(data, source="this block", base=ROOT)
+            except ToolConfigError as error:
+                self.problem(block.where, f"tool servers: {error}")
+        if "tools" in data and "member" not in data:  # a member's tool list on its own
+            try:
+                Catalog.from_mapping(
+                    {"member": [{**self.base_entries[0], "tools": data["tools"]}]}, source="this block"
+                )
+            except CatalogError as error:
+                self.problem(block.where, str(error))
         if "rule" in data:
             with tempfile.TemporaryDirectory() as folder:
                 (Path(folder) / f"{data.get('id', 'rules')}.toml").write_text(block.text, encoding="utf-8")
@@ -707,6 +720,7 @@ GUIDES = (
     "members.md",
     "operations.md",
     "performance.md",
+    "tools.md",
 )
 README_WORDS = 1600
 

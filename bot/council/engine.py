@@ -35,6 +35,7 @@ from bot.council.spending import CouncilSpending
 from bot.council.steering import CouncilSteering
 from bot.council.streaming import StreamedTurns
 from bot.council.templates import CouncilTemplates
+from bot.council.tool_turns import ToolTurns
 from bot.council.transcript_view import TranscriptViews
 from bot.council.turns import MemberTurns
 from bot.council.validation import (
@@ -46,6 +47,7 @@ from bot.council.validation import (
     parse_roles,
 )
 from bot.governance.gate import GovernanceGate
+from bot.tools.hub import ToolHub
 from storage import report_repository as reports_repo
 from storage import repository as repo
 from storage import template_repository as templates_repo
@@ -65,6 +67,9 @@ __all__ = [
     "has_control_characters",
     "parse_roles",
 ]
+
+
+MEMBER_TOOLS_WAIT = 2.0  # seconds /council info waits for tool servers to list their tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +101,11 @@ class CouncilEngine:
         peer_ratings: bool = False,
         backoff: Backoff | None = None,
         supervise_every: float = SUPERVISE_EVERY,
+        tools: ToolHub | None = None,
     ) -> None:
         """`stream_replies`: show member replies while they are written, where the server's policy allows;
         `peer_ratings`: members rate each other when a council concludes; `backoff`: how outages are waited
-        out (bot/council/patience.py)."""
+        out (bot/council/patience.py); `tools`: the MCP servers members may call (bot/tools/)."""
         self.db = db
         self.catalog = catalog
         self.publisher = publisher
@@ -166,8 +172,12 @@ class CouncilEngine:
             self.moderation,
             requests,
             lifecycle,
+            ToolTurns(db, tools, calls, posting, claims, self.patience, self.seat_table, self.moderation)
+            if tools is not None
+            else None,
         )
         self.turns = turns
+        self.tools = tools
         deliberation = Deliberation(RoundParts(db, calls, turns, posting, self.seat_table, self.spending, lifecycle))
         self.voices = HumanVoices(db, publisher, self.seat_table, self.moderation, requests, self.patience)
         # Peer ratings (bot/council/ratings.py); `peer_ratings`: also automatically when a council concludes.
@@ -177,6 +187,25 @@ class CouncilEngine:
         self.runners.drive(
             RunnerParts(posting, streaming, turns, deliberation, self.voices, memory, self.ratings, self.moderation)
         )
+
+    async def member_tools(self, seats: Sequence[Seat]) -> dict[str, list[tuple[str, str]]]:
+        """Per member, the tools it may call and the policy for each, as far as their servers answer within a
+        couple of seconds (an info command must answer Discord in three); a server that does not is named so."""
+        if self.tools is None:
+            return {}
+        listed: dict[str, list[tuple[str, str]]] = {}
+        for seat in seats:
+            if not seat.spec.tools:
+                continue
+            try:
+                async with asyncio.timeout(MEMBER_TOOLS_WAIT):
+                    infos = await self.tools.available(seat.spec.tools)
+            except TimeoutError:
+                infos = []
+            listed[seat.name] = [(f"{info.server}.{info.name}", info.policy) for info in infos] or [
+                (pattern, "not available now: its server does not answer") for pattern in seat.spec.tools
+            ]
+        return listed
 
     # -- convening ---------------------------------------------------------------------------------
 

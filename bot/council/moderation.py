@@ -78,6 +78,8 @@ class CouncilModeration:
         self.claims = claims
         self.requests = requests
         self.lifecycle = lifecycle
+        # Wakes the turn waiting on a held tool call (bot/council/tool_turns.py) when it is decided here.
+        self.tool_decided: Callable[[int], None] | None = None
 
     # -- screening ---------------------------------------------------------------------------------
 
@@ -315,7 +317,9 @@ class CouncilModeration:
             return
         message = await repo.get_message(self.db, escalation.message_id) if escalation.message_id else None
         withhold = escalation.state == "rejected" or (escalation.state == "expired" and escalation.held)
-        if message is not None:
+        if message is not None and message.author_kind == "tool":
+            await self._apply_to_tool_line(council, message, escalation, withhold)
+        elif message is not None:
             if escalation.state == "approved" and message.visibility == "held":
                 await repo.set_message_visibility(self.db, message.id, "visible")
                 self.transcripts.forget(council.id)
@@ -337,6 +341,21 @@ class CouncilModeration:
             moved = await repo.transition_council(self.db, council.id, from_states=("held",), to_state=target)
             if moved and target == "running":
                 self.lifecycle.continue_council(council.id)
+
+    async def _apply_to_tool_line(
+        self, council: Council, message: CouncilMessage, escalation: Escalation, withhold: bool
+    ) -> None:
+        """A call waiting for approval goes on (run or refused) in its turn; a result held by the rules is shown
+        once approved, and stays unshown otherwise. The line showing a call stays: the thread says it was asked."""
+        if message.visibility == "held":
+            if escalation.state == "approved":
+                await repo.set_message_visibility(self.db, message.id, "visible")
+                message.visibility = "visible"
+                await self.posting.show(council, message)
+            elif withhold:
+                await repo.set_message_visibility(self.db, message.id, "withheld")
+        if self.tool_decided is not None:
+            self.tool_decided(escalation.id)
 
     async def _withhold(self, council: Council, message: CouncilMessage, escalation: Escalation) -> None:
         await repo.set_message_visibility(self.db, message.id, "withheld")

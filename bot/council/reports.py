@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -24,11 +24,21 @@ from bot.council.language import Language
 from bot.council.prompts import system_prompt
 from bot.council.publisher import Table
 from bot.council.seats import Seat
+from bot.tools.results import TOOL_READING_RULE
 from storage import deliberation_repository as deliberation_repo
 from storage import report_repository as reports_repo
 from storage import repository as repo
+from storage import tool_repository as tool_repo
 from storage.database import Database
-from storage.models import AuditEntry, Council, CouncilMessage, Escalation, LineAttachment, ReviewBallot
+from storage.models import (
+    AuditEntry,
+    Council,
+    CouncilMessage,
+    Escalation,
+    LineAttachment,
+    ReviewBallot,
+    ToolCallRecord,
+)
 from storage.template_repository import MINUTES_TURN_KEY
 
 EXPORT_FORMAT = "ai-council-export/1"
@@ -59,11 +69,18 @@ class MemberCard:
     max_output_tokens: int
     api_key_env: str | None  # the variable's name, never its value
     system_prompt: str  # exactly what the member is sent as its system prompt
+    tools: tuple[tuple[str, str], ...] = ()  # each tool it may call ("server.tool") and the policy for it
 
 
-def member_cards(seats: Sequence[Seat], topic: str, language: Language | None = None) -> list[MemberCard]:
+def member_cards(
+    seats: Sequence[Seat],
+    topic: str,
+    language: Language | None = None,
+    tools: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+) -> list[MemberCard]:
     """One card per seat, with the system prompt built by the same function the engine uses (`language`: the one
-    the council is held in now)."""
+    the council is held in now; `tools`: per member, the tools it may call now and their policy)."""
+    tools = tools or {}
     return [
         MemberCard(
             name=seat.name,
@@ -75,7 +92,9 @@ def member_cards(seats: Sequence[Seat], topic: str, language: Language | None = 
             temperature=seat.spec.temperature,
             max_output_tokens=seat.spec.max_output_tokens,
             api_key_env=seat.spec.key_names or None,
-            system_prompt=system_prompt(seat, seats, topic, language),
+            system_prompt=system_prompt(seat, seats, topic, language)
+            + (f"\n{TOOL_READING_RULE}" if tools.get(seat.name) else ""),
+            tools=tuple(tools.get(seat.name, ())),
         )
         for seat in seats
     ]
@@ -132,6 +151,51 @@ def _kind(turn_key: str) -> str:
     return "a turn"
 
 
+@dataclass(frozen=True, slots=True)
+class ToolDetails:
+    """What stands behind a tool call shown in a thread: the whole call and the whole result."""
+
+    member: str
+    server: str
+    tool: str
+    arguments: str  # JSON, as the model sent it
+    policy: str
+    status: str
+    result: str | None  # None: not shown (withheld by the moderators, or awaiting them)
+    is_error: bool
+    duration_ms: int | None
+    called_at: datetime
+
+
+async def tool_details(db: Database, line: CouncilMessage) -> ToolDetails | None:
+    """The call behind a line showing a tool call or its result (None for any other line)."""
+    record = None
+    if line.turn_key.startswith("tool:"):
+        record = await tool_repo.get_call_by_line(db, line.id or 0)
+    elif line.turn_key.startswith("toolres:") and line.turn_key[8:].isdigit():
+        record = await tool_repo.get_call(db, int(line.turn_key[8:]))
+    if record is None or record.council_id != line.council_id:
+        return None
+    cleared = not record.result_held or await _result_cleared(db, record.council_id, record.id or 0)
+    return ToolDetails(
+        member=record.member,
+        server=record.server,
+        tool=record.tool,
+        arguments=record.arguments,
+        policy=record.policy,
+        status=record.status,
+        result=record.result if cleared and record.status in tool_repo.SETTLED else None,
+        is_error=record.is_error,
+        duration_ms=record.duration_ms,
+        called_at=record.created_at,
+    )
+
+
+async def _result_cleared(db: Database, council_id: int, call_id: int) -> bool:
+    line = await repo.get_message_by_turn(db, council_id, f"toolres:{call_id}")
+    return line is not None and line.visibility == "visible"
+
+
 # -- /council usage ----------------------------------------------------------------------------------
 
 
@@ -151,6 +215,8 @@ class MemberUsage:
     priced: bool  # False: the catalog sets no price for it, so the cost shows as 0
     latency_p50_ms: int | None = None
     latency_max_ms: int | None = None
+    tool_calls: int = 0  # tools it called (each shown in the thread, run or not)
+    tool_ms: int = 0  # how long the calls that ran took, together
 
 
 def usage(seats: Sequence[Seat], lines: Sequence[CouncilMessage]) -> list[MemberUsage]:
@@ -177,6 +243,12 @@ def usage(seats: Sequence[Seat], lines: Sequence[CouncilMessage]) -> list[Member
                 priced=spec is not None and (spec.price_input_per_mtok > 0 or spec.price_output_per_mtok > 0),
                 latency_p50_ms=latencies[(len(latencies) - 1) // 2] if latencies else None,
                 latency_max_ms=latencies[-1] if latencies else None,
+                tool_calls=sum(line.author_name == name and line.turn_key.startswith("tool:") for line in lines),
+                tool_ms=sum(
+                    line.latency_ms or 0
+                    for line in lines
+                    if line.author_name == name and line.turn_key.startswith("toolres:")
+                ),
             )
         )
     return rows
@@ -214,6 +286,7 @@ class CouncilRecord:
     audit: tuple[AuditEntry, ...]
     ballots: tuple[ReviewBallot, ...] = ()
     attachments: tuple[LineAttachment, ...] = ()  # files humans shared: names, sizes, who (not the bytes)
+    tool_calls: tuple[ToolCallRecord, ...] = ()  # the tools members called, with their whole results
     moderators_notes: bool = True  # False: private lines and decision reasons are left out
 
 
@@ -270,7 +343,19 @@ async def load_record(db: Database, catalog: Catalog, council: Council) -> Counc
         audit=tuple(await reports_repo.council_audit(db, council.guild_id, council.id)),
         ballots=tuple(await deliberation_repo.list_ballots(db, council.id)),
         attachments=tuple(await repo.attachments_of(db, council.id)),
+        tool_calls=tuple(await tool_repo.calls_of_council(db, council.id)),
     )
+
+
+def _tool_result_shown(record: CouncilRecord, call: ToolCallRecord) -> str | None:
+    """A call's result as an export may have it: not one the moderators have not cleared, nor one not in yet."""
+    if call.status not in tool_repo.SETTLED:
+        return None
+    if call.result_held:
+        line = next((m for m in record.messages if m.turn_key == f"toolres:{call.id}"), None)
+        if line is None or line.visibility != "visible":
+            return None
+    return call.result
 
 
 def export_markdown(record: CouncilRecord) -> str:
@@ -299,6 +384,8 @@ def export_markdown(record: CouncilRecord) -> str:
     for line in shown:
         if line.author_kind == "ai":
             who = labels.get(line.author_name, line.author_name)
+        elif line.author_kind == "tool":
+            who = f"{line.author_name}'s tool call"
         elif line.author_kind == "human":
             who = f"{line.author_name} (human)"
         elif line.visibility == "scoreboard":
@@ -311,6 +398,14 @@ def export_markdown(record: CouncilRecord) -> str:
         out += [*shared, ""] if shared else []
     if not shown:
         out += ["Nothing was said.", ""]
+    if record.tool_calls:
+        out += ["## Tool calls", ""]
+        for call in record.tool_calls:
+            out.append(f"### {call.member} · `{call.server or '?'}.{call.tool}` · {call.status}")
+            out += ["", f"Arguments: `{_one_line(call.arguments)}`", ""]
+            result = _tool_result_shown(record, call)
+            fence = "````" if "```" in (result or "") else "```"
+            out += [fence, result, fence, ""] if result is not None else ["(result not shown)", ""]
     out += ["## Moderation decisions", ""]
     for item in record.escalations:
         out.append(
@@ -408,6 +503,25 @@ def export_json(record: CouncilRecord, *, exported_at: datetime | None = None) -
             }
             for item in record.attachments
             if item.message_id in shown_ids
+        ],
+        "tool_calls": [
+            {
+                "id": call.id,
+                "message_id": call.line_id,
+                "member": call.member,
+                "server": call.server,
+                "tool": call.tool,
+                "arguments": call.arguments,
+                "policy": call.policy,
+                "status": call.status,
+                "result": _tool_result_shown(record, call),
+                "is_error": call.is_error,
+                "failure": call.failure,
+                "duration_ms": call.duration_ms,
+                "created_at": _iso(call.created_at),
+                "finished_at": _iso(call.finished_at),
+            }
+            for call in record.tool_calls
         ],
         "escalations": [
             {

@@ -23,6 +23,7 @@ from bot.council.publisher import CouncilPublisher, cut_at_limit
 from bot.council.requests import PendingRequests
 from bot.council.seats import Seat, SeatTable
 from bot.council.streaming import CutShort, StreamedTurns
+from bot.council.tool_turns import ToolTurns
 from bot.council.transcript_view import TranscriptViews, prompt_lines
 from bot.providers.base import ChatRequest, Completion, ProviderError
 from storage import deliberation_repository as deliberation_repo
@@ -51,8 +52,10 @@ class MemberTurns:
         moderation: CouncilModeration | None,
         requests: PendingRequests,
         lifecycle: CouncilLifecycle,
+        tools: ToolTurns | None = None,
     ) -> None:
         self.db = db
+        self.tools = tools
         self.calls = calls
         self.publisher = publisher
         self.claims = claims
@@ -176,7 +179,8 @@ class MemberTurns:
         shape: Callable[[str], str] | None,
     ) -> CouncilMessage:
         started = time.perf_counter()
-        if stream and await self.streaming.allowed(council):
+        tools = await self.tools.tools_for(seat) if self.tools is not None else []
+        if stream and not tools and await self.streaming.allowed(council):
             try:
                 return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)
             except ProviderError as error:
@@ -188,7 +192,10 @@ class MemberTurns:
             finally:
                 self.transcripts.forget(council.id)  # a streamed line is rewritten as it grows
         try:
-            completion = await self.calls.client(seat.spec).complete(request, timeout=self.calls.timeout)
+            if tools and self.tools is not None:  # a turn with tools is asked whole, call by call
+                completion = await self.tools.answer(council, seat, round_number, request, tools, turn_key=turn_key)
+            else:
+                completion = await self.calls.client(seat.spec).complete(request, timeout=self.calls.timeout)
         except ProviderError as error:
             return await self.turn_failed(council, seat, round_number, error, started, turn_key=turn_key)
         latency_ms = round((time.perf_counter() - started) * 1000)

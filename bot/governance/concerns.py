@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-ConcernSource = Literal["rule", "judge", "self", "human"]
+ConcernSource = Literal["rule", "judge", "self", "human", "tool"]
 
 # The shipped rule categories (bot/governance/rules/*.toml); self-flags and the judge use the same ids.
 CATEGORY_IDS: tuple[str, ...] = ("governance", "privacy", "harmful", "mass_notification")

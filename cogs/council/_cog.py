@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
+from bot.tools.hub import ToolHub
 from discord import app_commands
 from discord.ext import commands
 
@@ -18,7 +19,8 @@ from bot.council.engine import MAX_ROUNDS, ConveneError, ConveneLimits, CouncilE
 from bot.council.publisher import HeardMessage
 from bot.council.templates import DEFAULT_ROUNDS
 from bot.governance.gate import GovernanceGate
-from cogs.council import _embeds
+from bot.tools.councils import councils_server
+from cogs.council import _access, _embeds
 from cogs.council._base import MODE_CHOICES, choices, council, refuse, template
 from cogs.council._budget import DiscordBudget, Priority, observe, started
 from cogs.council._errors import UNCERTAIN, describe
@@ -27,6 +29,8 @@ from cogs.council._publisher import DiscordPublisher
 from cogs.council._report_commands import ReportCommands
 from cogs.council._steering_commands import SteeringCommands
 from cogs.council._template_commands import TemplateCommands
+from storage import repository as repo
+from storage.report_repository import ReadableCouncils
 
 if TYPE_CHECKING:
     from bot.app import CouncilBot
@@ -67,6 +71,8 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
             budget=self.budget,
         )
         self.thread_retry_base = THREAD_RETRY_BASE
+        # Members' tools: the configured MCP servers, and the bot's own search over past councils.
+        self.tools = ToolHub(bot.tool_config, builtin={"councils": councils_server(bot.db, self.readable_for)})
         self.engine = CouncilEngine(
             bot.db,
             bot.catalog,
@@ -82,6 +88,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
                 running_per_server=settings.max_councils_per_server,
                 convenes_per_user_per_hour=settings.max_convenes_per_hour,
             ),
+            tools=self.tools,
         )
         self.templates = self.engine.templates
         self.publisher.status_source = self.engine.status  # the starter embed shows the council's progress
@@ -105,7 +112,22 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         if self.count_request in self.bot.request_observers:
             self.bot.request_observers.remove(self.count_request)
         await self.engine.shutdown()
+        await self.tools.close()
         await self.publisher.close()
+
+    async def readable_for(self, council_id: int) -> tuple[int, ReadableCouncils] | None:
+        """What the convener of a council may read on its server: all the bot's own search tool may show it."""
+        council = await repo.get_council(self.bot.db, council_id)
+        guild = self.bot.get_guild(council.guild_id) if council is not None else None
+        if council is None or guild is None:
+            return None
+        convener = guild.get_member(council.convener_id)
+        if convener is None:
+            try:
+                convener = await guild.fetch_member(council.convener_id)
+            except discord.HTTPException:  # gone from the server: they may read nothing there
+                return None
+        return guild.id, await _access.readable(self.bot.db, convener)
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:

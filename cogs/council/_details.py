@@ -7,7 +7,7 @@ import io
 
 import discord
 
-from bot.council.reports import LineDetails, as_utc
+from bot.council.reports import LineDetails, ToolDetails, as_utc
 from cogs.council._embeds import COLOUR, clip
 
 REASONING_INLINE = 4000  # characters shown in the embed (Discord's limit is 4,096); longer ones are attached
@@ -48,3 +48,29 @@ def details_message(details: LineDetails, line_id: int) -> tuple[list[discord.Em
         shown.set_footer(text="What the model reasoned before it answered. The other members never read it.")
         embeds.append(shown)
     return embeds, files
+
+
+def tool_details_message(details: ToolDetails, line_id: int) -> tuple[list[discord.Embed], list[discord.File]]:
+    """A tool call in full: its arguments and its result (attached as a file when longer than an embed holds)."""
+    embed = discord.Embed(
+        title=clip(f"{details.member} called {details.server or '?'}.{details.tool}", 256), colour=COLOUR
+    )
+    embed.add_field(name="Arguments", value=clip(f"```json\n{details.arguments}\n```", 1024), inline=False)
+    embed.add_field(name="Policy", value=details.policy)
+    embed.add_field(
+        name="Outcome", value=details.status + (" (the tool reported an error)" if details.is_error else "")
+    )
+    if details.duration_ms is not None:
+        embed.add_field(name="Took", value=f"{details.duration_ms / 1000:.1f} s")
+    embed.timestamp = as_utc(details.called_at)
+    files: list[discord.File] = []
+    if details.result is None:
+        embed.description = "The result is not shown: it has not run yet, or the moderators have not cleared it."
+    elif len(details.result) <= REASONING_INLINE:
+        embed.description = details.result or "(an empty result)"
+    else:
+        name = f"tool-result-{line_id}.txt"
+        embed.description = f"{len(details.result):,} characters: attached as `{name}`."
+        files.append(discord.File(io.BytesIO(details.result.encode("utf-8")), filename=name))
+    embed.set_footer(text="What the tool gave back, as its server sent it. Members read it framed as a tool result.")
+    return [embed], files

@@ -22,15 +22,16 @@ class ReportCommands(CouncilCommands):
         council = await self._find(interaction, council_id)
         if council is None:
             return
+        seats = await self.engine.seats(council.id)
         cards = reports.member_cards(
-            await self.engine.seats(council.id), council.topic, await self.engine.language(council)
+            seats, council.topic, await self.engine.language(council), await self.engine.member_tools(seats)
         )
         await _reports.send_pages(interaction, _reports.info_pages(council, cards))
 
     @council.command(name="usage")
     @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
     async def usage(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
-        """Show each member's turns, failed turns, tokens and estimated cost in a council."""
+        """Show each member's turns, failed turns, tool calls, tokens and estimated cost in a council."""
         council = await self._find(interaction, council_id)
         if council is None:
             return
@@ -90,6 +91,13 @@ class ReportCommands(CouncilCommands):
         if council is not None and not await self._may_read(interaction, council):
             council = None  # to those who may not read it, it is no council at all
         line = await repo.find_message_by_discord_id(self.bot.db, council.id, message.id) if council else None
+        called = (
+            await reports.tool_details(self.bot.db, line) if line is not None and line.author_kind == "tool" else None
+        )
+        if called is not None and line is not None:
+            embeds, files = _details.tool_details_message(called, line.id or 0)
+            await interaction.response.send_message(embeds=embeds, files=files, ephemeral=True)
+            return
         if council is None or line is None or line.author_kind != "ai":
             await refuse(interaction, "Message details are for messages council members posted in a council's thread.")
             return

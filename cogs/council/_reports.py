@@ -94,6 +94,9 @@ def _member_embed(card: MemberCard, used_names: set[str]) -> tuple[discord.Embed
     embed.add_field(name="Max output tokens", value=f"{card.max_output_tokens:,}")
     key = f"from `{card.api_key_env}`" if card.api_key_env else "none needed"
     embed.add_field(name="API key", value=clip(key, FIELD_LIMIT))
+    if card.tools:
+        listed = "\n".join(f"`{name}`: {POLICY_WORDS.get(policy, policy)}" for name, policy in card.tools)
+        embed.add_field(name="Tools", value=clip(listed, FIELD_LIMIT), inline=False)
     inline = f"```\n{card.system_prompt}\n```"
     if len(inline) <= FIELD_LIMIT and "```" not in card.system_prompt:
         embed.add_field(name="System prompt", value=inline, inline=False)
@@ -105,6 +108,13 @@ def _member_embed(card: MemberCard, used_names: set[str]) -> tuple[discord.Embed
         inline=False,
     )
     return embed, text_file(card.system_prompt, filename)
+
+
+POLICY_WORDS = {
+    "allow": "runs",
+    "notify": "runs, and the moderators are told",
+    "hold": "waits for a moderator's approval",
+}
 
 
 def _slug(name: str) -> str:
@@ -159,6 +169,10 @@ def _usage_value(row: MemberUsage) -> str:
     else:
         cost = f"≈ ${row.cost:.4f}"
     turns = f"{row.turns} turn{'s' if row.turns != 1 else ''} answered, {row.failed_turns} failed"
+    if row.tool_calls:
+        turns += (
+            f"\n{row.tool_calls} tool call{'s' if row.tool_calls != 1 else ''}, {row.tool_ms / 1000:.1f} s in tools"
+        )
     if row.latency_p50_ms is None or row.latency_max_ms is None:
         latency = "latency: not recorded"
     else:

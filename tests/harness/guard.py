@@ -21,6 +21,9 @@ TaskFilter = Callable[["asyncio.Task[object]"], bool]
 # Tasks discord.py starts that sleep for minutes by design (view timeouts, delete_after, ext.tasks
 # loops). Waiting for them would hang every test.
 _LONG_LIVED_CORO_SUFFIXES = ("__timeout_task_impl", ".inner_call", "Loop._loop")
+# Connections to MCP tool servers live as long as the bot (bot/tools/connection.py and the SDK's own tasks under
+# it), as do the tool servers tests run in-process: the council's turn waiting on a call is what settles.
+_LONG_LIVED_CORO_PREFIXES = ("ServerConnection.", "mcp.", "uvicorn.", "starlette.", "sse_starlette.", "anyio.")
 # Tasks that *are* the dispatch of an incoming event, as opposed to work the bot spawned.
 _DISPATCH_TASK_PREFIXES = ("CommandTree-invoker", "discord.py: ", "discord-ui-")
 
@@ -31,7 +34,10 @@ def _coro_name(task: asyncio.Task[object]) -> str:
 
 
 def is_long_lived(task: asyncio.Task[object]) -> bool:
-    return _coro_name(task).endswith(_LONG_LIVED_CORO_SUFFIXES)
+    name = _coro_name(task)
+    # anyio names the tasks it starts after the function they run, which is the telling name.
+    started = task.get_name() if name == "TaskHandle._run_coro" else name
+    return name.endswith(_LONG_LIVED_CORO_SUFFIXES) or started.startswith(_LONG_LIVED_CORO_PREFIXES)
 
 
 def is_dispatch(task: asyncio.Task[object]) -> bool:
