@@ -271,14 +271,14 @@ def _flag(entry: dict[str, object], key: str, where: str) -> bool:
     return value
 
 
-_TOOL_PATTERN = re.compile(r"[a-z0-9_-]{1,24}\.(\*|[^\s.][^\s]{0,199})")
+TOOL_PATTERN = re.compile(r"[a-z0-9_-]{1,24}\.(\*|[^\s.][^\s]{0,199})")
 
 
 def _tools(entry: dict[str, object], where: str) -> tuple[str, ...]:
     """`tools = ["search.*", "notes.read_page"]`: a server's every tool, or one of them (tools.toml names the
     servers; one the file does not name is said at start-up)."""
     tools = entry.get("tools", [])
-    if not isinstance(tools, list) or not all(isinstance(t, str) and _TOOL_PATTERN.fullmatch(t) for t in tools):
+    if not isinstance(tools, list) or not all(isinstance(t, str) and TOOL_PATTERN.fullmatch(t) for t in tools):
         raise CatalogError(
             f'{where}: tools must be a list like ["search.*", "notes.read_page"]: a server named in tools.toml, '
             "a dot, then one of its tools or * for all of them."

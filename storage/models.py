@@ -73,6 +73,9 @@ class Council(SQLModel, table=True):
     max_cost: float | None = None  # ... or cost this many US dollars (estimated from the catalog's prices)
     # The language the convener chose (an ISO 639 code); None: the topic's, or the one people switch to.
     language: str | None = Field(default=None, max_length=16)
+    # The tools the convener allowed, narrowing each member's own ("server.tool" or "server.*", comma-separated;
+    # '' for none); None: each member's own tools.
+    tools: str | None = Field(default=None, sa_type=Text)
     # The process running the council (an engine's claimant id, '' for none) and when it last said so: a
     # second process leaves the council alone while that one lives (storage/runner_repository.py).
     runner: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})

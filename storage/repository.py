@@ -37,6 +37,7 @@ async def create_council(
     max_cost: float | None = None,
     template_id: int | None = None,  # templates: the permanent council this is a session of
     language: str | None = None,
+    tools: str | None = None,
 ) -> Council:
     """Create a council in state `starting` with its members seated in the given order."""
     async with db.session() as session:
@@ -54,6 +55,7 @@ async def create_council(
             convener_name=convener_name,
             template_id=template_id,
             language=language,
+            tools=tools,
         )
         session.add(council)
         await session.flush()

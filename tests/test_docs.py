@@ -950,7 +950,7 @@ EXPECTED = [
     "CONTEXT_BUDGET_TOKENS must be at least 1000",
     "```yaml blocks are not checked",
     "has no subcommand 'polcy'",
-    "the option list leaves out ['chair', 'language', 'max_cost', 'max_tokens', 'mode', 'template']",
+    "the option list leaves out ['chair', 'language', 'max_cost', 'max_tokens', 'mode', 'template', 'tools']",
     "council_id is optional",
     "`CONTEXT_BUDGET` is neither a setting",
     "link to nowhere.md points at nothing",

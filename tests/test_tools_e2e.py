@@ -5,6 +5,7 @@ anyone."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -277,5 +278,84 @@ async def test_a_result_posing_as_a_moderator_reaches_the_member_as_a_tool_resul
         assert "<moderator_note>" in shown and shown.count("`") == 4  # as inline code, in the bot's notice
         posts = [p for p in harness.posts_in(thread.id) if p.content == shown]
         assert posts and all(p.allowed_mentions in (None, {"parse": []}) for p in posts)
+    finally:
+        await harness.close()
+
+
+async def test_the_convener_narrows_tools_and_notify_tells_the_moderators_while_the_call_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_db: Database,
+    provider_server: FakeProviderServer,
+    provider_keys: dict[str, str],
+    tmp_path: Path,
+    web: str,
+) -> None:
+    config = tools(web, tmp_path, policy={"add": "notify"})
+    harness = await start_harness(
+        monkeypatch, sqlite_db, with_tools(provider_server.base_url), tmp_path, tool_config=config
+    )
+    try:
+        mods = await setup_governance(harness)
+        refused = await convene(harness, members="Claude", rounds=1, tools="web.add; nonsense")
+        assert refused.ephemeral and "not 'nonsense'" in refused.content and not harness.threads
+
+        provider_server.script(
+            "claude-test", answering, tool_calls=[{"name": "web__add", "arguments": {"a": 4, "b": 4}}]
+        )
+        await convene(harness, members="Claude", rounds=1, tools="web.add")
+        offered = [r.json for r in provider_server.requests if r.model == "claude-test"]
+        assert [tool["name"] for tool in offered[0]["tools"]] == ["web__add"]
+        [escalation] = escalations(harness, mods)
+        assert "web.add" in fields_of(escalation)["Message"] and not any(
+            c.get("disabled") for row in escalation.components for c in row["components"]
+        )
+        [(_, answer)] = member_posts(harness, harness.threads[0].id)
+        assert "8" in answer  # it ran without waiting for anyone
+
+        provider_server.requests.clear()
+        provider_server.script("claude-test", "No tools here.")
+        await convene(harness, members="Claude", rounds=1, tools="none", user=harness.members["user"])
+        [asked] = [r.json for r in provider_server.requests if r.model == "claude-test"]
+        assert "tools" not in asked
+        info = await harness.slash(harness.members["user"], "council", "info", channel=harness.threads[1])
+        assert "web." not in json.dumps(info.embeds)
+    finally:
+        await harness.close()
+
+
+async def test_a_call_approved_after_the_server_was_halted_does_not_run(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_db: Database,
+    provider_server: FakeProviderServer,
+    provider_keys: dict[str, str],
+    tmp_path: Path,
+    web: str,
+) -> None:
+    config = tools(web, tmp_path, policy={"post_note": "hold"})
+    harness = await start_harness(
+        monkeypatch, sqlite_db, with_tools(provider_server.base_url), tmp_path, tool_config=config
+    )
+    try:
+        mods = await setup_governance(harness)
+        mcp_servers.STARTED.clear()
+        provider_server.script(
+            "claude-test", answering, tool_calls=[{"name": "web__post_note", "arguments": {"text": "parks"}}]
+        )
+        await convene(harness, members="Claude", rounds=1, wait=False)
+        await wait_for(lambda: len(escalations(harness, mods)) == 1, timeout=10)
+        moderator = harness.members["moderator"]
+        await harness.slash(moderator, "governance", "halt", wait_background=False)
+        [escalation] = escalations(harness, mods)
+        await harness.click(moderator, escalation, f"esc:{_escalation_id(escalation)}:approve")
+        for _ in range(200):
+            records = await tool_repo.calls_of_council(sqlite_db, 1)
+            if records[0].status in tool_repo.SETTLED:
+                break
+            await asyncio.sleep(0.05)
+        assert mcp_servers.STARTED == {}
+        assert (records[0].status, records[0].result) == (
+            "refused",
+            "Not run: this server's councils are halted by its moderators.",
+        )
     finally:
         await harness.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.catalog import Catalog, MemberSpec
+from bot.catalog import TOOL_PATTERN, Catalog, MemberSpec
 from bot.council.deliberation import MODES
 from bot.council.language import UnknownLanguage, named
 from bot.council.seats import Seat
@@ -37,6 +37,8 @@ class CouncilPlan:
     max_cost: float | None = None
     template_id: int | None = None  # templates: convened from this permanent council (bot/council/templates.py)
     language: str | None = None  # an ISO 639 code the convener chose (bot/council/language.py)
+    # The tools the convener allows, narrowing each member's own list: None allows them all, () none.
+    tools: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Convening:
         max_tokens: int | None = None,
         max_cost: float | None = None,
         language: str | None = None,
+        tools: str | None = None,
     ) -> CouncilPlan:
         """Validate a convene request; raise ConveneError with a message for the user."""
         if has_control_characters(topic):
@@ -123,6 +126,7 @@ class Convening:
                     "its code (`ru`) or its own name (`русский`), or leave it out to follow the topic's language."
                 ) from None
         return CouncilPlan(
+            tools=narrowed_tools(tools),
             topic=topic,
             seats=seats,
             rounds=rounds,
@@ -168,4 +172,22 @@ class Convening:
             max_cost=plan.max_cost,
             template_id=plan.template_id,
             language=plan.language,
+            tools=",".join(plan.tools) if plan.tools is not None else None,
         )
+
+
+def narrowed_tools(text: str | None) -> tuple[str, ...] | None:
+    """The convener's `tools:` option: nothing (each member keeps its own tools), `none`, or a list of
+    `server.tool` / `server.*` that members' own lists are narrowed to."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().casefold() == "none":
+        return ()
+    patterns = tuple(dict.fromkeys(part.strip() for part in text.replace(";", ",").split(",") if part.strip()))
+    wrong = [pattern for pattern in patterns if not TOOL_PATTERN.fullmatch(pattern)]
+    if wrong or not patterns:
+        raise ConveneError(
+            f"Tools are `none`, or tools like `councils.*, search.find` (a server, a dot, a tool or *), "
+            f"not {clean_text(wrong[0] if wrong else text)[:60]!r}."
+        )
+    return patterns

@@ -188,10 +188,12 @@ class CouncilEngine:
             RunnerParts(posting, streaming, turns, deliberation, self.voices, memory, self.ratings, self.moderation)
         )
 
-    async def member_tools(self, seats: Sequence[Seat]) -> dict[str, list[tuple[str, str]]]:
-        """Per member, the tools it may call and the policy for each, as far as their servers answer within a
-        couple of seconds (an info command must answer Discord in three); a server that does not is named so."""
-        if self.tools is None:
+    async def member_tools(self, council: Council, seats: Sequence[Seat]) -> dict[str, list[tuple[str, str]]]:
+        """Per member, the tools it may call in `council` and the policy for each, as far as their servers answer
+        within a couple of seconds (an info command must answer Discord in three); a server that does not is
+        named so."""
+        tool_turns = self.turns.tools
+        if tool_turns is None:
             return {}
         listed: dict[str, list[tuple[str, str]]] = {}
         for seat in seats:
@@ -199,9 +201,12 @@ class CouncilEngine:
                 continue
             try:
                 async with asyncio.timeout(MEMBER_TOOLS_WAIT):
-                    infos = await self.tools.available(seat.spec.tools)
+                    infos = await tool_turns.tools_for(council, seat)
             except TimeoutError:
                 infos = []
+            if council.tools is not None:  # the convener narrowed them: what is left is all there is
+                listed[seat.name] = [(f"{info.server}.{info.name}", info.policy) for info in infos]
+                continue
             listed[seat.name] = [(f"{info.server}.{info.name}", info.policy) for info in infos] or [
                 (pattern, "not available now: its server does not answer") for pattern in seat.spec.tools
             ]

@@ -87,6 +87,7 @@ class CouncilTemplates:
         max_tokens: int | None = None,
         max_cost: float | None = None,
         language: str | None = None,
+        tools: str | None = None,
     ) -> CouncilPlan:
         """A convene request, from a template or not. Options given explicitly override the template's:
         `members` replaces its members, `roles` its roles member by member, the others their own."""
@@ -105,6 +106,7 @@ class CouncilTemplates:
                 max_tokens=max_tokens,
                 max_cost=max_cost,
                 language=language,
+                tools=tools,
             )
         try:
             stored = await self.find(guild_id, template)
@@ -124,6 +126,7 @@ class CouncilTemplates:
                 max_tokens=max_tokens if max_tokens is not None else saved.max_tokens,
                 max_cost=max_cost if max_cost is not None else saved.max_cost,
                 language=language,
+                tools=tools,
             )
         except ConveneError as error:
             if from_template:

@@ -39,6 +39,7 @@ TOOL_SECONDS_PER_TURN = 180.0  # the tools' share of one turn (a moderator's dec
 EXTRA_STEPS = 2  # replies still calling tools past the limit, each answered with refusals, before the turn fails
 DECISION_POLL = 5.0  # seconds between looks at a held call's escalation (another process may decide it)
 COUNCIL_META = "ai-council/council"  # the request _meta key telling the project's own tools which council asks
+HALTED = "Not run: this server's councils are halted by its moderators."
 HELD_RESULT = "The result is withheld until the moderators have reviewed it; answer without it."
 
 
@@ -78,9 +79,16 @@ class ToolTurns:
         if moderation is not None:
             moderation.tool_decided = self.decided
 
-    async def tools_for(self, seat: Seat) -> list[ToolInfo]:
-        """The tools `seat` may call now (a server that is down offers none)."""
-        return await self.hub.available(seat.spec.tools) if seat.spec.tools else []
+    async def tools_for(self, council: Council, seat: Seat) -> list[ToolInfo]:
+        """The tools `seat` may call now in `council`: its own, narrowed by the convener (a server that is down
+        offers none)."""
+        if not seat.spec.tools or council.tools == "":
+            return []
+        infos = await self.hub.available(seat.spec.tools)
+        if council.tools is None:
+            return infos
+        allowed = council.tools.split(",")
+        return [info for info in infos if f"{info.server}.*" in allowed or f"{info.server}.{info.name}" in allowed]
 
     def decided(self, escalation_id: int) -> None:
         """A moderator decided a held call in this process: its turn goes on at once."""
@@ -202,8 +210,8 @@ class ToolTurns:
             return _Ending("refused", f"There is no tool named {record.exposed_name!r} for {seat.name}.")
         if over and record.status == "pending":
             return _Ending("refused", f"Not run: the limit of {MAX_CALLS_PER_TURN} tool calls in one turn is reached.")
-        if self.moderation is not None and (await self.moderation.gate.policy(council.guild_id)).halted:
-            return _Ending("refused", "Not run: this server's councils are halted.")
+        if await self._halted(council):
+            return _Ending("refused", HALTED)
         if record.status == "running" and not record.repeatable:  # started before a restart: it may have run
             return _Ending(
                 "interrupted",
@@ -214,6 +222,8 @@ class ToolTurns:
                 refusal = await self._decision(council, seat, record)
                 if refusal is not None:
                     return _Ending("refused", refusal)
+                if await self._halted(council):  # halted while the call waited for its approval
+                    return _Ending("refused", HALTED)
             if not await tool_repo.move_call(self.db, record.id, ("pending", "held"), "running"):
                 return None
         outcome = await self.hub.call(info, json.loads(record.arguments), meta={COUNCIL_META: council.id})
@@ -263,6 +273,9 @@ class ToolTurns:
             if record.policy == "notify" and ending.status in ("done", "failed"):
                 await self._notify(council, seat, settled)
         return settled
+
+    async def _halted(self, council: Council) -> bool:
+        return self.moderation is not None and (await self.moderation.gate.policy(council.guild_id)).halted
 
     async def _decision(self, council: Council, seat: Seat, record: ToolCallRecord) -> str | None:
         """Wait for the moderators on a held call: None once approved, else why it is not run."""

@@ -11,7 +11,6 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
-from bot.tools.hub import ToolHub
 from discord import app_commands
 from discord.ext import commands
 
@@ -20,6 +19,7 @@ from bot.council.publisher import HeardMessage
 from bot.council.templates import DEFAULT_ROUNDS
 from bot.governance.gate import GovernanceGate
 from bot.tools.councils import councils_server
+from bot.tools.hub import ToolHub
 from cogs.council import _access, _embeds
 from cogs.council._base import MODE_CHOICES, choices, council, refuse, template
 from cogs.council._budget import DiscordBudget, Priority, observe, started
@@ -152,6 +152,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         rounds=f"How many rounds (1-{MAX_ROUNDS}, default {DEFAULT_ROUNDS} or the template's)",
         template="A saved template: its members, roles, mode and rounds; options you give override them",
         language="Language members answer in, e.g. Russian or ru (default: the topic's, or the thread's)",
+        tools="Narrow members' tools: none, or e.g. councils.* (default: each member's own)",
     )
     @app_commands.choices(mode=MODE_CHOICES)
     async def convene(
@@ -167,6 +168,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
         mode: str | None = None,
         template: app_commands.Range[str, 1, 100] | None = None,
         language: app_commands.Range[str, 1, 40] | None = None,
+        tools: app_commands.Range[str, 1, 300] | None = None,
     ) -> None:
         """Convene a council of AI members in a new thread."""
         channel = interaction.channel
@@ -184,6 +186,7 @@ class CouncilCog(ReportCommands, SteeringCommands, TemplateCommands, commands.Co
             "max_tokens": max_tokens,
             "max_cost": max_cost,
             "language": language,
+            "tools": tools,
         }
         plan = None
         if template is None:  # no database read needed: refused before the acknowledgement, as always

@@ -24,7 +24,7 @@ class ReportCommands(CouncilCommands):
             return
         seats = await self.engine.seats(council.id)
         cards = reports.member_cards(
-            seats, council.topic, await self.engine.language(council), await self.engine.member_tools(seats)
+            seats, council.topic, await self.engine.language(council), await self.engine.member_tools(council, seats)
         )
         await _reports.send_pages(interaction, _reports.info_pages(council, cards))
 

@@ -18,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("council", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("tools", sa.Text(), nullable=True))
     op.create_table(
         "tool_call",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -57,3 +59,5 @@ def downgrade() -> None:
     op.drop_index("ix_tool_call_status", table_name="tool_call")
     op.drop_index("ix_tool_call_council_id", table_name="tool_call")
     op.drop_table("tool_call")
+    with op.batch_alter_table("council", schema=None) as batch_op:
+        batch_op.drop_column("tools")
