@@ -19,6 +19,7 @@ from bench.discord_load import discord_at_scale, discord_costs
 from bench.report import Figure, exit_status, failed
 from bench.rig import bench_keys
 from bench.streaming import streaming_edits
+from bench.tools import tool_round_trip
 from bench.webhooks import webhook_spread
 
 
@@ -43,6 +44,7 @@ GROUPS = (
     Group("prompts", lambda w, quick: figures.prompt_budget(w, turns=300), 120),
     Group("ack", lambda w, quick: ack_latency(w, running=50, samples=30 if quick else 100), 120),
     Group("streaming", lambda w, quick: streaming_edits(w, tokens=1000, seconds=5.0), 60),
+    Group("tools", lambda w, quick: tool_round_trip(w, councils=8 if quick else 20, calls=50 if quick else 200), 90),
     Group("webhooks", lambda w, quick: webhook_spread(w, councils=8 if quick else 20), 240),
     Group("memory", lambda w, quick: figures.running_council_memory(w, councils=200 if quick else 1000), 300),
     Group("discord", lambda w, quick: discord_costs(w, councils=1 if quick else 3), 240),

@@ -84,6 +84,7 @@ class BenchMember:
     name: str
     model: str
     provider: str = "openai"
+    tools: tuple[str, ...] = ()  # "server.tool" / "server.*" of the bench's tool servers
 
 
 def members(count: int = 4) -> tuple[BenchMember, ...]:
@@ -118,6 +119,7 @@ def bench_catalog(base_url: str, seated: Sequence[BenchMember]) -> Catalog:
                 "avatar_url": f"https://example.org/{member.name.lower()}.png",
                 "price_input_per_mtok": 1.0,
                 "price_output_per_mtok": 5.0,
+                **({"tools": list(member.tools)} if member.tools else {}),
             }
         )
     return Catalog.from_mapping({"member": entries}, source="bench catalog")

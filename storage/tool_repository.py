@@ -34,6 +34,7 @@ class NewCall:
     policy: str
     repeatable: bool
     shown: str  # the transcript line that shows it
+    held: bool = False  # its arguments tripped the server's rules: its line waits for the moderators too
 
 
 async def record_step(
@@ -81,6 +82,7 @@ async def record_step(
                     author_name=member,
                     turn_key=f"tool:{record.id}",
                     content=call.shown,
+                    visibility="held" if call.held else "visible",
                     # The reply that asked for the calls is paid for with the first of them.
                     tokens_in=tokens_in if position == 0 else 0,
                     tokens_out=tokens_out if position == 0 else 0,
@@ -135,6 +137,12 @@ async def get_call(db: Database, call_id: int) -> ToolCallRecord | None:
 async def get_call_by_line(db: Database, line_id: int) -> ToolCallRecord | None:
     async with db.session() as session:
         result = await session.execute(select(ToolCallRecord).where(ToolCallRecord.line_id == line_id))
+        return result.scalars().first()
+
+
+async def get_call_by_escalation(db: Database, escalation_id: int) -> ToolCallRecord | None:
+    async with db.session() as session:
+        result = await session.execute(select(ToolCallRecord).where(ToolCallRecord.escalation_id == escalation_id))
         return result.scalars().first()
 
 

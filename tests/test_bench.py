@@ -16,6 +16,7 @@ from bench.figures import round_ratios
 from bench.report import Figure, exit_status, failed, percentile
 from bench.rig import BENCH_KEYS, prose_words
 from bench.streaming import streaming_edits
+from bench.tools import tool_round_trip
 
 REQUIRED_KEYS = {"name", "value", "unit", "target", "ok"}
 
@@ -82,3 +83,14 @@ async def test_streaming_edits_run_the_real_bot(tmp_path: Path, monkeypatch: pyt
     record = json.loads(figure.line())
     assert record["name"] == "streaming_edits_per_message" and record["final_text_exact"] is True
     assert record["messages"] == 2 and record["value"] >= 1 and record["edits_total"] >= 2
+
+
+async def test_tool_round_trip_runs_the_real_engine_and_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in BENCH_KEYS.items():
+        monkeypatch.setenv(name, value)
+    figures = await tool_round_trip(tmp_path, councils=2, calls=5)
+    records = {record["name"]: record for record in (json.loads(figure.line()) for figure in figures)}
+    assert set(records) == {"tool_call_overhead_ms_p50", "mcp_call_ms_p50", "mcp_call_ms_p50_http"}
+    overhead = records["tool_call_overhead_ms_p50"]
+    assert overhead["samples"] == 2 and overhead["turn_with_call_ms_p50"] > 0 and overhead["turn_without_ms_p50"] > 0
+    assert records["mcp_call_ms_p50"]["samples"] == 5 and records["mcp_call_ms_p50_http"]["value"] > 0

@@ -232,6 +232,29 @@ async def test_claudes_signed_thinking_goes_back_unchanged(
     assert "Invalid `signature` in `thinking` block" in str(caught.value)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_deepseeks_reasoning_goes_back_with_its_tool_calls(
+    stream: bool, provider_server: FakeProviderServer, http_session: aiohttp.ClientSession
+) -> None:
+    provider_server.script(
+        "m1", final_text, reasoning=THOUGHT, tool_calls=[{"name": "lookup", "arguments": {"word": "agora"}}]
+    )
+    c = client("openai", http_session, provider_server)
+
+    first = await answer(c, ask(QUESTION), stream=stream)
+    assert first.signed == ({"reasoning_content": THOUGHT},) and first.reasoning == THOUGHT
+    [call] = first.tool_calls
+    done = await answer(c, ask(*after(first, ToolResult(call.id, "A square."))), stream=stream)
+    assert done.text == "The agora was the square." and done.signed == ()
+    [called] = [m for m in provider_server.requests[1].json["messages"] if m["role"] == "assistant"]
+    assert called["reasoning_content"] == THOUGHT
+
+    # Without it, DeepSeek's thinking mode refuses the request.
+    with pytest.raises(ProviderError) as caught:
+        await answer(c, ask(*after(replace(first, signed=()), ToolResult(call.id, "A square."))), stream=stream)
+    assert caught.value.status == 400 and "Missing `reasoning_content`" in str(caught.value)
+
+
 def anthropic_stream(*events: bytes, stop_reason: str = "tool_use") -> str:
     start = {"message": {"model": "m1", "content": [], "usage": {"input_tokens": 9, "output_tokens": 0}}}
     end = {"delta": {"stop_reason": stop_reason}, "usage": {"output_tokens": 7}}

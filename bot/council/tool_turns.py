@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 
 from bot.council.calls import MemberCalls
 from bot.council.claims import PostClaims
-from bot.council.moderation import CouncilModeration
+from bot.council.moderation import CouncilModeration, Screened
 from bot.council.patience import Patience
 from bot.council.posting import LinePosting
 from bot.council.seats import Seat, SeatTable
-from bot.council.tool_lines import call_line, result_line
+from bot.council.tool_lines import arguments_text, call_line, result_line
 from bot.governance.concerns import Concern
 from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderError, ToolCall, ToolResult
 from bot.tools.hub import ToolHub, ToolInfo
@@ -40,6 +40,11 @@ EXTRA_STEPS = 2  # replies still calling tools past the limit, each answered wit
 DECISION_POLL = 5.0  # seconds between looks at a held call's escalation (another process may decide it)
 COUNCIL_META = "ai-council/council"  # the request _meta key telling the project's own tools which council asks
 HALTED = "Not run: this server's councils are halted by its moderators."
+PENDING = "pending"
+DEFERRED = (
+    "This call waits for a moderator's approval and has not run. Answer without it; if they approve it, it runs "
+    "and its result shows in the thread."
+)
 HELD_RESULT = "The result is withheld until the moderators have reviewed it; answer without it."
 
 
@@ -76,6 +81,7 @@ class ToolTurns:
         self.seats = seats
         self.moderation = moderation
         self._decided: dict[int, asyncio.Event] = {}
+        self._background: set[asyncio.Task[None]] = set()  # deferred calls run after their decision
         if moderation is not None:
             moderation.tool_decided = self.decided
 
@@ -90,10 +96,69 @@ class ToolTurns:
         allowed = council.tools.split(",")
         return [info for info in infos if f"{info.server}.*" in allowed or f"{info.server}.{info.name}" in allowed]
 
+    async def offered(self, council: Council, seat: Seat, round_number: int) -> list[ToolInfo]:
+        """The tools offered to `seat` for this turn; a server of its list that is down is said in the thread
+        (once a round), and the member answers without it."""
+        infos = await self.tools_for(council, seat)
+        wanted = {pattern.split(".", 1)[0] for pattern in seat.spec.tools} if council.tools != "" else set()
+        status = self.hub.status()
+        for server in sorted(wanted - {info.server for info in infos}):
+            state = status.get(server, "")
+            if state.startswith("unavailable"):
+                await self._server_down(council, seat, round_number, server)
+        return infos
+
+    async def _server_down(self, council: Council, seat: Seat, round_number: int, server: str) -> None:
+        line, created = await self.patience.call(
+            lambda: repo.add_message(
+                self.db,
+                council_id=council.id,
+                round_number=round_number,
+                author_kind="system",
+                author_name=seat.name,
+                turn_key=f"tooldown:{server}:r{round_number}"[:120],
+                content=f"🔌 The tool server `{server}` does not answer now: members answer without its tools "
+                "this round.",
+                claimed_by=self.claims.claimant,
+            ),
+            council_id=council.id,
+        )
+        if created:
+            await self.posting.post(council, await self.seats.of(council.id), line)
+
     def decided(self, escalation_id: int) -> None:
-        """A moderator decided a held call in this process: its turn goes on at once."""
+        """A moderator decided a held call in this process: its turn goes on at once, or, for a call its member
+        did not wait for, the call runs (or is refused) now and its result shows in the thread."""
         if (event := self._decided.get(escalation_id)) is not None:
             event.set()
+            return
+        task = asyncio.create_task(self._finish_deferred(escalation_id), name=f"tool-call-decided-{escalation_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _finish_deferred(self, escalation_id: int) -> None:
+        record = await tool_repo.get_call_by_escalation(self.db, escalation_id)
+        if record is None or record.status != "held":
+            return  # not a call, or one its turn waits for (in another process) or already settled
+        council = await repo.get_council(self.db, record.council_id)
+        line = await _line_of(self.db, record)
+        if council is None or line is None:
+            return
+        refusal = await self._verdict(escalation_id)
+        if refusal is None and await self._halted(council):
+            refusal = HALTED
+        if refusal is not None:
+            ending = _Ending("refused", refusal)
+        else:
+            infos = await self.hub.available([f"{record.server}.{record.tool}"])
+            info = next((i for i in infos if i.name == record.tool), None)
+            if info is None:
+                ending = _Ending("failed", f"The tool server {record.server!r} is not available.", True, "unavailable")
+            elif not await tool_repo.move_call(self.db, record.id or 0, ("held",), "running"):
+                return
+            else:
+                ending = await self._call(council, record, info)
+        await self._store_ending(council, record.member, line.round, record, ending)
 
     async def answer(
         self,
@@ -121,6 +186,7 @@ class ToolTurns:
             if not records:
                 if over:
                     turns[-1] = replace(turns[-1], content=f"{turns[-1].content}\n\n{_answer_now(used)}".strip())
+                    await self._limit_reached(council, seat, round_number, turn_key, used)
                 completion = await self.calls.client(seat.spec).complete(
                     replace(asking, turns=tuple(turns)), timeout=self.calls.timeout
                 )
@@ -132,15 +198,33 @@ class ToolTurns:
             signed = tuple(json.loads(records[0].signed)) if records[0].signed else ()
             calls = tuple(ToolCall(r.call_id, r.exposed_name, json.loads(r.arguments)) for r in records)
             turns.append(ChatTurn("assistant", records[0].text, tool_calls=calls, signed=signed))
-            settled = await asyncio.gather(
+            results = await asyncio.gather(
                 *(
                     self._settle(council, seat, round_number, record, by_name.get(record.exposed_name), over)
                     for record in records
                 )
             )
-            turns.append(ChatTurn("user", "", tool_results=tuple(_as_result(record) for record in settled)))
+            turns.append(ChatTurn("user", "", tool_results=tuple(results)))
             used += len(records)
             step += 1
+
+    async def _limit_reached(self, council: Council, seat: Seat, round_number: int, turn_key: str, used: int) -> None:
+        """The thread is told, once per turn, that the member must answer without more tools."""
+        why = f"{used} tool calls" if used >= MAX_CALLS_PER_TURN else f"{TOOL_SECONDS_PER_TURN:.0f} seconds of tools"
+        line, _ = await self.patience.call(
+            lambda: repo.add_message(
+                self.db,
+                council_id=council.id,
+                round_number=round_number,
+                author_kind="system",
+                author_name=seat.name,
+                turn_key=f"toollimit:{turn_key}"[:120],
+                content=f"⏱️ {seat.name} reached this turn's limit of {why} and answers with what it has.",
+                claimed_by=self.claims.claimant,
+            ),
+            council_id=council.id,
+        )
+        await self.posting.post(council, await self.seats.of(council.id), line)
 
     async def _record(
         self,
@@ -154,9 +238,17 @@ class ToolTurns:
     ) -> list[ToolCallRecord]:
         """Store the reply's calls with their lines, then show the lines, before any call runs."""
         new = []
-        for call in completion.tool_calls:
+        flagged: dict[int, Screened] = {}
+        for position, call in enumerate(completion.tool_calls):
             info = by_name.get(call.name)
             server, tool, policy = (info.server, info.name, info.policy) if info else ("", call.name, "allow")
+            # The arguments are the member's words, shown in the thread: screened as its replies are. A call whose
+            # arguments trip a rule is held for the moderators whatever the tool's policy.
+            screened = await self._screen(council, seat, arguments_text(call.arguments)) if info else None
+            if screened is not None and screened.concerns:
+                flagged[position] = screened
+                if screened.hold:
+                    policy = "hold"
             new.append(
                 NewCall(
                     call_id=call.id[:120],
@@ -167,6 +259,7 @@ class ToolTurns:
                     policy=policy,
                     repeatable=bool(info and (info.read_only or info.idempotent)),
                     shown=call_line(seat.name, server or "?", tool, call.arguments, policy=policy),
+                    held=position in flagged and flagged[position].hold,
                 )
             )
         pairs = await self.patience.call(
@@ -186,21 +279,66 @@ class ToolTurns:
             ),
             council_id=council.id,
         )
+        for position, screened in flagged.items():
+            record, line = pairs[position]
+            await self._escalate_flagged(council, seat, record, line, screened)
         seats = await self.seats.of(council.id)
         for _, line in pairs:
             await self.posting.post(council, seats, line)
         return [record for record, _ in pairs]
 
+    async def _screen(self, council: Council, seat: Seat, text: str) -> Screened | None:
+        return await self.moderation.screen_ai(council, seat.name, text) if self.moderation is not None else None
+
+    async def _escalate_flagged(
+        self, council: Council, seat: Seat, record: ToolCallRecord, line: CouncilMessage, screened: Screened
+    ) -> None:
+        """A call whose arguments the rules flagged goes before the moderators with what they found; held, it runs
+        only once they approve it."""
+        assert self.moderation is not None and record.id is not None
+        subject = f"tool:{record.id}"
+        escalation = await self.moderation.escalate(
+            council,
+            line,
+            screened.concerns,
+            screened.policy,
+            held=screened.hold,
+            author_name=seat.name,
+            content=f"{record.server}.{record.tool}({record.arguments})",
+            subject=subject,
+        )
+        escalation = escalation or await gov.open_escalation(self.db, council.id, subject)
+        if escalation is not None and screened.hold:
+            await tool_repo.move_call(self.db, record.id, ("pending",), "held", escalation_id=escalation.id)
+            record.status, record.escalation_id = "held", escalation.id
+
     async def _settle(
         self, council: Council, seat: Seat, round_number: int, record: ToolCallRecord, info: ToolInfo | None, over: bool
-    ) -> ToolCallRecord:
-        """Run one stored call as its policy says, or learn how it ended before a restart."""
+    ) -> ToolResult:
+        """Run one stored call as its policy says, or learn how it ended before a restart; what the member reads."""
         if record.status in SETTLED:
-            return record
+            return _as_result(record)
+        deferrable = info is not None and record.policy == "hold" and info.while_held == "go_on" and not over
+        if deferrable and await self._defer(council, seat, record):
+            return _deferred(record)
         ending = await self._run_or_refuse(council, seat, record, info, over)
         if ending is None:  # another process runs it: its ending is stored there
-            return await self._wait_settled(record)
-        return await self._store_ending(council, seat, round_number, record, ending)
+            return _as_result(await self._wait_settled(record))
+        return _as_result(await self._store_ending(council, seat.name, round_number, record, ending))
+
+    async def _defer(self, council: Council, seat: Seat, record: ToolCallRecord) -> bool:
+        """Put a held call before the moderators without waiting: the member answers without it, and the call runs
+        once they approve it (`decided`). False when it cannot wait (no moderation, a halt)."""
+        assert record.id is not None
+        if self.moderation is None or await self._halted(council):
+            return False
+        if record.escalation_id is None:
+            escalation_id = await self._escalate(council, seat.name, record, held=True, why="wants to call")
+            if escalation_id is None:
+                return False
+            await tool_repo.move_call(self.db, record.id, ("pending",), "held", escalation_id=escalation_id)
+            record.status, record.escalation_id = "held", escalation_id
+        return True
 
     async def _run_or_refuse(
         self, council: Council, seat: Seat, record: ToolCallRecord, info: ToolInfo | None, over: bool
@@ -226,13 +364,16 @@ class ToolTurns:
                     return _Ending("refused", HALTED)
             if not await tool_repo.move_call(self.db, record.id, ("pending", "held"), "running"):
                 return None
+        return await self._call(council, record, info)
+
+    async def _call(self, council: Council, record: ToolCallRecord, info: ToolInfo) -> _Ending:
         outcome = await self.hub.call(info, json.loads(record.arguments), meta={COUNCIL_META: council.id})
         if outcome.failed:
             return _Ending("failed", outcome.text, True, outcome.failed, outcome.duration_ms)
         return _Ending("done", outcome.text, outcome.is_error, None, outcome.duration_ms)
 
     async def _store_ending(
-        self, council: Council, seat: Seat, round_number: int, record: ToolCallRecord, ending: _Ending
+        self, council: Council, member: str, round_number: int, record: ToolCallRecord, ending: _Ending
     ) -> ToolCallRecord:
         assert record.id is not None
         call_id = record.id
@@ -251,7 +392,7 @@ class ToolTurns:
                 is_error=ending.is_error,
                 failure=ending.failure,
                 duration_ms=ending.duration_ms,
-                shown=result_line(seat.name, record.tool, status=ending.status, result=ending.result, seconds=seconds),
+                shown=result_line(member, record.tool, status=ending.status, result=ending.result, seconds=seconds),
                 round_number=round_number,
                 claimed_by=self.claims.claimant,
                 result_held=ending.result_held,
@@ -266,12 +407,12 @@ class ToolTurns:
                     screened.concerns,
                     screened.policy,
                     held=ending.result_held,
-                    author_name=f"{seat.name} via {record.server}.{record.tool}",
+                    author_name=f"{member} via {record.server}.{record.tool}",
                     content=ending.result,
                 )
             await self.posting.post(council, await self.seats.of(council.id), line)
             if record.policy == "notify" and ending.status in ("done", "failed"):
-                await self._notify(council, seat, settled)
+                await self._escalate(council, member, settled, held=False, why="called", result=settled.result)
         return settled
 
     async def _halted(self, council: Council) -> bool:
@@ -284,7 +425,7 @@ class ToolTurns:
             return "Not run: this tool needs a moderator's approval, and this bot has no moderation."
         escalation_id = record.escalation_id
         if escalation_id is None:
-            escalation = await self._escalate(council, seat, record, held=True, why="wants to call")
+            escalation = await self._escalate(council, seat.name, record, held=True, why="wants to call")
             if escalation is None:
                 return "Not run: the moderators could not be asked."
             escalation_id = escalation
@@ -292,16 +433,9 @@ class ToolTurns:
         event = self._decided.setdefault(escalation_id, asyncio.Event())
         try:
             while True:
-                escalation = await gov.get_escalation(self.db, escalation_id)
-                if escalation is None:
-                    return "Not run: the moderators' decision was lost."
-                if escalation.state == "approved":
-                    return None
-                if escalation.state != "pending":
-                    why = escalation.decision_reason or (
-                        "no moderator decided in time" if escalation.state == "expired" else "no reason given"
-                    )
-                    return f"A moderator refused this call: {why}."
+                verdict = await self._verdict(escalation_id)
+                if verdict != PENDING:
+                    return verdict
                 try:
                     async with asyncio.timeout(DECISION_POLL):
                         await event.wait()
@@ -311,18 +445,13 @@ class ToolTurns:
         finally:
             self._decided.pop(escalation_id, None)
 
-    async def _notify(self, council: Council, seat: Seat, record: ToolCallRecord) -> None:
-        await self._escalate(council, seat, record, held=False, why="called", result=record.result)
-
     async def _escalate(
-        self, council: Council, seat: Seat, record: ToolCallRecord, *, held: bool, why: str, result: str = ""
+        self, council: Council, member: str, record: ToolCallRecord, *, held: bool, why: str, result: str = ""
     ) -> int | None:
         """Put a call before the moderators (an open escalation about it is joined instead)."""
         assert self.moderation is not None and record.id is not None
         subject = f"tool:{record.id}"
-        concern = Concern(
-            source="tool", category="tool_call", reason=f"{seat.name} {why} {record.server}.{record.tool}"
-        )
+        concern = Concern(source="tool", category="tool_call", reason=f"{member} {why} {record.server}.{record.tool}")
         call = f"{record.server}.{record.tool}({record.arguments})"
         escalation = await self.moderation.escalate(
             council,
@@ -330,13 +459,27 @@ class ToolTurns:
             [concern],
             await self.moderation.gate.policy(council.guild_id),
             held=held,
-            author_name=seat.name,
+            author_name=member,
             content=f"{call}\n\n{result}".strip(),
             subject=subject,
         )
         if escalation is None:
             escalation = await gov.open_escalation(self.db, council.id, subject)
         return escalation.id if escalation is not None else None
+
+    async def _verdict(self, escalation_id: int) -> str | None:
+        """None once the moderators approved the call, PENDING while they have not decided, else why it is not run."""
+        escalation = await gov.get_escalation(self.db, escalation_id)
+        if escalation is None:
+            return "Not run: the moderators' decision was lost."
+        if escalation.state == "approved":
+            return None
+        if escalation.state == "pending":
+            return PENDING
+        if escalation.state == "expired":
+            return "Not run: no moderator decided in time."
+        why = (escalation.decision_reason or "no reason given").strip().rstrip(".")
+        return f"A moderator refused this call: {why}."
 
     async def _wait_settled(self, record: ToolCallRecord) -> ToolCallRecord:
         assert record.id is not None
@@ -345,6 +488,10 @@ class ToolTurns:
             if current is None or current.status in SETTLED:
                 return current or record
             await asyncio.sleep(0.5)
+
+
+def _deferred(record: ToolCallRecord) -> ToolResult:
+    return ToolResult(record.call_id, frame_result(record.server or "?", record.tool, DEFERRED, True), True)
 
 
 def _as_result(record: ToolCallRecord) -> ToolResult:

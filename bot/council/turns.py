@@ -179,7 +179,7 @@ class MemberTurns:
         shape: Callable[[str], str] | None,
     ) -> CouncilMessage:
         started = time.perf_counter()
-        tools = await self.tools.tools_for(council, seat) if self.tools is not None else []
+        tools = await self.tools.offered(council, seat, round_number) if self.tools is not None else []
         if stream and not tools and await self.streaming.allowed(council):
             try:
                 return await self.streaming.turn(council, seat, round_number, request, started, turn_key=turn_key)

@@ -159,11 +159,13 @@ class OpenAICompatClient:
             truncated=truncated,
             reasoning=_joined(_reasoning_of(message), inline),
             tool_calls=tool_calls,
+            signed=_returned_reasoning(message.get("reasoning_content"), tool_calls),
         )
 
     async def stream(self, request: ChatRequest, *, timeout: float) -> AsyncIterator[StreamDelta | Completion]:
         parts: list[str] = []
         thoughts: list[str] = []
+        returned: list[str] = []  # DeepSeek's reasoning_content alone, which must go back with tool calls
         inline = InlineThinking()
         calls = _CallParts(self.name)
         model = request.model
@@ -197,6 +199,8 @@ class OpenAICompatClient:
                     if _has_output(delta):
                         clock.token()
                     thoughts.append(_reasoning_of(delta))
+                    if isinstance(delta.get("reasoning_content"), str):
+                        returned.append(delta["reasoning_content"])
                     if isinstance(delta.get("tool_calls"), list):
                         calls.feed(delta["tool_calls"])
                     content = delta.get("content")
@@ -226,7 +230,8 @@ class OpenAICompatClient:
             raise limit_spent(self.name, request.max_output_tokens) if truncated else empty(self.name)
         reasoning = _joined("".join(thoughts), inline.reasoning)
         finish = str(finish_reason or "unknown")
-        yield Completion(text, input_tokens, output_tokens, model, finish, truncated, reasoning, tool_calls)
+        signed = _returned_reasoning("".join(returned), tool_calls)
+        yield Completion(text, input_tokens, output_tokens, model, finish, truncated, reasoning, tool_calls, signed)
 
 
 def _messages(turn: ChatTurn) -> list[dict[str, Any]]:
@@ -241,7 +246,11 @@ def _messages(turn: ChatTurn) -> list[dict[str, Any]]:
             }
             for call in turn.tool_calls
         ]
-        return [{"role": turn.role, "content": turn.content if turn.content.strip() else None, "tool_calls": calls}]
+        message = {"role": turn.role, "content": turn.content if turn.content.strip() else None, "tool_calls": calls}
+        for block in turn.signed:  # DeepSeek's reasoning behind the calls, which its API wants back with them
+            if isinstance(block.get("reasoning_content"), str):
+                message["reasoning_content"] = block["reasoning_content"]
+        return [message]
     if not turn.tool_results:
         return [{"role": turn.role, "content": _content(turn)}]
     messages: list[dict[str, Any]] = [
@@ -327,6 +336,12 @@ def _reasoning_of(message: dict[str, Any]) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
+
+
+def _returned_reasoning(reasoning: object, tool_calls: tuple[ToolCall, ...]) -> tuple[dict[str, str], ...]:
+    """What must go back with a reply's tool calls: DeepSeek's reasoning_content (thinking mode refuses a later
+    request whose assistant message with tool calls lacks it)."""
+    return ({"reasoning_content": reasoning},) if tool_calls and isinstance(reasoning, str) and reasoning else ()
 
 
 def _joined(*reasonings: str) -> str:

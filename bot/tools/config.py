@@ -20,6 +20,10 @@ from bot.catalog import endpoint_host
 
 Policy = Literal["allow", "notify", "hold"]
 POLICIES: tuple[Policy, ...] = ("allow", "notify", "hold")
+# What a member does about a held call: wait for the moderators' decision (the council waits), or answer without
+# it at once (the call runs later if they approve it, and its result shows in the thread).
+WhileHeld = Literal["wait", "go_on"]
+WHILE_HELD: tuple[WhileHeld, ...] = ("wait", "go_on")
 DEFAULT_TIMEOUT = 30.0
 SERVER_NAME = re.compile(r"^[a-z0-9_-]{1,24}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -27,7 +31,7 @@ _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token
 _LOOPBACK_NAMES = ("localhost",)
 _STDIO_FIELDS = {"command", "args", "env", "env_from", "cwd"}
 _HTTP_FIELDS = {"url", "headers_from"}
-_FIELDS = _STDIO_FIELDS | _HTTP_FIELDS | {"timeout", "policy"}
+_FIELDS = _STDIO_FIELDS | _HTTP_FIELDS | {"timeout", "policy", "while_held"}
 
 
 class ToolConfigError(Exception):
@@ -48,6 +52,7 @@ class ServerConfig:
     headers_from: Mapping[str, str] = field(default_factory=dict)  # header name -> variable holding its value
     timeout: float = DEFAULT_TIMEOUT
     policy: Mapping[str, Policy] = field(default_factory=dict)  # tool name (or "*") -> policy
+    while_held: WhileHeld = "wait"
 
     @property
     def transport(self) -> Literal["stdio", "http", "builtin"]:
@@ -120,7 +125,15 @@ def _parse_server(name: str, entry: object, source: str, base: Path) -> ServerCo
         raise ToolConfigError(f"{where} has unknown field(s): {', '.join(unknown)}.")
     if ("command" in entry) == ("url" in entry):
         raise ToolConfigError(f"{where} needs either `command` (a program spoken to over stdio) or `url`, not both.")
-    common = {"name": name, "timeout": _timeout(entry, where), "policy": _policy(entry, where)}
+    while_held = entry.get("while_held", "wait")
+    if while_held not in WHILE_HELD:
+        raise ToolConfigError(f'{where}: `while_held` must be "wait" (the council waits) or "go_on".')
+    common = {
+        "name": name,
+        "timeout": _timeout(entry, where),
+        "policy": _policy(entry, where),
+        "while_held": cast(WhileHeld, while_held),
+    }
     if "url" in entry:
         stray = sorted(set(entry) & _STDIO_FIELDS)
         if stray:

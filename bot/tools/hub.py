@@ -25,7 +25,7 @@ from mcp.server import Server
 from mcp.server.mcpserver import MCPServer
 
 from bot.providers.base import ToolSpec
-from bot.tools.config import Policy, ServerConfig, ToolConfig
+from bot.tools.config import Policy, ServerConfig, ToolConfig, WhileHeld
 from bot.tools.connection import BACKOFF, ServerConnection, ServerUnavailable, describe
 from bot.tools.results import cap, grapheme_prefix, result_text
 
@@ -59,6 +59,7 @@ class ToolInfo:
     idempotent: bool
     destructive: bool
     policy: Policy
+    while_held: WhileHeld = "wait"
 
     def spec(self) -> ToolSpec:
         """The tool as a provider is told of it."""
@@ -247,4 +248,5 @@ def _info(config: ServerConfig, tool: mcp_types.Tool, exposed_name: str) -> Tool
         idempotent=hints.idempotent_hint is True,
         destructive=not read_only and hints.destructive_hint is not False,  # MCP's default: destructive
         policy=config.policy_for(tool.name, read_only),
+        while_held=config.while_held,
     )

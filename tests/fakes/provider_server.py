@@ -40,6 +40,7 @@ from tests.fakes.provider_tools import (
     scripted_calls,
     sign,
     tools_chars,
+    unreturned_reasoning,
 )
 
 Reply = str | Callable[[dict[str, Any]], str]
@@ -417,6 +418,10 @@ class FakeProviderServer:
             body: dict[str, Any] = rec.json
             model = body["model"]
             behaviour = self._next(model)
+            if behaviour.reasoning and behaviour.reasoning_field == "reasoning_content":
+                unreturned = unreturned_reasoning(body["messages"])
+                if unreturned:
+                    return self._openai_error(400, unreturned)
             await asyncio.sleep(behaviour.delay)
             if behaviour.disconnect:
                 return self._dropped(request)

@@ -27,7 +27,8 @@ OPENAI_MESSAGE_KEYS = {
     "system": {"role", "content", "name"},
     "developer": {"role", "content", "name"},
     "user": {"role", "content", "name"},
-    "assistant": {"role", "content", "name", "tool_calls", "refusal"},
+    # reasoning_content: DeepSeek's thinking, which its API wants back on an assistant message that called tools.
+    "assistant": {"role", "content", "name", "tool_calls", "refusal", "reasoning_content"},
     "tool": {"role", "content", "tool_call_id"},
 }
 
@@ -433,3 +434,12 @@ def openai_tool_deltas(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for piece in split_json(json.dumps(call["arguments"], ensure_ascii=False)):
             deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     return deltas
+
+
+def unreturned_reasoning(messages: list[dict[str, Any]]) -> str | None:
+    """DeepSeek in thinking mode: an assistant message that called tools must carry its reasoning_content in every
+    later request (its API answers 400 otherwise)."""
+    for i, message in enumerate(messages):
+        if message.get("role") == "assistant" and message.get("tool_calls") and not message.get("reasoning_content"):
+            return f"Missing `reasoning_content` field in the assistant message at message index {i}"
+    return None
