@@ -67,6 +67,8 @@ class MemberSpec:
     vision: bool = False
     # The tools it may call (catalog: tools), as "server.tool" or "server.*" of the servers in tools.toml.
     tools: tuple[str, ...] = ()
+    # Its colour in charts (catalog: colour, "#RRGGBB"); None: the charts' palette by seat.
+    colour: str | None = None
 
     @property
     def model_rule(self) -> ModelRule:
@@ -174,6 +176,7 @@ _FIELDS = {
     "thinking",
     "vision",
     "tools",
+    "colour",
     "accepts_temperature",
     "continue_when_cut",
     "max_continuations",
@@ -260,6 +263,7 @@ def _parse_member(entry: object, source: str, index: int) -> MemberSpec:
         thinking=_thinking(entry, provider, max_tokens, where),
         vision=_flag(entry, "vision", where),
         tools=_tools(entry, where),
+        colour=_colour(entry, where),
         **prices,
     )
 
@@ -284,6 +288,15 @@ def _tools(entry: dict[str, object], where: str) -> tuple[str, ...]:
             "a dot, then one of its tools or * for all of them."
         )
     return tuple(dict.fromkeys(tools))
+
+
+def _colour(entry: dict[str, object], where: str) -> str | None:
+    colour = entry.get("colour")
+    if colour is None:
+        return None
+    if not isinstance(colour, str) or not re.fullmatch(r"#[0-9a-fA-F]{6}", colour.strip()):
+        raise CatalogError(f'{where}: colour must be a hex colour like "#D97757".')
+    return colour.strip().lower()
 
 
 def _thinking(entry: dict[str, object], provider: str, max_tokens: int, where: str) -> str | int | None:

@@ -61,7 +61,8 @@ def test_availability_follows_the_key_in_the_environment() -> None:
         ({"api_key_env": "lower-case"}, "api_key_env must be an environment variable name"),
         ({"max_output_tokens": 0}, "max_output_tokens must be"),
         ({"price_input_per_mtok": -1}, "price_input_per_mtok must be"),
-        ({"colour": "red"}, "unknown field"),
+        ({"flavour": "red"}, "unknown field"),
+        ({"colour": "red"}, "colour must be a hex colour"),
         ({"persona": ""}, "non-empty string `persona`"),
     ],
 )

@@ -152,7 +152,11 @@ async def test_review_posts_the_ranking_embed_between_the_answers_and_the_chairs
         ("Claude", "Synthesis: parks on most lots, tolls for the rest."),
         ("bot", "[Council concluded]"),
     ]
-    [table] = harness.posts_in(thread.id, kinds=("channel",))[0].embeds
+    ranking = harness.posts_in(thread.id, kinds=("channel",))[0]
+    [table] = ranking.embeds
+    # The chart of the ranking rides with its table: the same figures, drawn (tests/test_charts.py checks them).
+    assert ranking.attachments == ["ranking-1.png"] and table["image"]["url"] == "attachment://ranking-1.png"
+    assert ranking.files["ranking-1.png"].startswith(b"\x89PNG")
     rows = table["description"].split("\n")
     # Claude and DeepSeek ranked the two others; Llama's ranking was unreadable and is named, not counted.
     assert len(rows) == 4 and rows[-1] == "⚠️ Llama's ranking could not be read and is not counted."

@@ -55,6 +55,8 @@ async def test_a_concluding_council_posts_its_scoreboard_once_even_across_a_rest
     assert harness.posts_in(thread.id).index(closing) < harness.posts_in(thread.id).index(board)
     assert board.content == "📊 **Peer ratings #1** · council #1"
     table, *reasons = board.embeds
+    assert board.attachments == ["ratings-1-1.png"] and table["image"]["url"] == "attachment://ratings-1-1.png"
+    assert board.files["ratings-1-1.png"].startswith(b"\x89PNG")
     assert table["title"] == "Peer ratings, at its end"
     rows = table["description"].split("```")[1].strip().splitlines()
     assert rows[0].split() == ["member", "clar", "insi", "self", "all", "n"]
@@ -159,6 +161,15 @@ async def test_scoreboard_shows_the_servers_members_best_first_for_anyone(
     fields = {field["name"]: field["value"] for field in embed["fields"]}
     assert "models rating models" in fields["Models rating models"]
     assert "how many readable ratings" in fields["How to read it"]
+    # Drawn too, after a deferral (drawing may take a second): the chart rides with the table, for the asker only.
+    assert result.deferred and result.response is not None
+    [chart] = result.response.attachments
+    assert chart.startswith("ratings-server-") and embed["image"]["url"] == f"attachment://{chart}"
+
+    usage = await harness.slash(harness.members["user"], "council", "usage", council_id=1, chart=True)
+    assert usage.ephemeral and usage.deferred and usage.response is not None
+    assert usage.response.attachments == ["usage-1.png"] and usage.response.files["usage-1.png"].startswith(b"\x89PNG")
+    assert usage.embeds[0]["image"]["url"] == "attachment://usage-1.png"
 
 
 async def test_council_conclude_rates_the_members_who_spoke(

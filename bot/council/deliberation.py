@@ -377,7 +377,8 @@ class ReviewStage:
 def ranking_table(ballots: Sequence[tuple[str, str | None, str]], names: Sequence[str]) -> Table:
     rankings = [ranking.split(",") for _, ranking, state in ballots if state == "ranked" and ranking]
     rows = []
-    for place, row in enumerate(review.standings(rankings, names), start=1):
+    order = review.standings(rankings, names)
+    for place, row in enumerate(order, start=1):
         if row.mean_position is None:
             rows.append(f"–. **{row.name}**: no readable ranking placed it")
             continue
@@ -394,6 +395,7 @@ def ranking_table(ballots: Sequence[tuple[str, str | None, str]], names: Sequenc
         title="⚖️ Peer review: the answers ranked",
         rows=tuple(rows),
         note="Each member ranked the others' answers without their names, its own left out; 1 is best.",
+        places=tuple((row.name, row.places) for row in order if row.places),
     )
 
 

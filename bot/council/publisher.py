@@ -101,14 +101,20 @@ class Table:
     title: str
     rows: tuple[str, ...]
     note: str | None = None
+    # A ranking's places, ballot by ballot, per member (best first): what its chart draws.
+    places: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def dumps(self) -> str:
-        return json.dumps({"title": self.title, "rows": list(self.rows), "note": self.note}, ensure_ascii=False)
+        data: dict[str, object] = {"title": self.title, "rows": list(self.rows), "note": self.note}
+        if self.places:
+            data["places"] = [[name, list(places)] for name, places in self.places]
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def loads(cls, text: str) -> Table:
         data = json.loads(text)
-        return cls(title=data["title"], rows=tuple(data["rows"]), note=data.get("note"))
+        places = tuple((str(name), tuple(int(p) for p in places)) for name, places in data.get("places") or ())
+        return cls(title=data["title"], rows=tuple(data["rows"]), note=data.get("note"), places=places)
 
     def as_text(self) -> str:
         lines = [f"**{self.title}**", *self.rows]

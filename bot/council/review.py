@@ -29,6 +29,7 @@ class Standing:
     mean_position: float | None  # None: no readable ballot ranked it
     ballots: int
     first_places: int
+    places: tuple[int, ...] = ()  # each readable ballot's place for it
 
 
 def seed_for(council_id: int, round_number: int, reviewer: str) -> str:
@@ -123,6 +124,7 @@ def standings(rankings: Iterable[Sequence[str]], names: Sequence[str]) -> list[S
             mean_position=sum(places) / len(places) if places else None,
             ballots=len(places),
             first_places=sum(place == 1 for place in places),
+            places=tuple(places),
         )
         for name, places in positions.items()
     ]

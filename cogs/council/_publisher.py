@@ -26,7 +26,7 @@ from bot.council.scoreboard import Scoreboard
 from bot.council.seats import Seat
 from bot.governance.gate import Policy
 from bot.text import split_message
-from cogs.council import _embeds, _ratings
+from cogs.council import _charts, _embeds, _ratings
 from cogs.council._budget import DiscordBudget, Priority
 from cogs.council._errors import (
     MAX_WEBHOOKS,
@@ -203,15 +203,27 @@ class DiscordPublisher:
             found = await self._already_posted(thread, None, [""], embed_title=embed.title)
             if found:
                 return found
-        return [await self._send_as_bot(thread, "", embeds=[embed], owner=council.id)]
+        picture = await _charts.ranking_picture(council.id or 0, table, self.bot.catalog)
+        if picture is not None:
+            embed.set_image(url=picture.url)
+        return [await self._send_as_bot(thread, "", embeds=[embed], owner=council.id, picture=picture)]
 
     async def post_scoreboard(self, council: Council, board: Scoreboard, *, recovering: bool = False) -> list[int]:
         """A peer-ratings scoreboard as embeds from the bot, over as many messages as Discord's limits need."""
         thread = await self._thread(council)
         pages = _ratings.scoreboard_messages(board)
         ids = await self._already_posted(thread, None, [content for content, _ in pages]) if recovering else []
+        # The chart goes with the first message, under the table it draws.
+        picture = await _charts.scoreboard_picture(board, self.bot.catalog) if not ids else None
+        if picture is not None:
+            pages[0][1][0].set_image(url=picture.url)
         for content, embeds in pages[len(ids) :]:
-            ids.append(await self._send_as_bot(thread, content, embeds=embeds, owner=council.id))
+            first = not ids
+            ids.append(
+                await self._send_as_bot(
+                    thread, content, embeds=embeds, owner=council.id, picture=picture if first else None
+                )
+            )
         return ids
 
     async def _send_as_bot(
@@ -222,12 +234,16 @@ class DiscordPublisher:
         embeds: Sequence[discord.Embed] = (),
         priority: Priority = Priority.WORDS,
         owner: int | None = None,
+        picture: _charts.Picture | None = None,
     ) -> int:
         """One message from the bot itself; an uncertain failure is looked for before it is sent again."""
         for attempt in (1, 2):
             try:
                 await self.budget.spend(("create", thread.id), priority, owner=owner)
-                message = await thread.send(content or None, embeds=list(embeds), allowed_mentions=NO_MENTIONS)
+                files = [picture.file()] if picture is not None else []
+                message = await thread.send(
+                    content or None, embeds=list(embeds), files=files, allowed_mentions=NO_MENTIONS
+                )
                 return message.id
             except UNCERTAIN as error:
                 found = await self._already_posted(

@@ -8,7 +8,7 @@ from discord import app_commands
 
 from bot.council import reports
 from bot.council.ratings import RatingError
-from cogs.council import _details, _ratings, _reports
+from cogs.council import _charts, _details, _ratings, _reports
 from cogs.council._base import CouncilCommands, council, refuse
 from storage import ratings_repository as ratings_repo
 from storage import repository as repo
@@ -29,14 +29,27 @@ class ReportCommands(CouncilCommands):
         await _reports.send_pages(interaction, _reports.info_pages(council, cards))
 
     @council.command(name="usage")
-    @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
-    async def usage(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
+    @app_commands.describe(
+        council_id="The council's number (leave empty inside a council thread)",
+        chart="Also draw tokens, cost and latency per member as a chart",
+    )
+    async def usage(self, interaction: discord.Interaction, council_id: int | None = None, chart: bool = False) -> None:
         """Show each member's turns, failed turns, tool calls, tokens and estimated cost in a council."""
         council = await self._find(interaction, council_id)
         if council is None:
             return
         rows = reports.usage(await self.engine.seats(council.id), await repo.transcript(self.bot.db, council.id))
-        await interaction.response.send_message(embed=_reports.usage_embed(council, rows), ephemeral=True)
+        embed = _reports.usage_embed(council, rows)
+        if not chart:
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)  # drawing may take a second or two
+        picture = await _charts.usage_picture(council.id or 0, rows, self.bot.catalog)
+        if picture is None:
+            await interaction.followup.send(embed=embed, ephemeral=True)
+            return
+        embed.set_image(url=picture.url)
+        await interaction.followup.send(embed=embed, file=picture.file(), ephemeral=True)
 
     @council.command(name="export")
     @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
@@ -77,9 +90,17 @@ class ReportCommands(CouncilCommands):
         board = await ratings_repo.server_scoreboard(
             self.bot.db, interaction.guild.id, readable=await self._readable(interaction)
         )
-        await interaction.response.send_message(
-            embed=_ratings.server_embed(interaction.guild.name, board), ephemeral=True
-        )
+        embed = _ratings.server_embed(interaction.guild.name, board)
+        if not board:
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)  # drawing may take a second or two
+        picture = await _charts.server_picture(interaction.guild.id, board[: _charts.CHART_MEMBERS], self.bot.catalog)
+        if picture is None:
+            await interaction.followup.send(embed=embed, ephemeral=True)
+            return
+        embed.set_image(url=picture.url)
+        await interaction.followup.send(embed=embed, file=picture.file(), ephemeral=True)
 
     async def message_details(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """The model, provider, tokens and cost behind a member's message."""

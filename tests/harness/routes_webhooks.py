@@ -223,12 +223,11 @@ class WebhookRoutes:
         limits.check_message(body, attachments=len(request.files))
         result = session.result
         if session.loading and session.original_id is not None:
-            if request.files:
-                raise NotImplementedError("the harness does not fake files on the followup that fills a deferral")
             # The first followup after a defer replaces the "thinking" message and keeps its
-            # visibility: ephemeral=... on this followup is ignored by Discord.
-            fill = {k: v for k, v in body.items() if k != "flags"}
-            payload = self.server.edit_message(session.original_id, fill, via="followup")
+            # visibility: ephemeral=... on this followup is ignored by Discord. Its files come with it.
+            fill = {k: v for k, v in body.items() if k not in ("flags", "attachments")}
+            uploads = {"files": request.files} if request.files else {}
+            payload = self.server.edit_message(session.original_id, fill, via="followup", **uploads)
             session.loading = False
             original = self.server.recorder.get(session.original_id)
             assert original is not None

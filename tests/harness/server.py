@@ -267,13 +267,23 @@ class FakeDiscord:
             described["content_type"] = content_type
         return described
 
-    def edit_message(self, message_id: int, body: JsonDict, *, via: str) -> JsonDict:
+    def edit_message(
+        self, message_id: int, body: JsonDict, *, via: str, files: list[discord.File] | None = None
+    ) -> JsonDict:
         payload = self.messages.get(message_id)
         post = self.recorder.get(message_id)
         if payload is None or post is None or post.deleted:
             raise unknown("Message")
         limits.check_message(body, partial=True)
         updated = copy.deepcopy(payload)
+        if files:  # uploaded with the edit (a followup filling a deferral): they join the message's attachments
+            uploads = [(file.filename, self._read(file)) for file in files]
+            updated["attachments"] = [
+                *updated.get("attachments", []),
+                *(self._attachment(int(payload["channel_id"]), filename, data) for filename, data in uploads),
+            ]
+            post.attachments.extend(filename for filename, _ in uploads)
+            post.files.update(uploads)
         for key in ("content", "embeds", "components", "allowed_mentions"):
             if key in body:
                 updated[key] = body[key] if body[key] is not None else ("" if key == "content" else [])
