@@ -11,16 +11,20 @@ import argparse
 import asyncio
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 
 from bot.catalog import Catalog, MemberSpec
+from bot.council import reports
 from bot.council.deliberation import MODE_HELP
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine, CouncilPlan
 from bot.council.seats import Seat
+from bot.council.transcript_html import transcript_html
 from bot.providers.pool import pool_for
 from bot.settings import Settings
 from bot.terminal import TerminalPublisher, TextWriter
+from storage import repository as repo
 from storage.database import Database, safe_url
 
 REHEARSAL_GUILD = 0  # councils rehearsed in the terminal belong to no Discord server
@@ -71,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
         "--max-cost", type=float, default=None, help="conclude once the estimated cost reaches this many US dollars"
     )
     parse.add_argument("--offline", action="store_true", help="use labelled local echo members instead of models")
+    parse.add_argument(
+        "--html", type=Path, default=None, metavar="PATH", help="also write the transcript as an HTML page at PATH"
+    )
     return parse
 
 
@@ -113,9 +120,22 @@ async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalo
             finally:
                 await engine.shutdown()
         print(f"\nThe transcript is stored in {safe_url(db.url)}.", file=out)
+        if args.html is not None:
+            await _write_html(db, members, council.id, args.html)
+            print(f"The HTML transcript is in {args.html}.", file=out)
         return 0
     finally:
         await db.close()
+
+
+async def _write_html(db: Database, members: Catalog, council_id: int, path: Path) -> None:
+    """The council's record as the page `/council export` attaches (the terminal shows all: no moderator's notes
+    are hidden from the person who ran it)."""
+    council = await repo.get_council(db, council_id)
+    assert council is not None
+    record = await reports.load_record(db, members, council)
+    page = transcript_html(record, language=council.language)
+    await asyncio.to_thread(path.write_text, page, encoding="utf-8")
 
 
 async def _interrupted(engine: CouncilEngine, council_id: int) -> None:

@@ -312,6 +312,8 @@ async def test_a_moderators_private_note_and_reason_are_only_in_a_moderators_exp
     assert result.response is not None
     markdown = result.response.files["council-1.md"].decode("utf-8")
     record = json.loads(result.response.files["council-1.json"])
+    page = result.response.files["council-1.html"].decode("utf-8")
+    assert (REASON in page) is as_moderator  # the HTML holds what the other two files hold, for who asks
     decisions = markdown.split("## Moderation decisions", 1)[1]
     [escalation] = record["escalations"]
     decision = next(entry for entry in record["audit"] if entry["kind"] == "decision")

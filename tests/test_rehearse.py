@@ -332,3 +332,16 @@ async def test_a_final_reply_unlike_what_streamed_is_printed_again_under_a_note(
     unseen = await publisher.open_stream(None, seat)  # type: ignore[arg-type]
     await unseen.finish("Parks cool", cut_note="the bot restarted")  # nothing printed before: printed whole
     assert out.text == "\n── Claude (the Coordinator) ──\nParks cool\n\n✂️ cut off: the bot restarted\n"
+
+
+async def test_html_writes_the_transcript_page_with_every_reply_and_the_scoreboard(tmp_path: Path) -> None:
+    page = tmp_path / "council.html"
+    code, out = await rehearse_here(tmp_path, *THREE, "--rounds", "1", "--html", str(page))
+    assert code == 0 and f"The HTML transcript is in {page}." in out.text
+    written = page.read_text(encoding="utf-8")
+    replies = [line for line in await stored_lines(tmp_path) if line.author_kind == "ai"]
+    assert len(replies) == 3
+    for line in replies:  # each reply, its Discord markdown shown as formatting
+        assert f"I am {line.author_name}, and I heard" in written
+    assert "<em>(offline echo, not an AI)</em>" in written
+    assert "Peer ratings #1" in written and "default-src 'none'" in written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sys
@@ -228,9 +229,15 @@ async def test_export_gives_the_transcript_as_markdown_and_the_record_as_json(
     result = await harness.slash(user, "council", "export", channel=thread)
 
     assert result.ephemeral and result.response is not None
-    assert result.response.attachments == ["council-1.md", "council-1.json"]
+    assert result.response.attachments == ["council-1.md", "council-1.json", "council-1.html"]
     assert "`council-1.md`" in (result.content or "") and "`council-1.json`" in (result.content or "")
     markdown = result.response.files["council-1.md"].decode("utf-8")
+    page = result.response.files["council-1.html"].decode("utf-8")
+    # HTML: the same lines the Markdown shows, escaped, loading nothing from anywhere.
+    for said in (INJECTION, "Please keep it short.", "llama-test reply #2", "withheld by the moderators"):
+        assert html.escape(said, quote=False) in page
+    assert "WITHHELD-MARKER" not in page and "<script" not in page
+    assert "default-src 'none'" in page and not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     record = json.loads(result.response.files["council-1.json"])
     moderator = harness.members["moderator"].display_name
 
@@ -299,21 +306,22 @@ async def test_export_by_number_from_another_channel_and_too_large_files_are_nam
 ) -> None:
     await convene(harness, members="Llama", rounds=1)
     whole = await harness.slash(harness.members["user"], "council", "export", council_id=1)
-    md_size, json_size = (len(data) for data in whole.response.files.values())  # type: ignore[union-attr]
-    assert md_size < json_size
+    md_size, json_size, html_size = (len(data) for data in whole.response.files.values())  # type: ignore[union-attr]
+    assert md_size < json_size and md_size < html_size
 
     # Unloading an extension drops its modules and loading imports them afresh: patch the running copy.
     live = sys.modules["cogs.council._reports"]
-    monkeypatch.setattr(live, "ATTACHMENT_LIMIT", md_size + json_size - 1)
+    monkeypatch.setattr(live, "ATTACHMENT_LIMIT", md_size)
     partial = await harness.slash(harness.members["user"], "council", "export", council_id=1)
     assert partial.ephemeral and partial.response is not None
     assert partial.response.attachments == ["council-1.md"]
-    assert "`council-1.json` (" in (partial.content or "") and "is not attached" in (partial.content or "")
+    assert "`council-1.json` (" in (partial.content or "") and "`council-1.html` (" in (partial.content or "")
+    assert (partial.content or "").count("is not attached") == 2
 
     monkeypatch.setattr(live, "ATTACHMENT_LIMIT", 10)
     none = await harness.slash(harness.members["user"], "council", "export", council_id=1)
     assert none.response is not None and none.response.attachments == []
-    assert (none.content or "").count("is not attached") == 2
+    assert (none.content or "").count("is not attached") == 3
 
 
 # -- finding the council -------------------------------------------------------------------------------

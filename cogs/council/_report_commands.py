@@ -8,6 +8,7 @@ from discord import app_commands
 
 from bot.council import reports
 from bot.council.ratings import RatingError
+from bot.council.transcript_html import transcript_html
 from cogs.council import _charts, _details, _ratings, _reports
 from cogs.council._base import CouncilCommands, council, refuse
 from storage import ratings_repository as ratings_repo
@@ -54,14 +55,16 @@ class ReportCommands(CouncilCommands):
     @council.command(name="export")
     @app_commands.describe(council_id="The council's number (leave empty inside a council thread)")
     async def export(self, interaction: discord.Interaction, council_id: int | None = None) -> None:
-        """Download a council's transcript as Markdown and its full record as JSON."""
+        """Download a council's transcript as Markdown and HTML, and its full record as JSON."""
         council = await self._find(interaction, council_id)
         if council is None:
             return
         record = await reports.load_record(self.bot.db, self.bot.catalog, council)
         if not await self._is_moderator(interaction):
             record = reports.without_moderators_notes(record)
-        page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record))
+        spoken = await self.engine.language(council)
+        html = transcript_html(record, language=spoken.code if spoken else None)
+        page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record), html)
         await _reports.send_pages(interaction, [page])
 
     @council.command(name="rate")

@@ -183,14 +183,15 @@ def _usage_value(row: MemberUsage) -> str:
 # -- /council export ---------------------------------------------------------------------------------
 
 
-def export_page(council: Council, markdown: str, json_text: str) -> Page:
-    """The two files, each attached only if Discord will take it; what does not fit is said plainly."""
+def export_page(council: Council, markdown: str, json_text: str, html: str) -> Page:
+    """The three files, each attached only if Discord will take it; what does not fit is said plainly."""
     files: list[discord.File] = []
     lines = [f"**Council #{council.id}**'s record:"]
     room = ATTACHMENT_LIMIT  # for all attachments of the message together, to be safe
     for filename, text, what in (
         (f"council-{council.id}.md", markdown, "the transcript as the thread showed it, and moderation decisions"),
         (f"council-{council.id}.json", json_text, "every line with its visibility, escalations and audit entries"),
+        (f"council-{council.id}.html", html, "the thread as it looked, for a browser (it loads nothing from anywhere)"),
     ):
         data = text.encode("utf-8")
         if len(data) > room:
