@@ -176,7 +176,8 @@ async def test_council_conclude_rates_the_members_who_spoke(
     rating_harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
     harness = rating_harness
-    replies(provider_server, RATINGS, Claude={"delay": 0.3})
+    # Claude answers slowly enough that the conclusion lands while it is thinking, even on a busy machine.
+    replies(provider_server, RATINGS, Claude={"delay": 1.0})
     await convene(harness, rounds=3, wait=False)
     [thread] = harness.threads
     await wait_for(lambda: len(member_posts(harness, thread.id)) == 3)  # round 2: Claude is thinking
@@ -193,6 +194,9 @@ async def test_council_conclude_rates_the_members_who_spoke(
     files = {name: data for post in exported.messages for name, data in post.files.items()}
     markdown = files["council-1.md"].decode()
     assert "### Peer ratings · round" in markdown and "📊 Peer ratings #1 of council #1, at its end" in markdown
+    # The HTML page shows the scoreboard with its chart, rebuilt from the ratings stored behind it.
+    page = files["council-1.html"].decode()
+    assert "Peer ratings #1 of council #1, at its end" in page and page.count("data:image/png;base64,") == 1
 
 
 def test_a_full_scoreboard_keeps_within_discords_limits_and_drops_no_member() -> None:
