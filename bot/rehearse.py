@@ -20,7 +20,9 @@ from bot.council import reports
 from bot.council.deliberation import MODE_HELP
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine, CouncilPlan
 from bot.council.seats import Seat
-from bot.council.transcript_html import transcript_html
+from bot.council.transcript_html import ranking_tables, transcript_html
+from bot.pictures import charts
+from bot.pictures.render import draw
 from bot.providers.pool import pool_for
 from bot.settings import Settings
 from bot.terminal import TerminalPublisher, TextWriter
@@ -121,21 +123,42 @@ async def rehearse(args: argparse.Namespace, settings: Settings, catalog: Catalo
                 await engine.shutdown()
         print(f"\nThe transcript is stored in {safe_url(db.url)}.", file=out)
         if args.html is not None:
-            await _write_html(db, members, council.id, args.html)
+            charts = await _write_html(db, members, engine, council.id, args.html)
             print(f"The HTML transcript is in {args.html}.", file=out)
+            for path in charts:
+                print(f"A chart is in {path}.", file=out)
         return 0
     finally:
         await db.close()
 
 
-async def _write_html(db: Database, members: Catalog, council_id: int, path: Path) -> None:
+async def _write_html(db: Database, members: Catalog, engine: CouncilEngine, council_id: int, path: Path) -> list[Path]:
     """The council's record as the page `/council export` attaches (the terminal shows all: no moderator's notes
-    are hidden from the person who ran it)."""
+    are hidden from the person who ran it), and the charts the thread would show, as PNG files beside it."""
     council = await repo.get_council(db, council_id)
     assert council is not None
     record = await reports.load_record(db, members, council)
-    page = transcript_html(record, language=council.language)
+    colours = {spec.name: spec.colour for spec in members if spec.colour}
+    drawn: dict[Path, bytes] = {}
+    in_page: dict[int, bytes] = {}
+    for line_id, table in ranking_tables(record).items():
+        ranked = [charts.RankedMember(name, places) for name, places in table.places]
+        chart = await draw("ranking", charts.ranking_chart, "The answers ranked", ranked, colours)
+        if chart is not None:
+            in_page[line_id] = drawn[path.with_name(f"{path.stem}-ranking-{line_id}.png")] = chart.png
+    for line in record.messages:
+        if line.visibility != "scoreboard" or line.id is None:
+            continue
+        board = await engine.ratings.board_of(council, line)
+        rated = [charts.RatedMember(m.name, m.clarity, m.insight, m.self_awareness, m.overall) for m in board.members]
+        chart = await draw("ratings", charts.ratings_chart, f"Peer ratings #{board.number}", rated, colours)
+        if chart is not None:
+            in_page[line.id] = drawn[path.with_name(f"{path.stem}-ratings-{board.number}.png")] = chart.png
+    page = transcript_html(record, language=council.language, charts=in_page)
     await asyncio.to_thread(path.write_text, page, encoding="utf-8")
+    for chart_path, png in drawn.items():
+        await asyncio.to_thread(chart_path.write_bytes, png)
+    return list(drawn)
 
 
 async def _interrupted(engine: CouncilEngine, council_id: int) -> None:

@@ -157,6 +157,11 @@ async def test_review_posts_the_ranking_embed_between_the_answers_and_the_chairs
     # The chart of the ranking rides with its table: the same figures, drawn (tests/test_charts.py checks them).
     assert ranking.attachments == ["ranking-1.png"] and table["image"]["url"] == "attachment://ranking-1.png"
     assert ranking.files["ranking-1.png"].startswith(b"\x89PNG")
+    # The export's page draws it too, inside the page (after a deferral: drawing takes a second).
+    exported = await harness.slash(harness.members["user"], "council", "export", channel=thread)
+    assert exported.deferred and exported.response is not None
+    page = exported.response.files["council-1.html"].decode("utf-8")
+    assert page.count("data:image/png;base64,") == 1 and REVIEW_TITLE in page  # no ratings in this bot
     rows = table["description"].split("\n")
     # Claude and DeepSeek ranked the two others; Llama's ranking was unreadable and is named, not counted.
     assert len(rows) == 4 and rows[-1] == "⚠️ Llama's ranking could not be read and is not counted."

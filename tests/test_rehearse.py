@@ -334,14 +334,25 @@ async def test_a_final_reply_unlike_what_streamed_is_printed_again_under_a_note(
     assert out.text == "\n── Claude (the Coordinator) ──\nParks cool\n\n✂️ cut off: the bot restarted\n"
 
 
-async def test_html_writes_the_transcript_page_with_every_reply_and_the_scoreboard(tmp_path: Path) -> None:
+async def test_html_writes_the_transcript_page_with_every_reply_and_the_charts_beside_it(tmp_path: Path) -> None:
     page = tmp_path / "council.html"
-    code, out = await rehearse_here(tmp_path, *THREE, "--rounds", "1", "--html", str(page))
+    code, out = await rehearse_here(tmp_path, *THREE, "--rounds", "1", "--mode", "review", "--html", str(page))
     assert code == 0 and f"The HTML transcript is in {page}." in out.text
+    charts = charts_beside(page)
+    assert [name.rsplit("-", 1)[0] for name in charts] == ["council-ranking", "council-ratings"]
+    for name, png in charts.items():
+        assert png.startswith(b"\x89PNG") and f"A chart is in {page.with_name(name)}." in out.text
+    assert page.read_text(encoding="utf-8").count("data:image/png;base64,") == 2  # both, drawn in the page too
     written = page.read_text(encoding="utf-8")
-    replies = [line for line in await stored_lines(tmp_path) if line.author_kind == "ai"]
-    assert len(replies) == 3
-    for line in replies:  # each reply, its Discord markdown shown as formatting
+    replies = [
+        line for line in await stored_lines(tmp_path) if line.author_kind == "ai" and line.visibility == "visible"
+    ]
+    assert len(replies) == 4  # three answers and the chair's synthesis
+    for line in replies[:3]:  # each reply, its Discord markdown shown as formatting
         assert f"I am {line.author_name}, and I heard" in written
     assert "<em>(offline echo, not an AI)</em>" in written
     assert "Peer ratings #1" in written and "default-src 'none'" in written
+
+
+def charts_beside(page: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(page.parent.glob(f"{page.stem}-*.png"))}

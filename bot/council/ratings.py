@@ -439,16 +439,20 @@ class PeerRatings:
         """Every rated member of the server's ended councils, best overall first."""
         return await ratings_repo.server_scoreboard(self.db, guild_id)
 
+    async def board_of(self, council: Council, stored: CouncilMessage) -> Scoreboard:
+        """The scoreboard a stored scoreboard line shows, rebuilt from the ratings behind it (its chart's data)."""
+        as_of = int(stored.turn_key.removeprefix("scoreboard:"))
+        lines = await repo.transcript(self.db, council.id or 0, up_to_id=as_of)
+        ratees = [seat.name for seat in members_taking_part(await self.seats.of(council.id or 0), lines)]
+        return await self._board(council, as_of, ratees)
+
     async def recover(self, owns: Callable[[int], bool]) -> None:
         """Post the scoreboards a stop left stored but unposted (looking in the thread first)."""
         for stored in await ratings_repo.unposted_scoreboards(self.db):
             council = await repo.get_council(self.db, stored.council_id)
             if council is None or not owns(council.guild_id) or council.thread_id is None:
                 continue
-            as_of = int(stored.turn_key.removeprefix("scoreboard:"))
-            lines = await repo.transcript(self.db, council.id or 0, up_to_id=as_of)
-            ratees = [seat.name for seat in members_taking_part(await self.seats.of(council.id or 0), lines)]
-            board = await self._board(council, as_of, ratees)
+            board = await self.board_of(council, stored)
             try:
                 await self._post(council, stored, board, recovering=True)
             except PlaceGone:

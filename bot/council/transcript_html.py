@@ -101,6 +101,17 @@ def avatar(name: str, colour: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
+def ranking_tables(record: CouncilRecord) -> dict[int, Table]:
+    """The review rankings the page shows, by line id: their charts are drawn by whoever makes the page."""
+    tables = {}
+    for line in record.messages:
+        if line.author_kind == "table" and line.visibility in SHOWN and line.id is not None:
+            table = Table.loads(line.content)
+            if table.places:
+                tables[line.id] = table
+    return tables
+
+
 def transcript_html(
     record: CouncilRecord,
     *,
