@@ -322,7 +322,8 @@ async def test_a_reply_to_a_message_that_is_not_a_members_is_just_part_of_the_di
 async def test_council_mode_is_for_the_convener_or_thread_managers_and_applies_from_the_next_round(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
-    provider_server.script("claude-test", delay=0.4, once=True)
+    # Long enough for the commands below to land while Claude thinks, even on a busy machine.
+    provider_server.script("claude-test", delay=2.0, once=True)
     await convene(harness, rounds=2, wait=False)
     [thread] = harness.threads
     await wait_for(lambda: provider_server.in_flight == 1)  # round 1: Claude thinks
@@ -414,7 +415,8 @@ async def test_a_conductor_council_switched_to_review_in_its_last_round_ranks_th
 async def test_invite_and_dismiss_with_autocomplete_and_refusals_that_change_nothing(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
-    provider_server.script("claude-test", delay=0.4, once=True)
+    # Claude's first answer takes long enough for every command below to land first, even on a busy machine.
+    provider_server.script("claude-test", delay=3.0, once=True)
     await convene(harness, members="Claude, Llama", rounds=2, wait=False)
     [thread] = harness.threads
     await wait_for(lambda: provider_server.in_flight == 1)  # round 1: Claude thinks

@@ -117,7 +117,7 @@ async def test_council_rate_is_for_the_convener_and_thread_managers_and_runs_on_
 async def test_council_rate_on_a_paused_council_rates_what_was_said_so_far(
     harness: DiscordHarness, provider_server: FakeProviderServer
 ) -> None:
-    replies(provider_server, RATINGS, Llama={"delay": 0.5})
+    replies(provider_server, RATINGS, Llama={"delay": 1.5})  # the pause lands while Llama thinks
     await convene(harness, rounds=2, wait=False)
     [thread] = harness.threads
     await wait_for(lambda: len(member_posts(harness, thread.id)) == 2)  # Llama is thinking
