@@ -16,13 +16,11 @@ from pathlib import Path
 import aiohttp
 
 from bot.catalog import Catalog, MemberSpec
-from bot.council import reports
+from bot.council import reports, result_charts
 from bot.council.deliberation import MODE_HELP
 from bot.council.engine import MAX_ROUNDS, MODES, ConveneError, CouncilEngine, CouncilPlan
 from bot.council.seats import Seat
-from bot.council.transcript_html import ranking_tables, transcript_html
-from bot.pictures import charts
-from bot.pictures.render import draw
+from bot.council.transcript_html import transcript_html
 from bot.providers.pool import pool_for
 from bot.settings import Settings
 from bot.terminal import TerminalPublisher, TextWriter
@@ -138,27 +136,16 @@ async def _write_html(db: Database, members: Catalog, engine: CouncilEngine, cou
     council = await repo.get_council(db, council_id)
     assert council is not None
     record = await reports.load_record(db, members, council)
-    colours = {spec.name: spec.colour for spec in members if spec.colour}
-    drawn: dict[Path, bytes] = {}
-    in_page: dict[int, bytes] = {}
-    for line_id, table in ranking_tables(record).items():
-        ranked = [charts.RankedMember(name, places) for name, places in table.places]
-        chart = await draw("ranking", charts.ranking_chart, "The answers ranked", ranked, colours)
-        if chart is not None:
-            in_page[line_id] = drawn[path.with_name(f"{path.stem}-ranking-{line_id}.png")] = chart.png
-    for line in record.messages:
-        if line.visibility != "scoreboard" or line.id is None:
-            continue
-        board = await engine.ratings.board_of(council, line)
-        rated = [charts.RatedMember(m.name, m.clarity, m.insight, m.self_awareness, m.overall) for m in board.members]
-        chart = await draw("ratings", charts.ratings_chart, f"Peer ratings #{board.number}", rated, colours)
-        if chart is not None:
-            in_page[line.id] = drawn[path.with_name(f"{path.stem}-ratings-{board.number}.png")] = chart.png
+    drawn = await result_charts.record_charts(
+        record, result_charts.colours(members), lambda line: engine.ratings.board_of(council, line)
+    )
+    in_page = {chart.line_id: chart.png for chart in drawn}
     page = transcript_html(record, language=council.language, charts=in_page)
     await asyncio.to_thread(path.write_text, page, encoding="utf-8")
-    for chart_path, png in drawn.items():
-        await asyncio.to_thread(chart_path.write_bytes, png)
-    return list(drawn)
+    written = [path.with_name(f"{path.stem}-{chart.name}.png") for chart in drawn]
+    for chart_path, chart in zip(written, drawn, strict=True):
+        await asyncio.to_thread(chart_path.write_bytes, chart.png)
+    return written
 
 
 async def _interrupted(engine: CouncilEngine, council_id: int) -> None:

@@ -13,9 +13,8 @@ import base64
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -45,7 +44,6 @@ class _Item:
     rows: tuple[str, ...] = ()
     note: str | None = None
     image: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # Discord's markdown a member writes, as the thread shows it: code first (nothing inside it is formatted), then
@@ -90,8 +88,7 @@ def _environment() -> Environment:
 
 def avatar(name: str, colour: str) -> str:
     """A round avatar with the name's first character, as an SVG data URL (no request to any avatar host)."""
-    initial = next((char for char in name if not char.isspace()), "?")
-    glyph = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}.get(initial, initial)
+    glyph = escape(next((char for char in name if not char.isspace()), "?"))
     svg = (
         '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40">'
         f'<circle cx="20" cy="20" r="20" fill="{colour}"/>'
@@ -99,17 +96,6 @@ def avatar(name: str, colour: str) -> str:
         f'font-family="system-ui, sans-serif">{glyph}</text></svg>'
     )
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
-
-
-def ranking_tables(record: CouncilRecord) -> dict[int, Table]:
-    """The review rankings the page shows, by line id: their charts are drawn by whoever makes the page."""
-    tables = {}
-    for line in record.messages:
-        if line.author_kind == "table" and line.visibility in SHOWN and line.id is not None:
-            table = Table.loads(line.content)
-            if table.places:
-                tables[line.id] = table
-    return tables
 
 
 def transcript_html(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from bot.council import reports
+from bot.council import reports, result_charts
 from bot.council.ratings import RatingError
-from bot.council.transcript_html import ranking_tables, transcript_html
+from bot.council.transcript_html import transcript_html
 from cogs.council import _charts, _details, _ratings, _reports
 from cogs.council._base import CouncilCommands, council, refuse
 from storage import ratings_repository as ratings_repo
@@ -63,23 +63,19 @@ class ReportCommands(CouncilCommands):
         if not await self._is_moderator(interaction):
             record = reports.without_moderators_notes(record)
         spoken = await self.engine.language(council)
-        rankings = ranking_tables(record)
-        boards = [line for line in record.messages if line.visibility == "scoreboard" and line.id is not None]
+        drawing = result_charts.has_charts(record)
         charts: dict[int, bytes] = {}
-        if rankings or boards:  # the page shows their charts: drawing takes a second, so answer once it is done
+        if drawing:  # the page shows their charts: drawing takes a second, so answer once it is done
             await interaction.response.defer(ephemeral=True, thinking=True)
-            for line_id, table in rankings.items():
-                picture = await _charts.ranking_picture(council.id or 0, table, self.bot.catalog)
-                if picture is not None:
-                    charts[line_id] = picture.png
-            for line in boards:
-                board = await self.engine.ratings.board_of(council, line)
-                picture = await _charts.scoreboard_picture(board, self.bot.catalog)
-                if picture is not None:
-                    charts[line.id or 0] = picture.png
+            for chart in await result_charts.record_charts(
+                record,
+                result_charts.colours(self.bot.catalog),
+                lambda line: self.engine.ratings.board_of(council, line),
+            ):
+                charts[chart.line_id] = chart.png
         html = transcript_html(record, language=spoken.code if spoken else None, charts=charts)
         page = _reports.export_page(council, reports.export_markdown(record), reports.export_json(record), html)
-        if rankings or boards:
+        if drawing:
             await interaction.followup.send(**page.send_options())  # type: ignore[arg-type]
         else:
             await _reports.send_pages(interaction, [page])
