@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import warnings
 
 import pytest
 from PIL import Image
@@ -72,24 +73,12 @@ def test_members_without_a_catalog_colour_get_the_palettes_by_seat_and_long_name
 def test_cyrillic_and_cjk_names_are_drawn_with_a_font_that_has_them() -> None:
     if not charts.covers_cjk():
         pytest.skip("no CJK font here: `bash scripts/install-fonts.sh` installs one (.ci/run does)")
-    with _NoMissingGlyphs():
-        charts.ratings_chart("評価 · Оценки", RATED, COLOURS)
-
-
-class _NoMissingGlyphs:
-    """matplotlib warns "Glyph … missing from font(s)" for a character no font in the list has."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catch = warnings.catch_warnings(record=True)
-        self.caught = self._catch.__enter__()
+    # matplotlib warns "Glyph … missing from font(s)" for a character no font in its list has.
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-
-    def __exit__(self, *exc: object) -> None:
-        self._catch.__exit__(*exc)
-        missing = [str(w.message) for w in self.caught if "missing from font" in str(w.message)]
-        assert not missing, missing
+        charts.ratings_chart("評価 · Оценки", RATED, COLOURS)
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert not missing, missing
 
 
 async def test_a_chart_that_fails_or_overruns_is_left_out_with_a_log_line(

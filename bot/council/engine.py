@@ -177,7 +177,6 @@ class CouncilEngine:
             else None,
         )
         self.turns = turns
-        self.tools = tools
         deliberation = Deliberation(RoundParts(db, calls, turns, posting, self.seat_table, self.spending, lifecycle))
         self.voices = HumanVoices(db, publisher, self.seat_table, self.moderation, requests, self.patience)
         # Peer ratings (bot/council/ratings.py); `peer_ratings`: also automatically when a council concludes.

@@ -176,7 +176,7 @@ async def tool_details(db: Database, line: CouncilMessage) -> ToolDetails | None
         record = await tool_repo.get_call(db, int(line.turn_key[8:]))
     if record is None or record.council_id != line.council_id:
         return None
-    cleared = not record.result_held or await _result_cleared(db, record.council_id, record.id or 0)
+    result_line = await repo.get_message_by_turn(db, record.council_id, f"toolres:{record.id}")
     return ToolDetails(
         member=record.member,
         server=record.server,
@@ -184,16 +184,21 @@ async def tool_details(db: Database, line: CouncilMessage) -> ToolDetails | None
         arguments=record.arguments,
         policy=record.policy,
         status=record.status,
-        result=record.result if cleared and record.status in tool_repo.SETTLED else None,
+        result=shown_result(record, result_line),
         is_error=record.is_error,
         duration_ms=record.duration_ms,
         called_at=record.created_at,
     )
 
 
-async def _result_cleared(db: Database, council_id: int, call_id: int) -> bool:
-    line = await repo.get_message_by_turn(db, council_id, f"toolres:{call_id}")
-    return line is not None and line.visibility == "visible"
+def shown_result(call: ToolCallRecord, result_line: CouncilMessage | None) -> str | None:
+    """A call's result as Message details and the export may show it: not one not in yet, nor one the server's
+    rules held that the moderators have not cleared (its result line is shown once they do)."""
+    if call.status not in tool_repo.SETTLED:
+        return None
+    if call.result_held and (result_line is None or result_line.visibility != "visible"):
+        return None
+    return call.result
 
 
 # -- /council usage ----------------------------------------------------------------------------------
@@ -348,14 +353,8 @@ async def load_record(db: Database, catalog: Catalog, council: Council) -> Counc
 
 
 def _tool_result_shown(record: CouncilRecord, call: ToolCallRecord) -> str | None:
-    """A call's result as an export may have it: not one the moderators have not cleared, nor one not in yet."""
-    if call.status not in tool_repo.SETTLED:
-        return None
-    if call.result_held:
-        line = next((m for m in record.messages if m.turn_key == f"toolres:{call.id}"), None)
-        if line is None or line.visibility != "visible":
-            return None
-    return call.result
+    line = next((m for m in record.messages if m.turn_key == f"toolres:{call.id}"), None)
+    return shown_result(call, line)
 
 
 def export_markdown(record: CouncilRecord) -> str:

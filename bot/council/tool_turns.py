@@ -24,6 +24,7 @@ from bot.council.posting import LinePosting
 from bot.council.seats import Seat, SeatTable
 from bot.council.tool_lines import arguments_text, call_line, result_line
 from bot.governance.concerns import Concern
+from bot.governance.gate import Policy
 from bot.providers.base import ChatRequest, ChatTurn, Completion, ProviderError, ToolCall, ToolResult
 from bot.tools.hub import ToolHub, ToolInfo
 from bot.tools.results import TOOL_READING_RULE, frame_result
@@ -109,22 +110,30 @@ class ToolTurns:
         return infos
 
     async def _server_down(self, council: Council, seat: Seat, round_number: int, server: str) -> None:
-        line, created = await self.patience.call(
+        await self._notice(
+            council,
+            seat,
+            round_number,
+            f"tooldown:{server}:r{round_number}",
+            f"🔌 The tool server `{server}` does not answer now: members answer without its tools this round.",
+        )
+
+    async def _notice(self, council: Council, seat: Seat, round_number: int, key: str, text: str) -> None:
+        """A notice about a member's tools, stored once under `key` and shown (showing it twice shows it once)."""
+        line, _ = await self.patience.call(
             lambda: repo.add_message(
                 self.db,
                 council_id=council.id,
                 round_number=round_number,
                 author_kind="system",
                 author_name=seat.name,
-                turn_key=f"tooldown:{server}:r{round_number}"[:120],
-                content=f"🔌 The tool server `{server}` does not answer now: members answer without its tools "
-                "this round.",
+                turn_key=key[:120],
+                content=text,
                 claimed_by=self.claims.claimant,
             ),
             council_id=council.id,
         )
-        if created:
-            await self.posting.post(council, await self.seats.of(council.id), line)
+        await self.posting.post(council, await self.seats.of(council.id), line)
 
     def decided(self, escalation_id: int) -> None:
         """A moderator decided a held call in this process: its turn goes on at once, or, for a call its member
@@ -211,20 +220,8 @@ class ToolTurns:
     async def _limit_reached(self, council: Council, seat: Seat, round_number: int, turn_key: str, used: int) -> None:
         """The thread is told, once per turn, that the member must answer without more tools."""
         why = f"{used} tool calls" if used >= MAX_CALLS_PER_TURN else f"{TOOL_SECONDS_PER_TURN:.0f} seconds of tools"
-        line, _ = await self.patience.call(
-            lambda: repo.add_message(
-                self.db,
-                council_id=council.id,
-                round_number=round_number,
-                author_kind="system",
-                author_name=seat.name,
-                turn_key=f"toollimit:{turn_key}"[:120],
-                content=f"⏱️ {seat.name} reached this turn's limit of {why} and answers with what it has.",
-                claimed_by=self.claims.claimant,
-            ),
-            council_id=council.id,
-        )
-        await self.posting.post(council, await self.seats.of(council.id), line)
+        text = f"⏱️ {seat.name} reached this turn's limit of {why} and answers with what it has."
+        await self._notice(council, seat, round_number, f"toollimit:{turn_key}", text)
 
     async def _record(
         self,
@@ -295,22 +292,10 @@ class ToolTurns:
     ) -> None:
         """A call whose arguments the rules flagged goes before the moderators with what they found; held, it runs
         only once they approve it."""
-        assert self.moderation is not None and record.id is not None
-        subject = f"tool:{record.id}"
-        escalation = await self.moderation.escalate(
-            council,
-            line,
-            screened.concerns,
-            screened.policy,
-            held=screened.hold,
-            author_name=seat.name,
-            content=f"{record.server}.{record.tool}({record.arguments})",
-            subject=subject,
-        )
-        escalation = escalation or await gov.open_escalation(self.db, council.id, subject)
-        if escalation is not None and screened.hold:
-            await tool_repo.move_call(self.db, record.id, ("pending",), "held", escalation_id=escalation.id)
-            record.status, record.escalation_id = "held", escalation.id
+        if screened.hold:
+            await self._hold(council, seat.name, record, screened.concerns, screened.policy, line)
+        else:
+            await self._escalate(council, seat.name, record, screened.concerns, held=False, policy=screened.policy)
 
     async def _settle(
         self, council: Council, seat: Seat, round_number: int, record: ToolCallRecord, info: ToolInfo | None, over: bool
@@ -332,13 +317,7 @@ class ToolTurns:
         assert record.id is not None
         if self.moderation is None or await self._halted(council):
             return False
-        if record.escalation_id is None:
-            escalation_id = await self._escalate(council, seat.name, record, held=True, why="wants to call")
-            if escalation_id is None:
-                return False
-            await tool_repo.move_call(self.db, record.id, ("pending",), "held", escalation_id=escalation_id)
-            record.status, record.escalation_id = "held", escalation_id
-        return True
+        return record.escalation_id is not None or await self._hold(council, seat.name, record) is not None
 
     async def _run_or_refuse(
         self, council: Council, seat: Seat, record: ToolCallRecord, info: ToolInfo | None, over: bool
@@ -412,7 +391,8 @@ class ToolTurns:
                 )
             await self.posting.post(council, await self.seats.of(council.id), line)
             if record.policy == "notify" and ending.status in ("done", "failed"):
-                await self._escalate(council, member, settled, held=False, why="called", result=settled.result)
+                concern = _concern(member, "called", settled)
+                await self._escalate(council, member, settled, [concern], held=False, result=settled.result)
         return settled
 
     async def _halted(self, council: Council) -> bool:
@@ -423,13 +403,9 @@ class ToolTurns:
         assert record.id is not None
         if self.moderation is None:
             return "Not run: this tool needs a moderator's approval, and this bot has no moderation."
-        escalation_id = record.escalation_id
+        escalation_id = record.escalation_id or await self._hold(council, seat.name, record)
         if escalation_id is None:
-            escalation = await self._escalate(council, seat.name, record, held=True, why="wants to call")
-            if escalation is None:
-                return "Not run: the moderators could not be asked."
-            escalation_id = escalation
-            await tool_repo.move_call(self.db, record.id, ("pending",), "held", escalation_id=escalation_id)
+            return "Not run: the moderators could not be asked."
         event = self._decided.setdefault(escalation_id, asyncio.Event())
         try:
             while True:
@@ -445,19 +421,46 @@ class ToolTurns:
         finally:
             self._decided.pop(escalation_id, None)
 
+    async def _hold(
+        self,
+        council: Council,
+        member: str,
+        record: ToolCallRecord,
+        concerns: list[Concern] | None = None,
+        policy: Policy | None = None,
+        line: CouncilMessage | None = None,
+    ) -> int | None:
+        """Put a call before the moderators to wait for their decision (by default: its tool's policy holds it);
+        the escalation's id, or None when they could not be asked."""
+        assert record.id is not None
+        concerns = concerns or [_concern(member, "wants to call", record)]
+        escalation_id = await self._escalate(council, member, record, concerns, held=True, policy=policy, line=line)
+        if escalation_id is not None:
+            await tool_repo.move_call(self.db, record.id, ("pending",), "held", escalation_id=escalation_id)
+            record.status, record.escalation_id = "held", escalation_id
+        return escalation_id
+
     async def _escalate(
-        self, council: Council, member: str, record: ToolCallRecord, *, held: bool, why: str, result: str = ""
+        self,
+        council: Council,
+        member: str,
+        record: ToolCallRecord,
+        concerns: list[Concern],
+        *,
+        held: bool,
+        policy: Policy | None = None,
+        line: CouncilMessage | None = None,
+        result: str = "",
     ) -> int | None:
         """Put a call before the moderators (an open escalation about it is joined instead)."""
         assert self.moderation is not None and record.id is not None
         subject = f"tool:{record.id}"
-        concern = Concern(source="tool", category="tool_call", reason=f"{member} {why} {record.server}.{record.tool}")
         call = f"{record.server}.{record.tool}({record.arguments})"
         escalation = await self.moderation.escalate(
             council,
-            await _line_of(self.db, record),
-            [concern],
-            await self.moderation.gate.policy(council.guild_id),
+            line or await _line_of(self.db, record),
+            concerns,
+            policy or await self.moderation.gate.policy(council.guild_id),
             held=held,
             author_name=member,
             content=f"{call}\n\n{result}".strip(),
@@ -492,6 +495,10 @@ class ToolTurns:
 
 def _deferred(record: ToolCallRecord) -> ToolResult:
     return ToolResult(record.call_id, frame_result(record.server or "?", record.tool, DEFERRED, True), True)
+
+
+def _concern(member: str, why: str, record: ToolCallRecord) -> Concern:
+    return Concern(source="tool", category="tool_call", reason=f"{member} {why} {record.server}.{record.tool}")
 
 
 def _as_result(record: ToolCallRecord) -> ToolResult:
